@@ -1,0 +1,21 @@
+"""Cached boto3 clients, made on first use so a cold start pays only for the clients it needs."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+# Standard retry mode retries throttling and transient errors with backoff; conditional-check failures
+# are business outcomes and are never retried by botocore.
+_CONFIG = Config(retries={'mode': 'standard', 'max_attempts': 5}, connect_timeout=5, read_timeout=30)
+
+
+@lru_cache(maxsize=None)
+def client(service: str) -> Any:
+    if service == 's3':
+        # s3v4 so presigned URLs carry an expiry that S3 enforces.
+        return boto3.client('s3', config=_CONFIG.merge(Config(signature_version='s3v4')))
+    return boto3.client(service, config=_CONFIG)

@@ -1,0 +1,225 @@
+"""The model catalog: what each model accepts and costs, read from `catalog.json`.
+
+`resolve()` turns a `JobRequest` into a `ResolvedJob` (model, mode, parameters with defaults, price) or
+raises `InvalidParametersError` naming the offending field and what is allowed. The mode follows from
+the inputs given: an end frame makes first-and-last-frame video, reference images make reference video,
+a start image makes image-to-video, no image makes text-to-video (or text-to-image on an image model).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from vidgen.errors import InvalidParametersError
+from vidgen.models import JobRequest
+
+MODE_NAMES = {
+    't2v': 'text-to-video',
+    'i2v': 'image-to-video',
+    'flf2v': 'first-and-last-frame video',
+    'ref2v': 'reference-image video',
+    't2i': 'text-to-image',
+    'i2i': 'image-to-image',
+}
+# Top-level request fields that are catalog parameters; everything else model-specific goes in `options`.
+_TOP_LEVEL_PARAMETERS = ('duration', 'aspect_ratio', 'mode')
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    id: str
+    name: str
+    provider: str
+    provider_model: str
+    kind: str
+    modes: tuple[str, ...]
+    raw: dict[str, Any]
+
+    @property
+    def parameters(self) -> dict[str, dict[str, Any]]:
+        return self.raw.get('parameters', {})
+
+    def public_view(self) -> dict[str, Any]:
+        """The entry GET /v1/models serves: everything but the provider's internal model id."""
+        view = {k: v for k, v in self.raw.items() if k not in ('provider_model', 'provider_modes')}
+        view['mode_names'] = {mode: MODE_NAMES[mode] for mode in self.modes}
+        return view
+
+
+@dataclass(frozen=True)
+class ResolvedJob:
+    model: ModelSpec
+    mode: str
+    params: dict[str, Any]
+    credits: int
+
+
+@lru_cache(maxsize=1)
+def _load() -> dict[str, ModelSpec]:
+    data = json.loads((Path(__file__).with_name('catalog.json')).read_text(encoding='utf-8'))
+    specs = {}
+    for entry in data['models']:
+        specs[entry['id']] = ModelSpec(
+            id=entry['id'], name=entry['name'], provider=entry['provider'], provider_model=entry['provider_model'],
+            kind=entry['kind'], modes=tuple(entry['modes']), raw=entry,
+        )
+    return specs
+
+
+def all_models() -> list[ModelSpec]:
+    return list(_load().values())
+
+
+def get_model(model_id: str) -> ModelSpec:
+    spec = _load().get(model_id)
+    if spec is None:
+        known = ', '.join(sorted(_load()))
+        raise InvalidParametersError(f'Unknown model {model_id!r}. Available models: {known}.', details={'field': 'model'})
+    return spec
+
+
+def infer_mode(spec: ModelSpec, request: JobRequest) -> str:
+    if request.end_image and not request.image:
+        raise _invalid('end_image', 'An end_image needs a start image in `image` too.')
+    if request.reference_images and (request.image or request.end_image):
+        raise _invalid('reference_images', 'Send either reference_images or image/end_image, not both.')
+    if request.end_image:
+        mode = 'flf2v'
+    elif request.reference_images:
+        mode = 'ref2v'
+    elif request.image:
+        mode = 'i2i' if spec.kind == 'image' else 'i2v'
+    else:
+        mode = 't2i' if spec.kind == 'image' else 't2v'
+    if mode not in spec.modes:
+        allowed = ', '.join(f'{m} ({MODE_NAMES[m]})' for m in spec.modes)
+        field = {'flf2v': 'end_image', 'ref2v': 'reference_images', 'i2v': 'image', 'i2i': 'image'}.get(mode, 'image')
+        raise _invalid(field, f'{spec.id} does not do {MODE_NAMES[mode]}; it does: {allowed}.'
+                       + (' Give a start image in `image`.' if mode in ('t2v', 't2i') else ''))
+    return mode
+
+
+def resolve(request: JobRequest) -> ResolvedJob:
+    """Validate a request against its model and price it. Raises `InvalidParametersError`."""
+    spec = get_model(request.model)
+    mode = infer_mode(spec, request)
+    _check_prompt(spec, mode, request)
+    _check_reference_images(spec, request)
+    params = _resolve_parameters(spec, mode, _given_parameters(request))
+    return ResolvedJob(model=spec, mode=mode, params=params, credits=price(spec, mode, params))
+
+
+def price(spec: ModelSpec, mode: str, params: dict[str, Any]) -> int:
+    facts = {**params, 'kind': mode}
+    for rule in spec.raw['prices']:
+        if all(facts.get(key) == value for key, value in rule.get('when', {}).items()):
+            return int(rule['credits'])
+    raise InvalidParametersError(f'{spec.id} has no price for these parameters; choose other values.')
+
+
+def _given_parameters(request: JobRequest) -> dict[str, Any]:
+    given = dict(request.options or {})
+    for name in _TOP_LEVEL_PARAMETERS:
+        value = getattr(request, name)
+        if value is not None:
+            if name in given:
+                raise _invalid(f'options.{name}', f'{name} is given twice: at the top level and in options.')
+            given[name] = value
+    return given
+
+
+def _check_prompt(spec: ModelSpec, mode: str, request: JobRequest) -> None:
+    rules = spec.raw.get('prompt', {})
+    max_chars = int(rules.get('max_chars', 2500))
+    if mode in rules.get('required_for', []) and not request.prompt.strip():
+        raise _invalid('prompt', f'A prompt is required for {MODE_NAMES[mode]} on {spec.id}.')
+    if len(request.prompt) > max_chars:
+        raise _invalid('prompt', f'The prompt is {len(request.prompt)} characters; {spec.id} takes at most {max_chars}.')
+    if request.negative_prompt and not spec.raw.get('negative_prompt', False):
+        raise _invalid('negative_prompt', f'{spec.id} does not take a negative_prompt.')
+
+
+def _check_reference_images(spec: ModelSpec, request: JobRequest) -> None:
+    if not request.reference_images:
+        return
+    limits = spec.raw.get('reference_images', {'min': 1, 'max': 3})
+    count = len(request.reference_images)
+    if not limits['min'] <= count <= limits['max']:
+        raise _invalid('reference_images',
+                       f'{spec.id} takes {limits["min"]} to {limits["max"]} reference images; {count} were given.')
+
+
+def _resolve_parameters(spec: ModelSpec, mode: str, given: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(given) - set(spec.parameters))
+    if unknown:
+        allowed = ', '.join(sorted(spec.parameters)) or 'none'
+        raise _invalid(unknown[0], f'{spec.id} does not take {unknown[0]!r}. Its parameters: {allowed}.')
+    mode_rules = spec.raw.get('mode_rules', {}).get(mode, {})
+    params: dict[str, Any] = {}
+    for name, rule in spec.parameters.items():
+        only_modes = rule.get('only_modes')
+        applies = only_modes is None or mode in only_modes
+        if name in given:
+            if not applies:
+                raise _invalid(name, f'{name} is not accepted for {MODE_NAMES[mode]} on {spec.id}.')
+            params[name] = _check_value(spec, name, rule, given[name])
+        elif applies and 'default' in rule:
+            params[name] = rule['default']
+        elif applies and rule.get('required'):
+            raise _invalid(name, f'{spec.id} requires {name}{_allowed_text(rule)}.')
+        if name in params and name in mode_rules and params[name] not in mode_rules[name]:
+            allowed = ', '.join(map(str, mode_rules[name]))
+            if name in given:
+                raise _invalid(name, f'{MODE_NAMES[mode]} on {spec.id} needs {name} to be one of: {allowed}.')
+            params[name] = mode_rules[name][0]
+    return params
+
+
+def _check_value(spec: ModelSpec, name: str, rule: dict[str, Any], value: Any) -> Any:
+    kind = rule['type']
+    if kind == 'boolean':
+        if not isinstance(value, bool):
+            raise _invalid(name, f'{name} must be true or false.')
+        return value
+    if kind == 'integer':
+        if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).lstrip('-').isdigit():
+            raise _invalid(name, f'{name} must be a whole number{_allowed_text(rule)}.')
+        value = int(value)
+    elif kind == 'number':
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise _invalid(name, f'{name} must be a number{_allowed_text(rule)}.')
+    elif kind == 'ratio':
+        if not isinstance(value, str) or not _is_ratio(value):
+            raise _invalid(name, f'{name} must be a W:H ratio such as 16:9{_allowed_text(rule)}.')
+        if rule.get('any_ratio'):
+            return value
+    elif kind == 'string':
+        if not isinstance(value, str):
+            raise _invalid(name, f'{name} must be a string{_allowed_text(rule)}.')
+    if 'values' in rule and value not in rule['values']:
+        raise _invalid(name, f'{value!r} is not a valid {name} for {spec.id}{_allowed_text(rule)}.')
+    if 'minimum' in rule and value < rule['minimum'] or 'maximum' in rule and value > rule['maximum']:
+        raise _invalid(name, f'{name} must be between {rule.get("minimum")} and {rule.get("maximum")}.')
+    return value
+
+
+def _is_ratio(value: str) -> bool:
+    parts = value.split(':')
+    return len(parts) == 2 and all(p.isdigit() and 0 < int(p) <= 100_000 for p in parts)
+
+
+def _allowed_text(rule: dict[str, Any]) -> str:
+    if 'values' in rule:
+        return '; allowed: ' + ', '.join(map(str, rule['values']))
+    if 'minimum' in rule or 'maximum' in rule:
+        return f' from {rule.get("minimum")} to {rule.get("maximum")}'
+    return ''
+
+
+def _invalid(field: str, message: str) -> InvalidParametersError:
+    return InvalidParametersError(message, details={'field': field})

@@ -1,0 +1,163 @@
+"""The API's request and response models, and the job record they are made from.
+
+These pydantic models are the HTTP contract (DESIGN §2): Powertools validates request bodies against
+them and publishes them in the OpenAPI document. What a model accepts beyond shape (which inputs, which
+parameter values) is the catalog's call, not these models'.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+JobStatus = Literal['queued', 'running', 'succeeded', 'failed', 'canceled']
+ACTIVE_STATUSES: tuple[str, ...] = ('queued', 'running')
+TERMINAL_STATUSES: tuple[str, ...] = ('succeeded', 'failed', 'canceled')
+
+_DATA_URI = re.compile(r'^data:image/(png|jpeg|jpg|webp);base64,[A-Za-z0-9+/=\s]+$')
+# A data: URI of a 10 MB image is about 13.4 MB of base64; API Gateway caps bodies at 10 MB anyway.
+MAX_IMAGE_CHARS = 14_000_000
+
+
+def check_image_input(value: str) -> str:
+    """An image is an https URL or a base64 `data:image/...` URI; anything else is refused up front."""
+    if len(value) > MAX_IMAGE_CHARS:
+        raise ValueError('an image may be at most 10 MB')
+    if value.startswith('data:'):
+        if not _DATA_URI.match(value):
+            raise ValueError('a data URI must look like data:image/png;base64,<data> (png, jpeg or webp)')
+        return value
+    if value.startswith('https://') or value.startswith('http://'):
+        if len(value) > 2048:
+            raise ValueError('an image URL may be at most 2048 characters')
+        return value
+    raise ValueError('an image must be an https URL or a data:image/...;base64 URI')
+
+
+class JobRequest(BaseModel):
+    """POST /v1/jobs. Which fields a model accepts, and their allowed values, come from GET /v1/models."""
+
+    model_config = ConfigDict(extra='forbid')
+
+    model: str = Field(min_length=1, max_length=64, description='A model id from GET /v1/models.')
+    prompt: str = Field('', max_length=10_000, description='What to generate.')
+    negative_prompt: str | None = Field(None, max_length=2500, description='What to avoid.')
+    image: str | None = Field(None, description='Start frame / source image: https URL or data:image URI.')
+    end_image: str | None = Field(None, description='End frame (first-and-last-frame video).')
+    reference_images: list[str] | None = Field(None, max_length=8, description='Reference images.')
+    duration: int | None = Field(None, ge=1, le=60, description='Seconds of video.')
+    aspect_ratio: str | None = Field(None, max_length=11, description='W:H, e.g. 16:9.')
+    mode: str | None = Field(None, max_length=16, description='Quality mode where the model has one (std/pro).')
+    options: dict[str, Any] | None = Field(None, description='Model-specific parameters (see GET /v1/models).')
+    webhook_url: str | None = Field(None, max_length=2048, description='https URL notified when the job ends.')
+    metadata: dict[str, str] | None = Field(None, description='Up to 20 string pairs kept with the job.')
+
+    @field_validator('image', 'end_image')
+    @classmethod
+    def _image(cls, value: str | None) -> str | None:
+        return None if value is None else check_image_input(value)
+
+    @field_validator('reference_images')
+    @classmethod
+    def _images(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else [check_image_input(item) for item in value]
+
+    @field_validator('webhook_url')
+    @classmethod
+    def _webhook(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(('https://', 'http://')):
+            raise ValueError('webhook_url must be an http(s) URL')
+        return value
+
+    @field_validator('metadata')
+    @classmethod
+    def _metadata(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is not None:
+            if len(value) > 20:
+                raise ValueError('metadata may hold at most 20 keys')
+            if any(len(k) > 64 or len(v) > 512 for k, v in value.items()):
+                raise ValueError('metadata keys may be 64 characters and values 512 at most')
+        return value
+
+
+class JobOutput(BaseModel):
+    url: str = Field(description='Presigned GET URL of the copy in our bucket; it expires, read the job again.')
+    content_type: str
+    bytes: int
+
+
+class JobErrorView(BaseModel):
+    code: str
+    message: str
+
+
+class ProviderRef(BaseModel):
+    name: str
+    task_id: str | None = None
+
+
+class JobView(BaseModel):
+    id: str
+    status: JobStatus
+    model: str
+    kind: str
+    prompt: str
+    params: dict[str, Any]
+    credits: int
+    refunded: bool
+    outputs: list[JobOutput]
+    error: JobErrorView | None
+    provider: ProviderRef
+    created_at: str
+    updated_at: str
+    completed_at: str | None
+    metadata: dict[str, str]
+
+
+class JobList(BaseModel):
+    jobs: list[JobView]
+    next_cursor: str | None
+
+
+class LedgerEntry(BaseModel):
+    type: Literal['grant', 'debit', 'refund']
+    amount: int = Field(description='Positive for grants and refunds, negative for debits.')
+    job_id: str | None = None
+    reference_id: str | None = None
+    reason: str | None = None
+    at: str
+
+
+class CreditsView(BaseModel):
+    balance: int
+    ledger: list[LedgerEntry]
+    next_cursor: str | None = None
+
+
+class CreateUserRequest(BaseModel):
+    model_config = ConfigDict(extra='forbid')
+
+    user_id: str | None = Field(None, pattern=r'^[A-Za-z0-9_.@-]{1,64}$')
+    credits: int = Field(0, ge=0, le=10_000_000)
+
+
+class CreatedUser(BaseModel):
+    user_id: str
+    api_key: str = Field(description='Shown once; only its hash is stored.')
+    balance: int
+
+
+class GrantRequest(BaseModel):
+    model_config = ConfigDict(extra='forbid')
+
+    amount: int = Field(gt=0, le=10_000_000)
+    reference_id: str = Field(min_length=1, max_length=128, pattern=r'^[A-Za-z0-9_.:@-]+$')
+    reason: str | None = Field(None, max_length=256)
+
+
+class GrantResult(BaseModel):
+    user_id: str
+    balance: int
+    granted: bool = Field(description='False when this reference_id was already granted (nothing changed).')

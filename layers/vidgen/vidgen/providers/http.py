@@ -1,0 +1,69 @@
+"""The one HTTP path every provider adapter uses.
+
+It owns the session, the explicit (connect, read) timeouts and the translation of transport failures into
+typed errors. It does not retry: retries belong to the state machine (ASL `Retry` with backoff and jitter),
+so every attempt is visible in the execution history. Interpreting a provider's envelope and codes is
+the adapter's job. Nothing here logs a header or a body: auth headers carry secrets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import requests
+
+from vidgen.errors import ProviderUnavailableError
+
+DEFAULT_TIMEOUT = (5.0, 30.0)
+
+
+@dataclass(frozen=True)
+class HttpReply:
+    status: int
+    body: Any
+    headers: Mapping[str, str]
+
+    def retry_after(self) -> float | None:
+        value = self.headers.get('Retry-After') or self.headers.get('retry-after')
+        try:
+            return float(value) if value is not None else None
+        except ValueError:
+            return None
+
+
+class ProviderHttp:
+    """JSON over HTTP to one provider host."""
+
+    def __init__(self, provider: str, base_url: str, *, session: requests.Session | None = None,
+                 timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> None:
+        self.provider = provider
+        self.base_url = base_url.rstrip('/')
+        self.session = session or requests.Session()
+        self.timeout = timeout
+
+    def request(self, method: str, path: str, *, headers: Mapping[str, str] | None = None,
+                json: Any = None, params: Mapping[str, Any] | None = None,
+                files: Any = None, data: Any = None) -> HttpReply:
+        """Send one request; return the decoded JSON reply whatever its status.
+
+        Raises `ProviderUnavailableError` when there is no usable reply: connection refused or reset,
+        timeout, or a body that is not JSON (a gateway error page, a truncated reply).
+        """
+        url = f'{self.base_url}{path}'
+        try:
+            response = self.session.request(method, url, headers=headers, json=json, params=params,
+                                            files=files, data=data, timeout=self.timeout)
+        except requests.Timeout as exc:
+            raise ProviderUnavailableError(f'{self.provider} did not answer in time; the call will be retried.') from exc
+        except requests.RequestException as exc:
+            raise ProviderUnavailableError(f'{self.provider} could not be reached; the call will be retried.') from exc
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise ProviderUnavailableError(
+                f'{self.provider} answered HTTP {response.status_code} with a body that is not JSON; '
+                'the call will be retried.',
+                provider_code=response.status_code,
+            ) from exc
+        return HttpReply(status=response.status_code, body=body, headers=dict(response.headers))

@@ -1,0 +1,37 @@
+"""Secret values, fetched from Secrets Manager by name and cached for five minutes.
+
+Values never leave this module in a log line or an error message: callers get the value, and a missing
+or malformed secret is reported by its name only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities import parameters
+
+from vidgen.errors import VidgenError
+
+_MAX_AGE_SECONDS = 300
+
+
+class SecretUnavailableError(VidgenError):
+    code = 'SYSTEM_ERROR'
+    http_status = 500
+
+
+def get_secret_json(name: str) -> dict[str, Any]:
+    try:
+        value = parameters.get_secret(name, transform='json', max_age=_MAX_AGE_SECONDS)
+    except (parameters.exceptions.GetParameterError, parameters.exceptions.TransformParameterError) as exc:
+        raise SecretUnavailableError(f'The secret {name!r} is missing or is not a JSON object.') from exc
+    if not isinstance(value, dict):
+        raise SecretUnavailableError(f'The secret {name!r} is not a JSON object.')
+    return value
+
+
+def get_secret_field(name: str, field: str) -> str:
+    value = get_secret_json(name).get(field)
+    if not isinstance(value, str) or not value:
+        raise SecretUnavailableError(f'The secret {name!r} has no {field!r} field.')
+    return value
