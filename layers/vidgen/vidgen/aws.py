@@ -10,12 +10,12 @@ from botocore.config import Config
 
 # Standard retry mode retries throttling and transient errors with backoff; conditional-check failures
 # are business outcomes and are never retried by botocore.
-_CONFIG = Config(retries={'mode': 'standard', 'max_attempts': 5}, connect_timeout=5, read_timeout=30)
+CLIENT_CONFIG = Config(retries={'mode': 'standard', 'max_attempts': 5}, connect_timeout=5, read_timeout=30)
 
 
 @lru_cache(maxsize=None)
 def client(service: str) -> Any:
     if service == 's3':
         # s3v4 so presigned URLs carry an expiry that S3 enforces.
-        return boto3.client('s3', config=_CONFIG.merge(Config(signature_version='s3v4')))
-    return boto3.client(service, config=_CONFIG)
+        return boto3.client('s3', config=CLIENT_CONFIG.merge(Config(signature_version='s3v4')))
+    return boto3.client(service, config=CLIENT_CONFIG)

@@ -35,6 +35,7 @@ class Settings(BaseModel):
     poll_intervals: tuple[int, ...] = Field((15, 30, 60, 120), alias='POLL_INTERVALS')
     job_deadline_seconds: int = Field(3600, alias='JOB_DEADLINE_SECONDS', ge=60)
     queued_grace_seconds: int = Field(120, alias='QUEUED_GRACE_SECONDS', ge=1)
+    sweep_liveness_seconds: int = Field(600, alias='SWEEP_LIVENESS_SECONDS', ge=1)
     sweep_batch_size: int = Field(100, alias='SWEEP_BATCH_SIZE', ge=1)
     idempotency_ttl_seconds: int = Field(86400, alias='IDEMPOTENCY_TTL_SECONDS', ge=86400)
 

@@ -1,0 +1,28 @@
+"""Route of the callback function: provider callbacks, verified and confirmed before they count."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+
+from vidgen.api.http import ERROR_RESPONSES
+from vidgen.errors import MalformedRequestError
+from vidgen.jobs.callbacks import handle_callback
+
+router = APIGatewayHttpRouter()
+
+
+@router.post('/v1/callbacks/<provider>/<job_id>', tags=['callbacks'], summary='Provider callback endpoint',
+             description='Called by providers, not clients. The per-job token in `?token=` is checked first; the '
+                         'body is a hint, confirmed with the provider before anything changes.',
+             responses=ERROR_RESPONSES)
+def provider_callback(provider: str, job_id: str) -> dict[str, Any]:
+    event = router.current_event
+    token = (event.query_string_parameters or {}).get('token')
+    try:
+        body = json.loads(event.decoded_body or '')
+    except ValueError as exc:
+        raise MalformedRequestError('The callback body is not valid JSON.') from exc
+    return handle_callback(provider, job_id, token, body, event.headers or {}).as_dict()

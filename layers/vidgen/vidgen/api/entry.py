@@ -1,0 +1,25 @@
+"""Turns routers into a Lambda handler with the observability every function shares."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+from aws_lambda_powertools.logging import correlation_paths
+
+from vidgen.api.http import create_app
+from vidgen.observability import logger, metrics, tracer
+
+
+def http_handler(*routers: APIGatewayHttpRouter) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    app = create_app(*routers)
+
+    # Never log the event: it carries API keys, callback tokens and inline images.
+    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False)
+    @tracer.capture_lambda_handler(capture_response=False)
+    @metrics.log_metrics
+    def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return app.resolve(event, context)
+
+    lambda_handler.app = app  # type: ignore[attr-defined]
+    return lambda_handler

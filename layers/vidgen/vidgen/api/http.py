@@ -1,0 +1,107 @@
+"""The HTTP edge shared by every API function: the Powertools resolver, request limits, and the one place
+errors become HTTP responses (`{"error": {"code", "message", "request_id"}}`)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+
+from vidgen.config import get_settings
+from vidgen.errors import PayloadTooLargeError, RateLimitExceededError, VidgenError
+from vidgen.observability import logger
+
+ERROR_RESPONSES = {
+    400: {'description': 'Malformed request (e.g. the body is not JSON).'},
+    401: {'description': 'Missing or invalid API key (AUTH_FAILED).'},
+    404: {'description': 'No such resource, or not yours (NOT_FOUND).'},
+    413: {'description': 'Request body too large.'},
+    422: {'description': 'Invalid parameters (INVALID_PARAMETERS), naming the field and what is allowed.'},
+    500: {'description': 'Internal error (SYSTEM_ERROR).'},
+}
+
+
+def create_app(*routers: APIGatewayHttpRouter) -> APIGatewayHttpResolver:
+    app = APIGatewayHttpResolver(enable_validation=True)
+    app.use(middlewares=[_limit_body_size])
+    for router in routers:
+        app.include_router(router)
+
+    @app.exception_handler(VidgenError)
+    def _vidgen_error(exc: VidgenError) -> Response:
+        if exc.http_status >= 500:
+            logger.exception('request failed', error=type(exc).__name__)
+        headers = {'Retry-After': str(exc.retry_after)} if isinstance(exc, RateLimitExceededError) else None
+        return error_response(app, exc.http_status, exc.code, exc.message, headers=headers,
+                              field=exc.details.get('field'))
+
+    @app.exception_handler(RequestValidationError)
+    def _validation_error(exc: RequestValidationError) -> Response:
+        errors = exc.errors()
+        if any(e.get('type') == 'json_invalid' for e in errors):
+            return error_response(app, 400, 'INVALID_PARAMETERS', 'The request body is not valid JSON.')
+        message, field = describe_validation_errors(errors)
+        return error_response(app, 422, 'INVALID_PARAMETERS', message, field=field)
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def _content_type(exc: RequestUnsupportedContentType) -> Response:
+        return error_response(app, 400, 'INVALID_PARAMETERS', 'Send the request body as application/json.')
+
+    @app.not_found
+    def _not_found(exc: Exception) -> Response:
+        return error_response(app, 404, 'NOT_FOUND', 'No such route.')
+
+    @app.exception_handler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        logger.exception('unexpected error', error=type(exc).__name__)
+        return error_response(app, 500, 'SYSTEM_ERROR', 'vidgen hit an internal error; try again later.')
+
+    return app
+
+
+def error_response(app: APIGatewayHttpResolver, status: int, code: str, message: str, *,
+                   headers: dict[str, str] | None = None, field: str | None = None) -> Response:
+    error: dict[str, Any] = {'code': code, 'message': message, 'request_id': request_id(app)}
+    if field:
+        error['field'] = field
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON,
+                    body=json.dumps({'error': error}), headers=headers)
+
+
+def request_id(app: APIGatewayHttpResolver) -> str:
+    try:
+        return app.current_event.request_context.request_id or ''
+    except (AttributeError, KeyError, TypeError):
+        return ''
+
+
+def describe_validation_errors(errors: list[dict[str, Any]]) -> tuple[str, str | None]:
+    """One readable sentence per problem, naming the field (`body.duration`, `query.limit`, ...)."""
+    sentences = []
+    first_field = None
+    for error in errors[:5]:
+        location = [str(part) for part in error.get('loc', ()) if part not in ('body',)]
+        field = '.'.join(location) or 'body'
+        first_field = first_field or field
+        if error.get('type') == 'extra_forbidden':
+            sentences.append(f'{field} is not a known field.')
+        elif error.get('type') == 'missing':
+            sentences.append(f'{field} is required.')
+        else:
+            detail = error.get('msg') or error.get('type', 'invalid value')
+            sentences.append(f'{field}: {detail}.')
+    return ' '.join(sentences) or 'The request is not valid.', first_field
+
+
+def _limit_body_size(app: APIGatewayHttpResolver, next_middleware: Any) -> Response:
+    body = app.current_event.body or ''
+    limit = get_settings().max_body_bytes
+    if len(body) > limit * (4 / 3 if app.current_event.is_base64_encoded else 1):
+        raise PayloadTooLargeError(f'The request body is larger than {limit // (1024 * 1024)} MB.')
+    return next_middleware(app)

@@ -1,0 +1,54 @@
+"""Routes of the submit function: create a job (debits credits) and cancel one (refunds them)."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+
+from vidgen.api.auth import authenticate
+from vidgen.api.http import ERROR_RESPONSES
+from vidgen.errors import InvalidParametersError
+from vidgen.jobs import submit
+from vidgen.jobs.views import job_view
+from vidgen.models import JobRequest, JobView
+from vidgen.observability import logger
+
+router = APIGatewayHttpRouter()
+
+_MAX_IDEMPOTENCY_KEY = 255
+
+
+@router.post(
+    '/v1/jobs', status_code=202, tags=['jobs'], summary='Submit a generation job',
+    description='Validates the request against the model catalog, debits its price atomically and starts the job. '
+                'Send an `Idempotency-Key` header to make retries safe: the same key and body return the same job '
+                '(header `Idempotent-Replayed: true`) and charge once; the same key with another body is a 409.',
+    responses={
+        202: {'description': 'The job, queued.', 'content': {'application/json': {'model': JobView}}},
+        402: {'description': 'Not enough credits (INSUFFICIENT_CREDITS).'},
+        409: {'description': 'Idempotency-Key reused with a different body (IDEMPOTENCY_CONFLICT).'},
+        429: {'description': 'Too many active jobs (RATE_LIMIT_EXCEEDED); see Retry-After.'},
+        **ERROR_RESPONSES,
+    },
+)
+def submit_job(request: JobRequest) -> Response[JobView]:
+    owner = authenticate(router.current_event)
+    key = router.current_event.headers.get('idempotency-key')
+    if key is not None and not 0 < len(key) <= _MAX_IDEMPOTENCY_KEY:
+        raise InvalidParametersError(f'Idempotency-Key must be 1 to {_MAX_IDEMPOTENCY_KEY} characters.',
+                                     details={'field': 'Idempotency-Key'})
+    logger.append_keys(user_id=owner)
+    submitted = submit.submit_job(owner, request, key)
+    headers = {'Idempotent-Replayed': 'true'} if submitted.replayed else {}
+    return Response(status_code=202, content_type=content_types.APPLICATION_JSON,
+                    body=job_view(submitted.job), headers=headers)
+
+
+@router.post(
+    '/v1/jobs/<job_id>/cancel', tags=['jobs'], summary='Cancel a queued or running job',
+    description='Ends the job as `canceled` and refunds its credits. A job that already ended gives 409.',
+    responses={409: {'description': 'The job already ended (CONFLICT).'}, **ERROR_RESPONSES},
+)
+def cancel_job(job_id: str) -> JobView:
+    owner = authenticate(router.current_event)
+    return job_view(submit.cancel_job(owner, job_id))

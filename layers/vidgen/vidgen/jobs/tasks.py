@@ -1,0 +1,170 @@
+"""The state machine's steps. Each reads the job first and does nothing to a job that already ended, so a
+retried step, a late callback, the sweep and a cancel can all run in any order.
+
+Failures are raised as typed errors (`vidgen.errors.Provider*Error`): the ASL retries the transient ones
+and sends the rest to `fail_job` as `{Error, Cause}`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from vidgen import callback_tokens, executions, ids, ledger
+from vidgen.config import get_settings
+from vidgen.errors import (
+    GenerationFailedError,
+    ProviderError,
+    ProviderThrottledError,
+    ProviderTimeoutError,
+    ProviderUnavailableError,
+    VidgenError,
+    error_class_for_job_code,
+    job_code_for_error_type,
+)
+from vidgen.observability import MetricUnit, logger, metrics
+from vidgen.providers.base import GenerationRequest, ImageInput, ProviderTask
+from vidgen.providers.registry import get_provider
+from vidgen.store import jobs as job_store
+from vidgen.store import media
+
+_SYSTEM_ERROR_MESSAGE = 'vidgen hit an internal error while running this job; its credits were refunded.'
+
+
+def generation_request(job: job_store.Job, *, with_images: bool) -> GenerationRequest:
+    """What the adapter needs. Images are loaded (from S3 for inline ones) only to create the task."""
+    def image(ref: str | None) -> ImageInput | None:
+        return ImageInput(media.load_input_image(ref)) if ref and with_images else None
+
+    return GenerationRequest(
+        job_id=job.id, model=job.model, provider_model=job.provider_model, kind=job.kind, prompt=job.prompt,
+        negative_prompt=job.negative_prompt, image=image(job.image), end_image=image(job.end_image),
+        reference_images=tuple(i for i in (image(r) for r in job.reference_images) if i),
+        params=job.params,
+    )
+
+
+def create_task(job_id: str, task_token: str) -> None:
+    """Remember the task token, then create the provider task (once: a retry after a crash reuses it)."""
+    job = job_store.get_job(job_id)
+    if not job.is_active:
+        executions.send_success(task_token, {'state': 'settled'})
+        return
+    job = job_store.record_task_token(job_id, task_token, ids.now())
+    if job is None:  # settled between the two reads
+        executions.send_success(task_token, {'state': 'settled'})
+        return
+    if job.provider_task_id:
+        return
+    provider = get_provider(job.provider)
+    task_id = provider.create_task(generation_request(job, with_images=True),
+                                   callback_tokens.callback_url(job.provider, job.id))
+    if job_store.mark_running(job_id, task_id, ids.now(), _next_liveness_check(job)) is None:
+        logger.info('job settled while its task was being created', job_id=job_id)
+    metrics.add_metric(name='ProviderTaskCreated', unit=MetricUnit.Count, value=1)
+    logger.info('provider task created', job_id=job_id, provider=job.provider, task_id=task_id)
+
+
+def poll_job(job_id: str, attempt: int) -> dict[str, Any]:
+    """One poll of the safety-net loop: {state: running|succeeded|settled, attempt, wait_seconds}."""
+    settings = get_settings()
+    job = job_store.get_job(job_id)
+    result = {'attempt': attempt + 1, 'wait_seconds': poll_interval(attempt)}
+    if not job.is_active:
+        return result | {'state': 'settled'}
+    if ids.now() >= job.deadline_at:
+        minutes = settings.job_deadline_seconds // 60
+        raise ProviderTimeoutError(f'The provider did not finish the job within {minutes} minutes; '
+                                   'its credits were refunded.')
+    if not job.provider_task_id:
+        return result | {'state': 'running'}
+    try:
+        task = get_provider(job.provider).get_task(job.provider_task_id, generation_request(job, with_images=False))
+    except (ProviderThrottledError, ProviderUnavailableError) as exc:
+        # A provider hiccup is not the job's failure: ask again next time, until the deadline.
+        logger.warning('poll failed, will poll again', job_id=job_id, error=type(exc).__name__)
+        return result | {'state': 'running'}
+    raise_if_failed(task)
+    return result | {'state': 'succeeded' if task.state == 'succeeded' else 'running'}
+
+
+def poll_interval(attempt: int) -> int:
+    intervals = get_settings().poll_intervals
+    return int(intervals[min(attempt, len(intervals) - 1)])
+
+
+def raise_if_failed(task: ProviderTask) -> None:
+    if task.state == 'failed':
+        failure = task.failure
+        code = failure.code if failure else 'GENERATION_FAILED'
+        message = failure.message if failure else 'The provider failed to generate this job.'
+        raise error_class_for_job_code(code)(message, provider_code=failure.provider_code if failure else None)
+
+
+def finalize_job(job_id: str) -> None:
+    """Copy every result into our bucket, then mark the job succeeded (once, conditionally)."""
+    job = job_store.get_job(job_id)
+    if not job.is_active:
+        return
+    task = get_provider(job.provider).get_task(job.provider_task_id or '', generation_request(job, with_images=False))
+    raise_if_failed(task)
+    if task.state != 'succeeded':
+        raise ProviderUnavailableError('The provider no longer reports the task as finished; finalizing again.')
+    if not task.outputs:
+        raise GenerationFailedError('The provider finished the task but returned no result.')
+    outputs = [media.copy_result(out.url, job.owner, job.id, index, out.content_type)
+               for index, out in enumerate(task.outputs)]
+    succeeded = ledger.settle_job(job, status='succeeded', now=ids.now(), refund=False,
+                                  extra={'outputs': job_store.outputs_value(outputs)})
+    if succeeded:
+        metrics.add_metric(name='JobSucceeded', unit=MetricUnit.Count, value=1)
+        logger.info('job succeeded', job_id=job_id, outputs=len(outputs), bytes=sum(o.bytes for o in outputs))
+
+
+def fail_job(job_id: str, failure: dict[str, Any]) -> None:
+    """Mark the job failed and refund it, in one transaction that a second run cannot repeat."""
+    job = job_store.get_job(job_id)
+    if not job.is_active:
+        return
+    code, message = failure_reason(failure)
+    if ledger.settle_job(job, status='failed', now=ids.now(), refund=True,
+                         extra={'error': {'code': code, 'message': message}}):
+        metrics.add_metric(name='JobFailed', unit=MetricUnit.Count, value=1)
+        logger.info('job failed and refunded', job_id=job_id, code=code, credits=job.credits)
+
+
+def fail_from_error(job: job_store.Job, error: VidgenError) -> bool:
+    """Fail a job from an error raised outside the state machine (the sweep)."""
+    code = error.job_code if isinstance(error, ProviderError) else 'SYSTEM_ERROR'
+    return ledger.settle_job(job, status='failed', now=ids.now(), refund=True,
+                             extra={'error': {'code': code, 'message': error.message}})
+
+
+def failure_reason(failure: dict[str, Any]) -> tuple[str, str]:
+    """Turn a caught `{Error, Cause}` into the job's (code, message). Only our own errors' messages are
+    shown to users; anything else (a bug, a Lambda crash) becomes a generic SYSTEM_ERROR sentence."""
+    error_type = str(failure.get('Error', ''))
+    code = job_code_for_error_type(error_type)
+    cause = failure.get('Cause') or ''
+    message = cause
+    try:
+        parsed = json.loads(cause)
+        if isinstance(parsed, dict):
+            message = parsed.get('errorMessage', '')
+    except (TypeError, ValueError):
+        pass
+    if code == 'SYSTEM_ERROR' or not isinstance(message, str) or not message:
+        return code, _SYSTEM_ERROR_MESSAGE if code == 'SYSTEM_ERROR' else _default_message(code)
+    return code, message[:500]
+
+
+def _default_message(code: str) -> str:
+    return {
+        'PROVIDER_TIMEOUT': 'The provider did not finish the job in time; its credits were refunded.',
+        'PROVIDER_UNAVAILABLE': 'The provider was unavailable; its credits were refunded. Try again later.',
+    }.get(code, 'The provider failed to generate this job; its credits were refunded.')
+
+
+def _next_liveness_check(job: job_store.Job) -> float:
+    """When the sweep should next look at a running job: soon enough to notice a dead execution."""
+    return min(job.deadline_at, ids.now() + get_settings().sweep_liveness_seconds)

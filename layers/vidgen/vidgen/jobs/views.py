@@ -1,0 +1,28 @@
+"""How a stored job is shown to its owner."""
+
+from __future__ import annotations
+
+from vidgen import ids
+from vidgen.models import JobErrorView, JobOutput, JobView, ProviderRef
+from vidgen.store.jobs import Job
+from vidgen.store.media import presigned_url
+
+
+def job_view(job: Job) -> JobView:
+    return JobView(
+        id=job.id,
+        status=job.status,  # type: ignore[arg-type]
+        model=job.model,
+        kind=job.kind,
+        prompt=job.prompt,
+        params=job.params,
+        credits=job.credits,
+        refunded=job.refunded,
+        outputs=[JobOutput(url=presigned_url(o.key), content_type=o.content_type, bytes=o.bytes) for o in job.outputs],
+        error=JobErrorView(**job.error) if job.error else None,
+        provider=ProviderRef(name=job.provider, task_id=job.provider_task_id),
+        created_at=ids.iso(job.created_at),
+        updated_at=ids.iso(job.updated_at),
+        completed_at=ids.iso(job.completed_at) if job.completed_at else None,
+        metadata=job.metadata,
+    )

@@ -1,0 +1,240 @@
+"""Job records in DynamoDB, and the only ways a job's state may change.
+
+Every transition is a conditional write on the job's current status, so two actors racing to settle the
+same job (a callback, the poll loop, the sweep, a cancel) cannot both win. Transitions that end a job
+also release the owner's active-job slot in the same transaction, and a failure also refunds: see
+`vidgen.ledger`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
+
+from vidgen.errors import NotFoundError
+from vidgen.models import ACTIVE_STATUSES
+from vidgen.store.table import (
+    SWEEP_INDEX,
+    USER_JOBS_INDEX,
+    StoreError,
+    job_key,
+    plain,
+    storable,
+    table,
+)
+
+
+@dataclass
+class StoredOutput:
+    key: str
+    content_type: str
+    bytes: int
+
+
+@dataclass
+class Job:
+    id: str
+    owner: str
+    status: str
+    model: str
+    provider: str
+    provider_model: str
+    kind: str
+    prompt: str
+    params: dict[str, Any]
+    credits: int
+    created_at: float
+    updated_at: float
+    deadline_at: float
+    negative_prompt: str | None = None
+    # Input images: 's3://' keys of uploaded data URIs, or the client's https URLs, as given.
+    image: str | None = None
+    end_image: str | None = None
+    reference_images: list[str] = field(default_factory=list)
+    webhook_url: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    request_hash: str | None = None
+    provider_task_id: str | None = None
+    task_token: str | None = None
+    outputs: list[StoredOutput] = field(default_factory=list)
+    error: dict[str, str] | None = None
+    refunded: bool = False
+    completed_at: float | None = None
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> 'Job':
+        data = plain(item)
+        known = {name for name in cls.__dataclass_fields__}
+        values = {k: v for k, v in data.items() if k in known}
+        values['outputs'] = [StoredOutput(**o) for o in data.get('outputs', [])]
+        return cls(**values)
+
+    def to_item(self) -> dict[str, Any]:
+        item = {k: v for k, v in asdict(self).items() if v is not None}
+        item.update(job_key(self.id))
+        item['created_key'] = f'{self.created_at:017.6f}#{self.id}'
+        item['sweep_status'] = self.status
+        # A queued job needs attention if its execution has not started it within the grace period;
+        # the submit use case sets `deadline_at` and the grace, so `sweep_at` is computed there.
+        return storable(item)
+
+
+def get_job(job_id: str, *, consistent: bool = True) -> Job:
+    response = table().get_item(Key=job_key(job_id), ConsistentRead=consistent)
+    item = response.get('Item')
+    if item is None:
+        raise NotFoundError(f'No job {job_id!r}.')
+    return Job.from_item(item)
+
+
+def find_job(job_id: str) -> Job | None:
+    try:
+        return get_job(job_id)
+    except NotFoundError:
+        return None
+
+
+def put_item_op(job: Job, sweep_at: float) -> dict[str, Any]:
+    """The transaction item that creates a job (fails if the id exists)."""
+    item = job.to_item()
+    item['sweep_at'] = storable(float(int(sweep_at)))
+    return {'Put': {'TableName': table().name, 'Item': item, 'ConditionExpression': 'attribute_not_exists(PK)'}}
+
+
+def _update(job_id: str, *, set_: dict[str, Any], remove: tuple[str, ...] = (), condition: str,
+            values: dict[str, Any] | None = None) -> Job | None:
+    """One conditional update; returns the new job, or None when the condition did not hold."""
+    names = {f'#{k}': k for k in set_} | {f'#{k}': k for k in remove} | {'#status': 'status'}
+    expression = 'SET ' + ', '.join(f'#{k} = :{k}' for k in set_)
+    if remove:
+        expression += ' REMOVE ' + ', '.join(f'#{k}' for k in remove)
+    expr_values = {f':{k}': storable(v) for k, v in set_.items()} | storable(values or {})
+    try:
+        response = table().update_item(
+            Key=job_key(job_id), UpdateExpression=expression, ConditionExpression=condition,
+            ExpressionAttributeNames=names, ExpressionAttributeValues=expr_values, ReturnValues='ALL_NEW',
+        )
+    except ClientError as exc:
+        if exc.response['Error']['Code'] == 'ConditionalCheckFailedException':
+            return None
+        raise StoreError('The database refused a job update; try again.') from exc
+    return Job.from_item(response['Attributes'])
+
+
+def record_task_token(job_id: str, task_token: str, now: float) -> Job | None:
+    """Remember where to send the callback's result; only while the job is active."""
+    return _update(job_id, set_={'task_token': task_token, 'updated_at': now},
+                   condition='#status IN (:queued, :running)', values={':queued': 'queued', ':running': 'running'})
+
+
+def claim_task_token(job_id: str) -> str | None:
+    """Take the job's task token away so that exactly one caller sends it; None if already taken."""
+    try:
+        response = table().update_item(
+            Key=job_key(job_id), UpdateExpression='REMOVE #task_token',
+            ConditionExpression='attribute_exists(#task_token) AND #status IN (:queued, :running)',
+            ExpressionAttributeNames={'#task_token': 'task_token', '#status': 'status'},
+            ExpressionAttributeValues={':queued': 'queued', ':running': 'running'}, ReturnValues='UPDATED_OLD',
+        )
+    except ClientError as exc:
+        if exc.response['Error']['Code'] == 'ConditionalCheckFailedException':
+            return None
+        raise StoreError('The database refused a job update; try again.') from exc
+    return response['Attributes'].get('task_token')
+
+
+def mark_running(job_id: str, task_id: str, now: float, sweep_at: float) -> Job | None:
+    """queued -> running with the provider's task id. Idempotent for a retried create of the same task."""
+    return _update(
+        job_id,
+        set_={'status': 'running', 'provider_task_id': task_id, 'updated_at': now,
+              'sweep_status': 'running', 'sweep_at': float(int(sweep_at))},
+        condition='#status = :queued OR (#status = :running AND #provider_task_id = :task_id)',
+        values={':queued': 'queued', ':running': 'running', ':task_id': task_id},
+    )
+
+
+def defer_sweep(job_id: str, status: str, sweep_at: float) -> Job | None:
+    """Push an active job's next sweep check later (after the sweep restarted or checked it)."""
+    return _update(job_id, set_={'sweep_at': float(int(sweep_at))}, condition='#status = :status',
+                   values={':status': status})
+
+
+def settle_op(job: Job, *, status: str, now: float, extra: dict[str, Any]) -> dict[str, Any]:
+    """The transaction item that ends an active job (succeeded, failed or canceled).
+
+    The condition on the active statuses is what makes settling happen once: the ledger and the
+    owner's active-job count change in the same transaction, or not at all.
+    """
+    set_ = {'status': status, 'updated_at': now, 'completed_at': now, **extra}
+    names = {f'#{k}': k for k in set_} | {'#sweep_status': 'sweep_status', '#sweep_at': 'sweep_at',
+                                          '#task_token': 'task_token'}
+    return {'Update': {
+        'TableName': table().name,
+        'Key': job_key(job.id),
+        'UpdateExpression': 'SET ' + ', '.join(f'#{k} = :{k}' for k in set_)
+                            + ' REMOVE #sweep_status, #sweep_at, #task_token',
+        'ConditionExpression': '#status IN (:queued, :running)',
+        'ExpressionAttributeNames': names,
+        'ExpressionAttributeValues': {f':{k}': storable(v) for k, v in set_.items()}
+                                     | {':queued': 'queued', ':running': 'running'},
+    }}
+
+
+def outputs_value(outputs: list[StoredOutput]) -> list[dict[str, Any]]:
+    return [asdict(o) for o in outputs]
+
+
+def list_user_jobs(owner: str, *, status: str | None, limit: int, cursor: dict[str, Any] | None) -> tuple[list[Job], dict | None]:
+    """The owner's jobs, newest first, from the UserJobs index; a status filter keeps reading pages
+    until `limit` jobs match or the index ends."""
+    jobs: list[Job] = []
+    start_key = cursor
+    while len(jobs) < limit:
+        kwargs: dict[str, Any] = {
+            'IndexName': USER_JOBS_INDEX, 'KeyConditionExpression': Key('owner').eq(owner),
+            'ScanIndexForward': False, 'Limit': limit - len(jobs),
+        }
+        if status:
+            kwargs['FilterExpression'] = '#status = :status'
+            kwargs['ExpressionAttributeNames'] = {'#status': 'status'}
+            kwargs['ExpressionAttributeValues'] = {':status': status}
+        if start_key:
+            kwargs['ExclusiveStartKey'] = start_key
+        response = table().query(**kwargs)
+        jobs.extend(Job.from_item(item) for item in response.get('Items', []))
+        start_key = response.get('LastEvaluatedKey')
+        if not start_key:
+            break
+    return jobs, start_key
+
+
+def jobs_created_between(owner: str, start: float, end: float, *, max_items: int) -> list[Job]:
+    """The owner's jobs created in [start, end), oldest first (usage reports)."""
+    condition = Key('owner').eq(owner) & Key('created_key').between(f'{start:017.6f}', f'{end:017.6f}~')
+    jobs: list[Job] = []
+    kwargs: dict[str, Any] = {'IndexName': USER_JOBS_INDEX, 'KeyConditionExpression': condition}
+    while len(jobs) < max_items:
+        response = table().query(**kwargs)
+        jobs.extend(Job.from_item(item) for item in response.get('Items', []))
+        if 'LastEvaluatedKey' not in response:
+            break
+        kwargs['ExclusiveStartKey'] = response['LastEvaluatedKey']
+    return jobs[:max_items]
+
+
+def jobs_needing_attention(status: str, now: float, limit: int) -> list[str]:
+    """Ids of active jobs in `status` whose `sweep_at` has passed, from the sparse Sweep index."""
+    response = table().query(
+        IndexName=SWEEP_INDEX,
+        KeyConditionExpression=Key('sweep_status').eq(status) & Key('sweep_at').lte(storable(float(int(now)))),
+        Limit=limit,
+    )
+    return [item['PK'].removeprefix('JOB#') for item in response.get('Items', [])]

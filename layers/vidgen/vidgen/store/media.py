@@ -1,0 +1,114 @@
+"""The results bucket: input images the client sent inline, and the copies of generated results.
+
+Results are streamed from the provider straight into a multipart upload (boto3's managed transfer with
+8 MiB parts and one thread), so memory stays bounded whatever the file size. Keys:
+`inputs/{user_id}/{job_id}/{name}.{ext}` and `results/{user_id}/{job_id}/{index}.{ext}`.
+"""
+
+from __future__ import annotations
+
+import base64
+import mimetypes
+from typing import IO, Any
+from urllib.parse import urljoin, urlsplit
+
+import requests
+import urllib3
+from boto3.s3.transfer import TransferConfig
+from botocore.exceptions import BotoCoreError, ClientError
+
+from vidgen import aws
+from vidgen.config import get_settings
+from vidgen.errors import OutputDownloadError, UnsafeUrlError
+from vidgen.netguard import check_url
+from vidgen.store.jobs import StoredOutput
+
+_TRANSFER = TransferConfig(multipart_threshold=8 * 1024**2, multipart_chunksize=8 * 1024**2, max_concurrency=1,
+                           use_threads=False)
+_MAX_REDIRECTS = 3
+_EXTENSIONS = {'video/mp4': 'mp4', 'video/quicktime': 'mov', 'video/webm': 'webm', 'image/png': 'png',
+               'image/jpeg': 'jpg', 'image/webp': 'webp', 'image/gif': 'gif'}
+
+
+def save_input_image(user_id: str, job_id: str, name: str, data_uri: str) -> str:
+    """Store an inline image; the job keeps the returned `s3://` reference instead of megabytes of base64."""
+    header, payload = data_uri.split(',', 1)
+    content_type = header[5:].split(';', 1)[0]
+    key = f'inputs/{user_id}/{job_id}/{name}.{_EXTENSIONS.get(content_type, "bin")}'
+    aws.client('s3').put_object(Bucket=get_settings().bucket_name, Key=key, Body=base64.b64decode(payload),
+                                ContentType=content_type)
+    return f's3://{key}'
+
+
+def load_input_image(reference: str) -> str:
+    """The image as the adapters take it: the client's URL as given, or a data URI rebuilt from S3."""
+    if not reference.startswith('s3://'):
+        return reference
+    response = aws.client('s3').get_object(Bucket=get_settings().bucket_name, Key=reference[5:])
+    data = base64.b64encode(response['Body'].read()).decode()
+    return f'data:{response.get("ContentType", "image/png")};base64,{data}'
+
+
+def presigned_url(key: str) -> str:
+    settings = get_settings()
+    return aws.client('s3').generate_presigned_url(
+        'get_object', Params={'Bucket': settings.bucket_name, 'Key': key}, ExpiresIn=settings.result_url_ttl_seconds,
+    )
+
+
+class _CountingReader:
+    """Reads the response body for the uploader, counting bytes and stopping at the size limit."""
+
+    def __init__(self, raw: IO[bytes], limit: int) -> None:
+        self._raw = raw
+        self._limit = limit
+        self.count = 0
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._raw.read(size)
+        self.count += len(chunk)
+        if self.count > self._limit:
+            raise OutputDownloadError(f'The result is larger than the {self._limit}-byte limit.')
+        return chunk
+
+
+def copy_result(url: str, user_id: str, job_id: str, index: int, content_type_hint: str | None) -> StoredOutput:
+    """Stream one provider result into the bucket. Raises `OutputDownloadError` (retryable) on any
+    failure part-way; a retry overwrites the same key, so a partial attempt leaves nothing behind."""
+    settings = get_settings()
+    response = _open(url, allow_private=settings.allow_private_urls, timeout=settings.provider_timeout)
+    with response:
+        content_type = (response.headers.get('Content-Type') or content_type_hint or '').split(';')[0].strip()
+        if not content_type or content_type == 'application/octet-stream':
+            content_type = content_type_hint or mimetypes.guess_type(urlsplit(url).path)[0] or 'application/octet-stream'
+        key = f'results/{user_id}/{job_id}/{index}.{_EXTENSIONS.get(content_type, "bin")}'
+        expected = response.headers.get('Content-Length')
+        reader = _CountingReader(response.raw, settings.max_output_bytes)
+        try:
+            aws.client('s3').upload_fileobj(reader, settings.bucket_name, key, Config=_TRANSFER,
+                                            ExtraArgs={'ContentType': content_type})
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, BotoCoreError, ClientError) as exc:
+            # urllib3 raises its own ProtocolError when the provider cuts the body short.
+            raise OutputDownloadError('Copying a result into storage failed part-way; it will be retried.') from exc
+    if expected is not None and int(expected) != reader.count:
+        raise OutputDownloadError('The provider sent fewer bytes than it announced; the copy will be retried.')
+    return StoredOutput(key=key, content_type=content_type, bytes=reader.count)
+
+
+def _open(url: str, *, allow_private: bool, timeout: Any) -> requests.Response:
+    for _ in range(_MAX_REDIRECTS + 1):
+        check_url(url, allow_private=allow_private)
+        try:
+            response = requests.get(url, stream=True, timeout=timeout, allow_redirects=False)
+        except requests.RequestException as exc:
+            raise OutputDownloadError('The result could not be downloaded from the provider; it will be retried.') from exc
+        if response.is_redirect:
+            url = urljoin(url, response.headers['Location'])
+            response.close()
+            continue
+        if response.status_code != 200:
+            response.close()
+            raise OutputDownloadError(f'The provider answered HTTP {response.status_code} for a result; it will be retried.')
+        response.raw.decode_content = True
+        return response
+    raise UnsafeUrlError('The result URL redirected too many times.')

@@ -1,0 +1,153 @@
+"""The single DynamoDB table: its key design, and the one way this service writes transactions.
+
+Key design (also in the README):
+
+| item              | PK                         | SK                  | indexes                                   |
+|-------------------|----------------------------|---------------------|-------------------------------------------|
+| user profile      | USER#<user_id>             | PROFILE             | balance, active_jobs                      |
+| ledger entry      | USER#<user_id>             | LEDGER#<ulid>       | time-ordered by the ulid                  |
+| grant reference   | USER#<user_id>             | GRANT#<reference>   | makes a grant happen once                 |
+| API key           | APIKEY#<sha256 of key>     | APIKEY              | user_id                                   |
+| job               | JOB#<job_id>               | JOB                 | UserJobs (owner, created_key), Sweep      |
+| idempotency key   | IDEMPOTENCY#<user>#<hash>  | IDEMPOTENCY         | expires_at (TTL)                          |
+
+`Sweep` is sparse: only active jobs carry `sweep_status`/`sweep_at`, so a sweep reads the jobs that need
+attention and nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer
+from botocore.exceptions import ClientError
+
+from vidgen.aws import CLIENT_CONFIG
+from vidgen.config import get_settings
+from vidgen.errors import VidgenError
+
+USER_JOBS_INDEX = 'UserJobs'
+SWEEP_INDEX = 'Sweep'
+
+
+def user_key(user_id: str) -> dict[str, str]:
+    return {'PK': f'USER#{user_id}', 'SK': 'PROFILE'}
+
+
+def ledger_key(user_id: str, entry_id: str) -> dict[str, str]:
+    return {'PK': f'USER#{user_id}', 'SK': f'LEDGER#{entry_id}'}
+
+
+def grant_key(user_id: str, reference_id: str) -> dict[str, str]:
+    return {'PK': f'USER#{user_id}', 'SK': f'GRANT#{reference_id}'}
+
+
+def api_key_key(key_hash: str) -> dict[str, str]:
+    return {'PK': f'APIKEY#{key_hash}', 'SK': 'APIKEY'}
+
+
+def job_key(job_id: str) -> dict[str, str]:
+    return {'PK': f'JOB#{job_id}', 'SK': 'JOB'}
+
+
+def idempotency_key(user_id: str, key: str) -> dict[str, str]:
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    return {'PK': f'IDEMPOTENCY#{user_id}#{digest}', 'SK': 'IDEMPOTENCY'}
+
+
+@lru_cache(maxsize=1)
+def _resource() -> Any:
+    return boto3.resource('dynamodb', config=CLIENT_CONFIG)
+
+
+def table() -> Any:
+    return _resource().Table(get_settings().table_name)
+
+
+def client() -> Any:
+    """The resource's client: same calls as the low-level client, but takes and returns Python types."""
+    return _resource().meta.client
+
+
+def plain(value: Any) -> Any:
+    """DynamoDB numbers come back as Decimal; the service only stores whole numbers and ratios."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def storable(value: Any) -> Any:
+    """The inverse of `plain` for writes: floats become Decimal (boto3 refuses floats)."""
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, dict):
+        return {k: storable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [storable(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class TransactionCanceled(Exception):
+    """A transaction failed a condition. `reasons[i]` is the code for item i ('None' when it passed),
+    `items[i]` the item as it was (we ask for ALL_OLD), so callers tell 'no credits' from 'duplicate'."""
+
+    reasons: tuple[str, ...]
+    items: tuple[dict[str, Any] | None, ...]
+
+    def failed(self, index: int) -> bool:
+        return self.reasons[index] == 'ConditionalCheckFailed'
+
+
+class StoreError(VidgenError):
+    code = 'SYSTEM_ERROR'
+    http_status = 500
+
+
+_MAX_CONFLICT_RETRIES = 8
+
+
+def transact(items: list[dict[str, Any]]) -> None:
+    """Write all items or none. Every item should carry a condition; each asks for ALL_OLD on failure.
+
+    Retries only `TransactionConflict` (another transaction touched the same item at the same time),
+    with jittered backoff; a failed condition is a business outcome and raises `TransactionCanceled`.
+    """
+    for item in items:
+        next(iter(item.values())).setdefault('ReturnValuesOnConditionCheckFailure', 'ALL_OLD')
+    for attempt in range(_MAX_CONFLICT_RETRIES + 1):
+        try:
+            client().transact_write_items(TransactItems=items)
+            return
+        except ClientError as exc:
+            if exc.response['Error']['Code'] != 'TransactionCanceledException':
+                raise StoreError('The database refused a write; try again.') from exc
+            reasons = exc.response.get('CancellationReasons', [])
+            codes = tuple(r.get('Code', 'None') for r in reasons)
+            if 'ConditionalCheckFailed' in codes or attempt == _MAX_CONFLICT_RETRIES:
+                if 'ConditionalCheckFailed' not in codes:
+                    raise StoreError('The database was too busy to take the write; try again.') from exc
+                raise TransactionCanceled(codes, tuple(_old_item(r) for r in reasons)) from exc
+            time.sleep(random.uniform(0, 0.05 * 2**attempt))
+
+
+_DESERIALIZER = TypeDeserializer()
+
+
+def _old_item(reason: dict[str, Any]) -> dict[str, Any] | None:
+    """Cancellation reasons are error payloads, which boto3 does not convert: deserialize them here."""
+    raw = reason.get('Item')
+    if not raw:
+        return None
+    return plain({k: _DESERIALIZER.deserialize(v) for k, v in raw.items()})
