@@ -40,7 +40,7 @@ lint: install
 
 check-template: $(SAM_VENV)/.installed
 	$(SAM) validate --lint --template template.yaml
-	$(SAM) build --template template.yaml --build-dir .aws-sam/build --cached=false
+	$(SAM) build --template template.yaml --build-dir .aws-sam/build --no-cached
 
 build: check-template
 

@@ -30,7 +30,7 @@ def get_job(owner: str, job_id: str) -> JobView:
 
 def list_jobs(owner: str, *, status: str | None, limit: int, cursor: str | None) -> JobList:
     jobs, last_key = job_store.list_user_jobs(owner, status=status, limit=limit,
-                                              cursor=decode_cursor(cursor, owner, ('owner', 'created_key')))
+                                              cursor=decode_cursor(cursor, owner, ('owner',)))
     return JobList(jobs=[job_view(j) for j in jobs], next_cursor=encode_cursor(last_key))
 
 

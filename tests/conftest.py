@@ -1,0 +1,60 @@
+"""Test tiers: unit tests need nothing; integration and e2e tests share one local cloud per session (the
+real template, handlers and state machine on moto, with the provider simulators on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from support import Api  # noqa: E402
+
+# Settings for the test cloud: short real-time windows so recovery paths finish in seconds.
+TEST_ENV = {
+    'QUEUED_GRACE_SECONDS': '3',
+    'SWEEP_LIVENESS_SECONDS': '3',
+    'POLL_INTERVALS': '10,20,40',
+    'POWERTOOLS_LOG_LEVEL': 'WARNING',
+}
+TIME_SCALE = 20.0  # Wait states and retry sleeps run 20x faster; the callback wait is 300 s / 20 = 15 s.
+
+_user_numbers = itertools.count(1)
+
+
+@pytest.fixture(scope='session')
+def cloud():
+    from vidgen_local.cloud import LocalCloud
+    from vidgen_local.simulators.kie import KieSimConfig
+    from vidgen_local.simulators.kling import KlingSimConfig
+
+    os.environ.pop('KLING_BASE_URL', None)
+    os.environ.pop('KIE_BASE_URL', None)
+    local = LocalCloud(port=0, time_scale=TIME_SCALE, env=TEST_ENV, admin_key='test-admin-key',
+                       kling_sim_config=KlingSimConfig(generation_seconds=1.0, result_bytes=300_000),
+                       kie_sim_config=KieSimConfig(generation_seconds=1.0, result_bytes=200_000))
+    local.start()
+    yield local
+    local.stop()
+
+
+@pytest.fixture(scope='session')
+def admin(cloud) -> Api:
+    return Api(cloud.api_url, cloud.admin_key)
+
+
+@pytest.fixture
+def new_user(admin):
+    """Make a user with `credits`; returns an Api acting as that user (its `.user_id` set)."""
+    def make(credits: int = 1000) -> Api:
+        user_id = f'user-{os.getpid()}-{next(_user_numbers)}'
+        response = admin.post('/v1/admin/users', json={'user_id': user_id, 'credits': credits})
+        assert response.status_code == 201, response.text
+        api = admin.as_user(response.json()['api_key'])
+        api.user_id = user_id  # type: ignore[attr-defined]
+        return api
+    return make

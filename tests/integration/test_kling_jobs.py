@@ -1,0 +1,223 @@
+"""Kling jobs end to end on the local cloud: the real ASL in moto's interpreter, the real handlers, the Kling
+simulator over loopback HTTP. Every test checks the money as well as the job."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+
+import boto3
+import requests
+from support import PNG_IMAGE, PNG_DATA_URI, ledger_sum
+
+from vidgen import callback_tokens
+
+
+def sim_task(cloud, job_id: str) -> dict:
+    tasks = [t for t in cloud.kling_sim.tasks() if t['request'].get('external_task_id') == job_id]
+    assert len(tasks) == 1, f'expected one Kling task for {job_id}, found {len(tasks)}'
+    return tasks[0]
+
+
+def execution_states(cloud, job_id: str) -> list[str]:
+    """Names of the states the job's execution entered, in order."""
+    sfn = boto3.client('stepfunctions')
+    arn = cloud.handler_env['STATE_MACHINE_ARN'].replace(':stateMachine:', ':execution:') + f':{job_id}'
+    events = sfn.get_execution_history(executionArn=arn, maxResults=1000)['events']
+    return [e['stateEnteredEventDetails']['name'] for e in events if 'stateEnteredEventDetails' in e]
+
+
+def test_text_to_video_succeeds_with_results_in_our_bucket(cloud, new_user):
+    user = new_user(100)
+    response = user.submit({'model': 'kling-v2-6', 'prompt': 'a lighthouse at dawn', 'aspect_ratio': '1920:1080'})
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert job['status'] == 'queued' and job['credits'] == 20 and job['kind'] == 't2v'
+
+    done = user.wait(job['id'], timeout=30)
+
+    assert done['status'] == 'succeeded', done
+    assert done['error'] is None and done['refunded'] is False
+    [output] = done['outputs']
+    assert output['content_type'] == 'video/mp4' and output['bytes'] == 300_000
+    assert output['url'].startswith(cloud.moto_url) and f'/results/{user.user_id}/{job["id"]}/0.mp4' in output['url']
+    body = requests.get(output['url'], timeout=10).content
+    assert len(body) == 300_000
+    task = sim_task(cloud, job['id'])
+    assert task['request']['aspect_ratio'] == '16:9' and task['request']['duration'] == '5'
+    assert done['provider'] == {'name': 'kling', 'task_id': task['task_id']}
+    states = execution_states(cloud, job['id'])
+    assert 'PollProvider' not in states and states.count('Finalize') == 1  # the callback path, no polling
+    credits = user.credits()
+    assert credits['balance'] == 80 == ledger_sum(credits)
+
+
+def test_image_to_video_with_start_and_end_frames(cloud, new_user):
+    user = new_user(100)
+    response = user.submit({'model': 'kling-v2-6', 'prompt': 'the flower opens', 'image': PNG_DATA_URI,
+                            'end_image': PNG_DATA_URI, 'duration': 10})
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert job['kind'] == 'flf2v' and job['params']['mode'] == 'pro' and job['credits'] == 70
+
+    done = user.wait(job['id'], timeout=30)
+
+    assert done['status'] == 'succeeded', done
+    request = sim_task(cloud, job['id'])['request']
+    assert request['image'] == request['image_tail'] == PNG_DATA_URI.split(',', 1)[1]  # raw base64, no prefix
+    assert 'aspect_ratio' not in request and request['mode'] == 'pro' and request['duration'] == '10'
+    assert user.credits()['balance'] == 30
+
+
+def test_content_policy_failure_is_refunded_once(cloud, new_user):
+    user = new_user(100)
+    job = user.submit({'model': 'kling-v2-6', 'prompt': 'something [sim:content-policy]'}).json()
+
+    done = user.wait(job['id'], timeout=30)
+
+    assert done['status'] == 'failed' and done['refunded'] is True
+    assert done['error']['code'] == 'CONTENT_POLICY'
+    assert 'content policy' in done['error']['message'].lower()
+    credits = user.credits()
+    assert credits['balance'] == 100 == ledger_sum(credits)
+    assert [e['type'] for e in credits['ledger']] == ['refund', 'debit', 'grant']
+
+
+def test_lost_callbacks_are_covered_by_the_poll_loop(cloud, new_user):
+    user = new_user(100)
+    job = user.submit({'model': 'kling-v2-6', 'prompt': 'quiet harbour [sim:drop-callbacks]'}).json()
+
+    done = user.wait(job['id'], timeout=45)
+
+    assert done['status'] == 'succeeded', done
+    assert cloud.kling_sim.stats.get('callbacks_dropped') >= 1
+    states = execution_states(cloud, job['id'])
+    assert 'PollProvider' in states and states.count('Finalize') == 1
+    assert user.credits()['balance'] == 80
+
+
+def test_duplicate_callbacks_finalize_once(cloud, new_user):
+    user = new_user(100)
+    job = user.submit({'model': 'kling-v2-6', 'prompt': 'a slow reveal [sim:slow=3] [sim:drop-callbacks]'}).json()
+    user.wait(job['id'], timeout=10, statuses=('running',))
+    task = None
+    while task is None or task['task_status'] != 'succeed':
+        time.sleep(0.2)
+        task = sim_task(cloud, job['id'])
+    url = f'/v1/callbacks/kling/{job["id"]}?token={callback_tokens.callback_token("kling", job["id"])}'
+    body = {k: task[k] for k in ('task_id', 'task_status', 'task_status_msg', 'task_info', 'task_result',
+                                 'created_at', 'updated_at')}
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        replies = list(pool.map(lambda _: user.post(url, json=body, key=''), range(8)))
+
+    assert all(r.status_code == 200 for r in replies), [r.text for r in replies]
+    outcomes = sorted(r.json()['status'] for r in replies)
+    assert outcomes.count('delivered') == 1, outcomes
+    done = user.wait(job['id'], timeout=20)
+    assert done['status'] == 'succeeded'
+    assert execution_states(cloud, job['id']).count('Finalize') == 1
+    assert user.credits()['balance'] == 80
+
+
+def test_forged_callback_changes_nothing(cloud, new_user):
+    user = new_user(100)
+    job = user.submit({'model': 'kling-v2-6', 'prompt': 'wait for me [sim:slow=3] [sim:drop-callbacks]'}).json()
+    before = user.wait(job['id'], timeout=10, statuses=('running',))
+    forged_body = {'task_id': before['provider']['task_id'], 'task_status': 'failed', 'task_status_msg': 'forged'}
+    other = user.submit({'model': 'kling-v2-6', 'prompt': 'another [sim:slow=3]'}).json()
+
+    attempts = [
+        f'/v1/callbacks/kling/{job["id"]}?token=forged-token',
+        f'/v1/callbacks/kling/{job["id"]}',
+        f'/v1/callbacks/kling/{job["id"]}?token={callback_tokens.callback_token("kling", other["id"])}',
+        f'/v1/callbacks/kie-veo/{job["id"]}?token={callback_tokens.callback_token("kie-veo", job["id"])}',
+    ]
+    for path in attempts:
+        reply = user.post(path, json=forged_body, key='')
+        assert reply.status_code == 401, (path, reply.text)
+        assert reply.json()['error']['code'] == 'AUTH_FAILED'
+
+    after = user.job(job['id'])
+    assert after['status'] == 'running' and after['updated_at'] == before['updated_at']
+    assert user.wait(job['id'], timeout=30)['status'] == 'succeeded'
+
+
+def test_insufficient_credits_is_402_and_writes_nothing(cloud, new_user):
+    user = new_user(30)
+    s3 = boto3.client('s3')
+    bucket = cloud.handler_env['BUCKET_NAME']
+
+    response = user.submit({'model': 'kling-v2-6', 'prompt': 'too expensive', 'mode': 'pro', 'image': PNG_DATA_URI})
+
+    assert response.status_code == 402
+    assert response.json()['error']['code'] == 'INSUFFICIENT_CREDITS'
+    assert '35 credits' in response.json()['error']['message']
+    assert user.get('/v1/jobs').json()['jobs'] == []
+    credits = user.credits()
+    assert credits['balance'] == 30 and len(credits['ledger']) == 1
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=f'inputs/{user.user_id}/')
+    assert listed.get('KeyCount', 0) == 0
+
+
+def test_invalid_request_is_422_and_debits_nothing(cloud, new_user):
+    user = new_user(100)
+    response = user.submit({'model': 'kling-v2-1', 'prompt': 'text only'})
+    assert response.status_code == 422
+    error = response.json()['error']
+    assert error['code'] == 'INVALID_PARAMETERS' and error['field'] == 'image' and error['request_id']
+    assert user.credits()['balance'] == 100
+
+
+def test_fifty_concurrent_submits_against_credits_for_twenty(cloud, new_user):
+    user = new_user(400)  # 20 jobs at 20 credits
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        replies = list(pool.map(
+            lambda i: user.submit({'model': 'kling-v2-6', 'prompt': f'race {i} [sim:drop-callbacks]'}), range(50)))
+
+    codes = [r.status_code for r in replies]
+    assert codes.count(202) == 20 and codes.count(402) == 30, codes
+    credits = user.credits()
+    assert credits['balance'] == 0 == ledger_sum(credits)
+    assert len([e for e in credits['ledger'] if e['type'] == 'debit']) == 20
+    assert len(user.get('/v1/jobs', params={'limit': 100}).json()['jobs']) == 20
+    for reply in replies:
+        if reply.status_code == 202:
+            user.post(f'/v1/jobs/{reply.json()["id"]}/cancel')  # free the simulator for the other tests
+
+
+def test_history_is_newest_first_with_cursor_pagination_and_status_filter(cloud, new_user):
+    user = new_user(200)
+    ids = [user.submit({'model': 'kling-v2-6', 'prompt': f'page {i} [sim:slow=30]'}).json()['id'] for i in range(5)]
+    assert user.post(f'/v1/jobs/{ids[0]}/cancel').json()['status'] == 'canceled'
+
+    first = user.get('/v1/jobs', params={'limit': 2}).json()
+    second = user.get('/v1/jobs', params={'limit': 2, 'cursor': first['next_cursor']}).json()
+    third = user.get('/v1/jobs', params={'limit': 2, 'cursor': second['next_cursor']}).json()
+    listed = [j['id'] for page in (first, second, third) for j in page['jobs']]
+    assert listed == list(reversed(ids))
+    canceled = user.get('/v1/jobs', params={'status': 'canceled'}).json()['jobs']
+    assert [j['id'] for j in canceled] == [ids[0]] and canceled[0]['refunded'] is True
+    for job_id in ids[1:]:
+        user.post(f'/v1/jobs/{job_id}/cancel')
+    assert user.credits()['balance'] == 200
+
+
+def test_another_users_job_is_not_found(cloud, new_user):
+    owner, stranger = new_user(100), new_user(100)
+    job = owner.submit({'model': 'kling-v2-6', 'prompt': 'mine [sim:slow=30]'}).json()
+
+    assert stranger.get(f'/v1/jobs/{job["id"]}').status_code == 404
+    assert stranger.post(f'/v1/jobs/{job["id"]}/cancel').status_code == 404
+    assert stranger.get('/v1/jobs').json()['jobs'] == []
+    assert owner.post(f'/v1/jobs/{job["id"]}/cancel').status_code == 200
+
+
+def test_input_images_are_stored_in_our_bucket_not_in_the_table(cloud, new_user):
+    user = new_user(100)
+    job = user.submit({'model': 'kling-v2-1', 'image': PNG_DATA_URI, 'prompt': 'move [sim:slow=30]'}).json()
+    s3 = boto3.client('s3')
+    obj = s3.get_object(Bucket=cloud.handler_env['BUCKET_NAME'], Key=f'inputs/{user.user_id}/{job["id"]}/image.png')
+    assert obj['Body'].read() == PNG_IMAGE
+    user.post(f'/v1/jobs/{job["id"]}/cancel')
