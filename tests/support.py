@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 import base64
-import struct
 import time
-import zlib
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 
+from vidgen_local.images import png
+
 TERMINAL = ('succeeded', 'failed', 'canceled')
-
-
-def png(width: int, height: int) -> bytes:
-    """A real grey PNG of the given size (Kling wants at least 300 px a side)."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))
-    rows = b''.join(b'\x00' + b'\x80' * width for _ in range(height))
-    header = struct.pack('>IIBBBBB', width, height, 8, 0, 0, 0, 0)
-    return b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', header) + chunk(b'IDAT', zlib.compress(rows)) + chunk(b'IEND', b'')
 
 
 PNG_IMAGE = png(320, 320)
