@@ -76,7 +76,7 @@ def _follow(client: VidgenClient, jobs: list[dict], plan: list[Scenario], say: A
     latest = {job['id']: job for job in jobs}
     started = time.monotonic()
     while time.monotonic() - started < TIMEOUT_SECONDS:
-        for job, scenario in zip(jobs, plan):
+        for job, scenario in zip(jobs, plan, strict=True):
             current = client.job(job['id'])
             latest[job['id']] = current
             if current['status'] != seen[job['id']]:
@@ -95,7 +95,7 @@ def _report(plan: list[Scenario], jobs: list[dict], credits: dict, say: Any, ela
     say(header)
     say('-' * len(header))
     ok = True
-    for scenario, job in zip(plan, jobs):
+    for scenario, job in zip(plan, jobs, strict=True):
         seconds = _seconds(job)
         size = sum(o['bytes'] for o in job['outputs'])
         expected = job['status'] == scenario.expect_status and (job['error'] or {}).get('code') == scenario.expect_error

@@ -28,6 +28,8 @@ MODE_NAMES = {
 }
 # Top-level request fields that are catalog parameters; everything else model-specific goes in `options`.
 _TOP_LEVEL_PARAMETERS = ('duration', 'aspect_ratio', 'mode')
+# Catalog fields that say how to drive the provider; not part of the public model description.
+_INTERNAL_FIELDS = ('provider_model', 'provider_modes', 'provider_params')
 
 
 @dataclass(frozen=True)
@@ -44,9 +46,13 @@ class ModelSpec:
     def parameters(self) -> dict[str, dict[str, Any]]:
         return self.raw.get('parameters', {})
 
+    def provider_model_for(self, mode: str) -> str:
+        """The provider's model id that runs this mode (`provider_modes`, else `provider_model`)."""
+        return self.raw.get('provider_modes', {}).get(mode) or self.provider_model
+
     def public_view(self) -> dict[str, Any]:
-        """The entry GET /v1/models serves: everything but the provider's internal model id."""
-        view = {k: v for k, v in self.raw.items() if k not in ('provider_model', 'provider_modes')}
+        """The entry GET /v1/models serves: everything but how the provider is driven."""
+        view = {k: v for k, v in self.raw.items() if k not in _INTERNAL_FIELDS}
         view['mode_names'] = {mode: MODE_NAMES[mode] for mode in self.modes}
         return view
 

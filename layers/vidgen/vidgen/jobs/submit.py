@@ -60,7 +60,7 @@ def submit_job(owner: str, request: JobRequest, idempotency_key_value: str | Non
     job_id = ids.new_job_id()
     job = job_store.Job(
         id=job_id, owner=owner, status='queued', model=resolved.model.id, provider=resolved.model.provider,
-        provider_model=resolved.model.provider_model, kind=resolved.mode, prompt=request.prompt,
+        provider_model=resolved.model.provider_model_for(resolved.mode), kind=resolved.mode, prompt=request.prompt,
         negative_prompt=request.negative_prompt, params=resolved.params, credits=resolved.credits,
         created_at=now, updated_at=now, deadline_at=now + settings.job_deadline_seconds,
         image=_store_image(owner, job_id, 'image', request.image),

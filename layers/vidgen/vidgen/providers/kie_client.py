@@ -1,0 +1,40 @@
+"""The Kie.ai connection both adapters share: API host, upload host, one Bearer key that is never shown."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import requests
+
+from vidgen.providers.base import GenerationRequest, ImageInput
+from vidgen.providers.http import DEFAULT_TIMEOUT, ProviderHttp
+from vidgen.providers.kie_common import Operation, unwrap
+from vidgen.providers.kie_upload import DEFAULT_STREAM_THRESHOLD, KieUploader
+
+
+class KieClient:
+    def __init__(self, name: str, base_url: str, upload_base_url: str, api_key: str, *,
+                 session: requests.Session | None = None, timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+                 stream_threshold_bytes: int = DEFAULT_STREAM_THRESHOLD) -> None:
+        session = session or requests.Session()
+        self._auth = {'Authorization': f'Bearer {api_key}'}
+        self.api = ProviderHttp(name, base_url, session=session, timeout=timeout)
+        self.uploader = KieUploader(ProviderHttp(name, upload_base_url, session=session, timeout=timeout),
+                                    self._auth, stream_threshold_bytes=stream_threshold_bytes)
+
+    def __repr__(self) -> str:
+        return f'KieClient({self.api.base_url!r})'
+
+    def call(self, method: str, path: str, *, json_body: Any = None, params: Mapping[str, Any] | None = None,
+             operation: Operation = 'create') -> Any:
+        """One request to the API host; returns the envelope's `data` or raises a typed provider error."""
+        headers = {**self._auth, 'Content-Type': 'application/json'} if json_body is not None else self._auth
+        reply = self.api.request(method, path, headers=headers, json=json_body, params=params)
+        return unwrap(reply, operation=operation)
+
+    def image_url(self, request: GenerationRequest, image: ImageInput, slot: str) -> str:
+        """A fetchable URL for one input image, uploaded now if it is a `data:` URI.
+
+        Named after the job and slot, so a retried create overwrites its own upload instead of piling up.
+        """
+        return self.uploader.url_for(image, f'{request.job_id}-{slot}')
