@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
-
 from vidgen_local.images import png
 
 TERMINAL = ('succeeded', 'failed', 'canceled')

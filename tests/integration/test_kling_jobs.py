@@ -8,8 +8,7 @@ import time
 
 import boto3
 import requests
-from support import PNG_IMAGE, PNG_DATA_URI, ledger_sum
-
+from support import PNG_DATA_URI, PNG_IMAGE, ledger_sum
 from vidgen import callback_tokens
 
 

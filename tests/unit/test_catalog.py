@@ -4,7 +4,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from vidgen import catalog
 from vidgen.errors import InvalidParametersError
 from vidgen.models import JobRequest

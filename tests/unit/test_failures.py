@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from vidgen import errors
 from vidgen.jobs.tasks import failure_reason
 

@@ -89,7 +89,8 @@ def request_for(model: str, prompt: str = 'a lighthouse at dusk', **fields: Any)
     job = JobRequest(model=model, prompt=prompt, **fields)
     resolved = catalog.resolve(job)
     return GenerationRequest(
-        job_id='job-1', model=model, provider_model=resolved.model.provider_model_for(resolved.mode), kind=resolved.mode, prompt=prompt,
+        job_id='job-1', model=model, provider_model=resolved.model.provider_model_for(resolved.mode),
+        kind=resolved.mode, prompt=prompt,
         image=ImageInput(job.image) if job.image else None,
         end_image=ImageInput(job.end_image) if job.end_image else None,
         reference_images=tuple(ImageInput(value) for value in job.reference_images or ()),

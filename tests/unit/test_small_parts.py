@@ -2,7 +2,6 @@
 
 import pytest
 from pydantic import ValidationError
-
 from vidgen import ids
 from vidgen.errors import InvalidParametersError, UnsafeUrlError
 from vidgen.jobs.queries import decode_cursor, encode_cursor

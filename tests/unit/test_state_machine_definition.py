@@ -8,7 +8,6 @@ from pathlib import Path
 import boto3
 import yaml
 from moto import mock_aws
-
 from vidgen import errors
 
 ROOT = Path(__file__).resolve().parents[2]
