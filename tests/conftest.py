@@ -12,6 +12,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+# What Lambda's environment would hold (template.yaml Globals) before any layer module is imported:
+# Powertools reads these when `vidgen.observability` is first imported, during collection.
+os.environ.setdefault('POWERTOOLS_SERVICE_NAME', 'vidgen')
+os.environ.setdefault('POWERTOOLS_METRICS_NAMESPACE', 'Vidgen')
+
 from support import Api  # noqa: E402
 
 # Settings for the test cloud: short real-time windows so recovery paths finish in seconds.

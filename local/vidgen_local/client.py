@@ -1,0 +1,144 @@
+"""A small client for any vidgen API (local or deployed), used by the `vidgen` command.
+
+Errors follow DESIGN §2: the API answers `{"error": {"code", "message", "request_id"}}`, which becomes an
+`ApiError` carrying the message; API Gateway's own answers (`{"message": ...}`) are mapped the same way.
+"""
+
+from __future__ import annotations
+
+import base64
+import mimetypes
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import requests
+
+_TIMEOUT = (5.0, 60.0)
+_MAGIC = ((b'\x89PNG\r\n\x1a\n', 'image/png'), (b'\xff\xd8\xff', 'image/jpeg'), (b'RIFF', 'image/webp'))
+
+
+class ApiError(Exception):
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None,
+                 request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.request_id = request_id
+
+    def __str__(self) -> str:
+        detail = ', '.join(p for p in (self.code, f'HTTP {self.status}' if self.status else None,
+                                       f'request {self.request_id}' if self.request_id else None) if p)
+        return f'{self.message} ({detail})' if detail else self.message
+
+
+class VidgenClient:
+    def __init__(self, api_url: str, api_key: str | None = None, admin_key: str | None = None,
+                 session: requests.Session | None = None) -> None:
+        self.api_url = api_url.rstrip('/')
+        self.api_key = api_key
+        self.admin_key = admin_key
+        self.session = session or requests.Session()
+
+    def request(self, method: str, path: str, *, admin: bool = False, auth: bool = True, **kwargs: Any) -> Any:
+        key = self.admin_key if admin else self.api_key
+        headers = dict(kwargs.pop('headers', None) or {})
+        if auth:
+            if not key:
+                raise ApiError('No admin key: pass --admin-key or set VIDGEN_ADMIN_KEY.' if admin else
+                               'No API key: pass --api-key or set VIDGEN_API_KEY.')
+            headers['authorization'] = f'Bearer {key}'
+        try:
+            response = self.session.request(method, self.api_url + path, headers=headers, timeout=_TIMEOUT, **kwargs)
+        except requests.ConnectionError as exc:
+            raise ApiError(f'Cannot reach {self.api_url}: is it running (`vidgen serve`)?') from exc
+        except requests.Timeout as exc:
+            raise ApiError(f'{self.api_url} did not answer in time.') from exc
+        return _decode(response)
+
+    # -- the API (DESIGN §2) --------------------------------------------------------------------------
+
+    def health(self) -> Any:
+        return self.request('GET', '/v1/health', auth=False)
+
+    def models(self) -> Any:
+        return self.request('GET', '/v1/models', auth=False)
+
+    def submit(self, body: dict[str, Any], idempotency_key: str | None = None) -> Any:
+        headers = {'idempotency-key': idempotency_key} if idempotency_key else {}
+        return self.request('POST', '/v1/jobs', json=body, headers=headers)
+
+    def job(self, job_id: str) -> Any:
+        return self.request('GET', f'/v1/jobs/{quote(job_id, safe="")}')
+
+    def jobs(self, status: str | None = None, limit: int | None = None, cursor: str | None = None) -> Any:
+        params = {k: v for k, v in (('status', status), ('limit', limit), ('cursor', cursor)) if v is not None}
+        return self.request('GET', '/v1/jobs', params=params)
+
+    def credits(self) -> Any:
+        return self.request('GET', '/v1/credits')
+
+    def create_user(self, user_id: str | None = None, credits: int | None = None) -> Any:
+        body = {k: v for k, v in (('user_id', user_id), ('credits', credits)) if v is not None}
+        return self.request('POST', '/v1/admin/users', admin=True, json=body)
+
+    def grant(self, user_id: str, amount: int, reference_id: str, reason: str | None = None) -> Any:
+        body: dict[str, Any] = {'amount': amount, 'reference_id': reference_id}
+        if reason:
+            body['reason'] = reason
+        return self.request('POST', f'/v1/admin/users/{quote(user_id, safe="")}/credits', admin=True, json=body)
+
+    def download(self, url: str, target: Path) -> int:
+        """Stream `url` into `target` (no auth header: output URLs are presigned); returns the bytes written."""
+        try:
+            with self.session.get(url, stream=True, timeout=_TIMEOUT) as response:
+                if response.status_code != 200:
+                    raise ApiError(f'Downloading {urlsplit(url).path} failed', status=response.status_code)
+                written = 0
+                partial = target.with_name(target.name + '.part')
+                with partial.open('wb') as handle:
+                    for chunk in response.iter_content(chunk_size=1 << 20):
+                        handle.write(chunk)
+                        written += len(chunk)
+                partial.replace(target)
+                return written
+        except requests.RequestException as exc:
+            raise ApiError(f'Downloading {urlsplit(url).path} failed: {type(exc).__name__}') from exc
+
+
+def _decode(response: requests.Response) -> Any:
+    try:
+        payload = response.json() if response.content else None
+    except ValueError:
+        payload = None
+    if response.ok:
+        return payload
+    error = payload.get('error') if isinstance(payload, dict) else None
+    if isinstance(error, dict):
+        raise ApiError(str(error.get('message') or 'The API refused the request.'), status=response.status_code,
+                       code=error.get('code'), request_id=error.get('request_id'))
+    message = payload.get('message') if isinstance(payload, dict) else None
+    raise ApiError(str(message or response.reason or 'The API refused the request.'), status=response.status_code)
+
+
+def image_input(value: str) -> str:
+    """An image argument: URLs and data: URIs pass through; a local file becomes a base64 data: URI."""
+    if re.match(r'^(https?:|data:)', value):
+        return value
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise ApiError(f'{value} is neither an http(s) URL nor a readable file.')
+    data = path.read_bytes()
+    content_type = next((kind for magic, kind in _MAGIC if data.startswith(magic)), None)
+    content_type = content_type or mimetypes.guess_type(path.name)[0]
+    if not content_type or not content_type.startswith('image/'):
+        raise ApiError(f'{value} does not look like an image (png, jpeg or webp).')
+    return f'data:{content_type};base64,{base64.b64encode(data).decode()}'
+
+
+def output_filename(job_id: str, index: int, output: dict[str, Any]) -> str:
+    suffix = Path(urlsplit(output.get('url', '')).path).suffix
+    guessed = mimetypes.guess_extension((output.get('content_type') or '').split(';')[0].strip())
+    return f'{job_id}-{index}{guessed or suffix or ".bin"}'

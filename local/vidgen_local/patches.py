@@ -1,0 +1,233 @@
+"""Every change the local cloud makes to moto, in one place (research/local-stack.md has the evidence).
+
+moto 5.2.x runs the real ASL, but four gaps would make the local stack behave unlike AWS, and one makes it
+slow. `apply_all()` installs each fix once per process; calling it again only swaps the dispatcher and the
+time scale, so a second `LocalCloud` in the same process reuses the installed patches.
+
+Each patch names the moto attribute it replaces in `PATCH_TARGETS`; `tests/integration/test_local_patches.py`
+checks that those attributes still exist with the signatures assumed here and that the behaviour each patch
+provides is observable, so a moto upgrade that moves them fails a test instead of the demo.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+# (function name, decoded event) -> the handler's JSON-serialisable result; raises like the handler does.
+Dispatch = Callable[[str, Any], Any]
+
+# (module, attribute path) of everything replaced, for the upgrade tests.
+PATCH_TARGETS: dict[str, tuple[str, str]] = {
+    'lambda_dispatch': ('moto.awslambda_simple.models', 'LambdaSimpleBackend.invoke'),
+    'dynamodb_lock': ('moto.dynamodb.responses', 'DynamoHandler'),
+    'wait_scale': ('moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function',
+                   'WaitFunction._wait_interval'),
+    'retry_scale': ('moto.stepfunctions.parser.asl.component.common.retry.retrier_decl', 'time'),
+    'send_task_failure_cause': ('moto.stepfunctions.responses', 'StepFunctionResponse.send_task_failure'),
+    'start_execution_name': ('moto.stepfunctions.parser.models', 'StepFunctionsParserBackend.start_execution'),
+}
+
+# DynamoDB actions serialised by the lock: every write, and the reads, so no reader sees a transaction half
+# applied (moto rolls a cancelled TransactWriteItems back by restoring items it already changed).
+DYNAMODB_LOCKED_ACTIONS = (
+    'put_item', 'update_item', 'delete_item', 'transact_write_items', 'batch_write_item',
+    'execute_statement', 'execute_transaction', 'batch_execute_statement',
+    'get_item', 'batch_get_item', 'query', 'scan', 'transact_get_items',
+)
+
+_state: dict[str, Any] = {'dispatch': None, 'wait_scale': 1.0}
+_installed: set[str] = set()
+_install_lock = threading.Lock()
+DYNAMODB_LOCK = threading.RLock()
+
+
+def apply_all(dispatch: Dispatch, wait_scale: float) -> None:
+    """Install every patch (once per process) and point them at `dispatch` and `wait_scale`."""
+    if wait_scale <= 0:
+        raise ValueError('wait_scale must be positive')
+    _state['dispatch'] = dispatch
+    _state['wait_scale'] = float(wait_scale)
+    with _install_lock:
+        for name, install in _INSTALLERS.items():
+            if name not in _installed:
+                install()
+                _installed.add(name)
+
+
+def set_dispatch(dispatch: Dispatch | None) -> None:
+    """Point the Lambda patch at another dispatcher; None restores moto's own behaviour (echo the payload)."""
+    _state['dispatch'] = dispatch
+
+
+def set_wait_scale(scale: float) -> None:
+    """1.0 restores real-time Waits and Retry intervals."""
+    if scale <= 0:
+        raise ValueError('wait_scale must be positive')
+    _state['wait_scale'] = float(scale)
+
+
+def installed() -> frozenset[str]:
+    return frozenset(_installed)
+
+
+# --- (a) Lambda invocations run our handlers in-process -------------------------------------------------
+
+
+def lambda_error_payload(exc: BaseException) -> dict[str, Any]:
+    """The body the Lambda runtime returns for an unhandled exception: ASL Retry/Catch match `errorType`."""
+    return {'errorType': type(exc).__name__, 'errorMessage': str(exc), 'stackTrace': []}
+
+
+class _MarshalError(Exception):
+    pass
+
+
+_MarshalError.__name__ = 'Runtime.MarshalError'
+
+
+def _install_lambda_dispatch() -> None:
+    # moto's simple Lambda backend (use_docker=false) echoes the payload back. The state machine's Tasks
+    # must run the real handler instead, and a raised exception must look like Lambda's "Unhandled" error
+    # so the ASL matches on our typed error class names (ProviderThrottledError, ...).
+    from moto.awslambda_simple.models import LambdaSimpleBackend
+
+    original = LambdaSimpleBackend.invoke
+
+    @functools.wraps(original)
+    def invoke(self: Any, function_name: str, qualifier: str | None, body: Any, headers: Any,
+               response_headers: Any) -> str | bytes | None:
+        dispatch = _state['dispatch']
+        if dispatch is None:  # no local cloud running: moto as shipped
+            return original(self, function_name, qualifier, body, headers, response_headers)
+        name = function_name.split(':function:')[-1].split(':')[0]
+        try:
+            result = dispatch(name, json.loads(body) if body else {})
+            try:
+                return json.dumps(result).encode()
+            except (TypeError, ValueError) as exc:  # the Python runtime's name for an unserialisable result
+                raise _MarshalError(f'Unable to marshal response: {exc}') from exc
+        except Exception as exc:  # noqa: BLE001 - every handler failure becomes a Lambda function error
+            # One line, like the [ERROR] line Lambda logs; the traceback only when debugging.
+            logger.warning('lambda %s raised %s: %s', name, type(exc).__name__, exc)
+            logger.debug('lambda %s traceback:\n%s', name, traceback.format_exc())
+            response_headers['x-amz-function-error'] = 'Unhandled'
+            return json.dumps(lambda_error_payload(exc)).encode()
+
+    LambdaSimpleBackend.invoke = invoke
+
+
+# --- (b) DynamoDB writes are serialised ------------------------------------------------------------------
+
+
+def _install_dynamodb_lock() -> None:
+    # moto's werkzeug app locks only while routing; UpdateItem and TransactWriteItems are an unlocked
+    # read-check-write. Under 50 concurrent conditional debits this lost accepted debits and drove balances
+    # negative (research §2); DynamoDB itself never does. The handler methods are wrapped (not the backend)
+    # so ReturnValues=ALL_OLD, which moto reads before the write, is part of the same critical section.
+    from moto.dynamodb.responses import DynamoHandler
+
+    for action in DYNAMODB_LOCKED_ACTIONS:
+        original = getattr(DynamoHandler, action)
+        setattr(DynamoHandler, action, _serialised(original))
+
+
+def _serialised(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def locked(self: Any) -> Any:
+        with DYNAMODB_LOCK:
+            return method(self)
+
+    locked.__vidgen_locked__ = True  # type: ignore[attr-defined]
+    return locked
+
+
+# --- (c) Wait states and Retry intervals run time-scaled --------------------------------------------------
+
+
+def _install_wait_scale() -> None:
+    # A local job should not take the minutes its real Wait states take. Stop must still interrupt a wait,
+    # and an unrelated wake-up of the event must not end it early, so wait on the event until the deadline.
+    from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+
+    def _wait_interval(self: Any, env: Any, wait_seconds: float) -> None:  # keyword must stay `wait_seconds`
+        deadline = time.monotonic() + max(0.0, float(wait_seconds)) / _state['wait_scale']
+        while env.is_running():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            env.program_state_event.wait(remaining)
+
+    WaitFunction._wait_interval = _wait_interval
+
+
+class _ScaledTime:
+    """Stands in for the `time` module inside moto's retrier: only `sleep` is scaled."""
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(max(0.0, seconds) / _state['wait_scale'])
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+def _install_retry_scale() -> None:
+    # The retrier sleeps with a bare time.sleep(interval) between attempts (IntervalSeconds, BackoffRate,
+    # MaxDelaySeconds and JitterStrategy already applied); scale that sleep like the Wait states.
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+
+    retrier_decl.time = _ScaledTime()
+
+
+# --- (d) SendTaskFailure keeps its cause ------------------------------------------------------------------
+
+
+def _install_send_task_failure_cause() -> None:
+    # moto's response handler forwards only `error`; the Catch's ResultPath then gets Cause = null and the
+    # fail step loses the provider's explanation. The backend already accepts `cause`.
+    from moto.core.responses import EmptyResult
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    def send_task_failure(self: Any) -> Any:
+        self.stepfunction_backend.send_task_failure(
+            self._get_param('taskToken'), error=self._get_param('error'), cause=self._get_param('cause'))
+        return EmptyResult()
+
+    StepFunctionResponse.send_task_failure = send_task_failure
+
+
+# --- (e) StartExecution without a name gets a unique one ------------------------------------------------
+
+
+def _install_start_execution_name() -> None:
+    # moto names every unnamed execution "None", so the second unnamed start fails with
+    # ExecutionAlreadyExists. AWS generates a UUID; so do we. (vidgen itself always names executions.)
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    original = StepFunctionsParserBackend.start_execution
+
+    @functools.wraps(original)
+    def start_execution(self: Any, state_machine_arn: str, name: str | None = None, *args: Any,
+                        **kwargs: Any) -> Any:
+        return original(self, state_machine_arn, name or str(uuid.uuid4()), *args, **kwargs)
+
+    StepFunctionsParserBackend.start_execution = start_execution
+
+
+_INSTALLERS: dict[str, Callable[[], None]] = {
+    'lambda_dispatch': _install_lambda_dispatch,
+    'dynamodb_lock': _install_dynamodb_lock,
+    'wait_scale': _install_wait_scale,
+    'retry_scale': _install_retry_scale,
+    'send_task_failure_cause': _install_send_task_failure_cause,
+    'start_execution_name': _install_start_execution_name,
+}

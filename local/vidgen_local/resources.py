@@ -1,0 +1,134 @@
+"""Creates the template's resources in moto: tables, buckets, secrets, Lambda functions, state machines.
+
+Everything is read from the resolved template. Secrets get their values the way CloudFormation would
+make them (SecretString, or GenerateSecretString's template plus a generated key), then `local_values`
+overlays fields such as the admin key or provider credentials. An overlay for a field the template's
+secret does not declare is an error: it means the layer and the template disagree on the secret's shape.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import secrets
+import string
+import zipfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from vidgen_local.template import LocalTemplate, SecretSpec, TemplateError
+
+_ROLE_POLICY = json.dumps({'Version': '2012-10-17', 'Statement': [
+    {'Effect': 'Allow', 'Principal': {'Service': ['lambda.amazonaws.com', 'states.amazonaws.com']},
+     'Action': 'sts:AssumeRole'}]})
+
+
+@dataclass
+class CreatedResources:
+    tables: dict[str, str] = field(default_factory=dict)  # logical id -> table name
+    buckets: list[str] = field(default_factory=list)
+    secrets: dict[str, str] = field(default_factory=dict)  # logical id -> ARN
+    state_machines: dict[str, str] = field(default_factory=dict)  # logical id -> ARN
+
+
+def generate_secret_value(spec: SecretSpec) -> dict[str, Any] | str:
+    """The value CloudFormation would store: SecretString, or GenerateSecretString's output."""
+    if spec.secret_string is not None:
+        try:
+            return json.loads(spec.secret_string)
+        except json.JSONDecodeError:
+            return spec.secret_string
+    options = spec.generate or {}
+    alphabet = ''
+    if not options.get('ExcludeLowercase'):
+        alphabet += string.ascii_lowercase
+    if not options.get('ExcludeUppercase'):
+        alphabet += string.ascii_uppercase
+    if not options.get('ExcludeNumbers'):
+        alphabet += string.digits
+    if not options.get('ExcludePunctuation'):
+        alphabet += string.punctuation
+    if options.get('IncludeSpace'):
+        alphabet += ' '
+    alphabet = ''.join(c for c in alphabet if c not in options.get('ExcludeCharacters', ''))
+    value = ''.join(secrets.choice(alphabet) for _ in range(int(options.get('PasswordLength', 32))))
+    key = options.get('GenerateStringKey')
+    if not key:
+        return value
+    document = json.loads(options.get('SecretStringTemplate') or '{}')
+    document[key] = value
+    return document
+
+
+def secret_values(template: LocalTemplate, local_values: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
+    """logical id -> the value to store; `local_values` is keyed by the function env var naming the secret."""
+    env_refs: dict[str, str] = {}
+    for spec in template.functions():
+        env_refs.update({var: value for var, value in spec.environment.items() if var.endswith('_SECRET_NAME')})
+    values: dict[str, Any] = {}
+    for spec in template.secrets():
+        value = generate_secret_value(spec)
+        for var, overlay in local_values.items():
+            if env_refs.get(var) not in (spec.name, template.ref(spec.logical_id)):
+                continue
+            if not isinstance(value, dict):
+                raise TemplateError(f'{spec.logical_id} is not a JSON secret, but {var} needs fields {sorted(overlay)}')
+            missing = set(overlay) - set(value)
+            if missing:
+                raise TemplateError(f'{spec.logical_id} (named by {var}) has no fields {sorted(missing)}')
+            value.update(overlay)
+        values[spec.logical_id] = value
+    unknown = set(local_values) - set(env_refs)
+    if unknown:
+        raise TemplateError(f'No function environment variable {sorted(unknown)} names a secret')
+    return values
+
+
+def _stub_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, 'w') as archive:
+        archive.writestr('app.py', '# invocations are dispatched in-process by vidgen_local\n')
+    return buffer.getvalue()
+
+
+def create_all(template: LocalTemplate, client: Callable[[str], Any],
+               local_secret_values: Mapping[str, Mapping[str, str]]) -> CreatedResources:
+    """Create every resource; secrets first, so functions see their real ARNs (Ref of a secret is its ARN).
+    `client(service)` returns a boto3 client bound to moto."""
+    created = CreatedResources()
+    for logical_id, value in secret_values(template, local_secret_values).items():
+        name = template.physical_name(logical_id)
+        text = value if isinstance(value, str) else json.dumps(value)
+        arn = client('secretsmanager').create_secret(Name=name, SecretString=text)['ARN']
+        template.bind(logical_id, Ref=arn, Id=arn)
+        created.secrets[logical_id] = arn
+
+    for table in template.tables():
+        client('dynamodb').create_table(**table.create_table_kwargs())
+        if table.ttl_attribute:
+            client('dynamodb').update_time_to_live(
+                TableName=table.name, TimeToLiveSpecification={'AttributeName': table.ttl_attribute, 'Enabled': True})
+        created.tables[table.logical_id] = table.name
+
+    for bucket in template.buckets():
+        client('s3').create_bucket(Bucket=bucket)
+        created.buckets.append(bucket)
+
+    # One role for everything: moto checks that a role ARN is given, not what it allows.
+    role_arn = client('iam').create_role(RoleName=f'{template.stack_name}-local-role',
+                                          AssumeRolePolicyDocument=_ROLE_POLICY)['Role']['Arn']
+    code = _stub_zip()
+    for function in template.functions():
+        # Registered so that ARNs resolve like in AWS; invocations never run this code (see patches.py).
+        client('lambda').create_function(
+            FunctionName=function.name, Runtime=function.runtime, Role=role_arn, Handler=function.handler,
+            Code={'ZipFile': code}, Timeout=function.timeout, MemorySize=function.memory_size)
+
+    for machine in template.state_machines():
+        arn = client('stepfunctions').create_state_machine(
+            name=machine.name, definition=machine.definition(), roleArn=role_arn, type=machine.type)['stateMachineArn']
+        if arn != machine.arn:
+            raise TemplateError(f'{machine.logical_id}: moto created {arn}, the template resolves {machine.arn}')
+        created.state_machines[machine.logical_id] = arn
+    return created

@@ -1,0 +1,147 @@
+"""The local Lambda runtime: loads each function's real handler and calls it with a Lambda-like context,
+in a process environment that can be put back as it was.
+
+Handlers are imported from `<CodeUri>/<module>.py` under a module name unique to each local cloud, so two
+clouds in one process (tests) never share a handler module's state. Every call is counted while it runs,
+which lets the cloud drain in-flight invocations before it shuts moto down.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from vidgen_local.template import FunctionSpec
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[Any, Any], Any]
+
+
+class LambdaContext:
+    """The attributes and method of the Python runtime's context object that handlers and Powertools use."""
+
+    def __init__(self, spec: FunctionSpec) -> None:
+        self.function_name = spec.name
+        self.function_version = '$LATEST'
+        self.invoked_function_arn = spec.arn
+        self.memory_limit_in_mb = spec.memory_size
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f'/aws/lambda/{spec.name}'
+        self.log_stream_name = f'{time.strftime("%Y/%m/%d")}/[$LATEST]{uuid.uuid4().hex}'
+        self.identity = None
+        self.client_context = None
+        self._deadline = time.monotonic() + spec.timeout
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def load_handler(spec: FunctionSpec, root: Path, module_prefix: str) -> tuple[Handler, str]:
+    """Import the function's handler file; returns (handler, module name registered in sys.modules)."""
+    path, attribute = spec.handler_path(root)
+    if not path.is_file():
+        raise FileNotFoundError(f'{spec.logical_id}: handler file {path} does not exist (Handler {spec.handler})')
+    name = f'{module_prefix}_{spec.logical_id.lower()}'
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    assert module_spec is not None and module_spec.loader is not None
+    module: ModuleType = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module
+    try:
+        module_spec.loader.exec_module(module)
+        handler = getattr(module, attribute)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return handler, name
+
+
+class FunctionRunner:
+    """Calls handlers by logical id or by function name, counting the calls in flight."""
+
+    def __init__(self, specs: Mapping[str, FunctionSpec], handlers: Mapping[str, Handler]) -> None:
+        self.specs = dict(specs)
+        self.handlers = dict(handlers)
+        self.by_name = {spec.name: logical_id for logical_id, spec in self.specs.items()}
+        self._inflight = 0
+        self._idle = threading.Condition()
+
+    def call(self, logical_id: str, event: Any) -> Any:
+        spec = self.specs[logical_id]
+        context = LambdaContext(spec)
+        with self._idle:
+            self._inflight += 1
+        started = time.monotonic()
+        try:
+            return self.handlers[logical_id](event, context)
+        finally:
+            elapsed = time.monotonic() - started
+            if elapsed > spec.timeout:
+                # Lambda would have killed this invocation; locally it ran on, so say so.
+                logger.warning('%s ran %.1fs, past its %ds Lambda timeout', logical_id, elapsed, spec.timeout)
+            with self._idle:
+                self._inflight -= 1
+                self._idle.notify_all()
+
+    def call_by_name(self, function_name: str, event: Any) -> Any:
+        """The Lambda patch's dispatcher: moto passes the function name from the invoked ARN."""
+        try:
+            logical_id = self.by_name[function_name]
+        except KeyError:
+            raise LookupError(f'No local function is named {function_name!r}') from None
+        return self.call(logical_id, event)
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until no call is running; False if some were still running after `timeout` seconds."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._inflight == 0, timeout)
+
+
+class ProcessEnv:
+    """os.environ changes that can be undone: the handlers read their settings from the process env."""
+
+    def __init__(self) -> None:
+        self._saved: dict[str, str | None] = {}
+
+    def set(self, values: Mapping[str, str], remove: Iterable[str] = ()) -> None:
+        remove = tuple(remove)
+        for name in (*values, *remove):
+            self._saved.setdefault(name, os.environ.get(name))
+        for name in remove:
+            os.environ.pop(name, None)
+        os.environ.update(values)
+
+    def restore(self) -> None:
+        for name, value in self._saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved = {}
+
+
+def reset_layer_caches() -> None:
+    """Forget settings, secrets and boto3 clients cached by the layer: they point at the previous endpoint.
+
+    Every functools cache in a loaded `vidgen.*` module is cleared (get_settings, boto3 client factories),
+    and so are Powertools' parameter providers (secret values and their boto3 client)."""
+    for name, module in list(sys.modules.items()):
+        if name != 'vidgen' and not name.startswith('vidgen.'):
+            continue
+        for value in list(vars(module).values()):
+            if callable(value) and hasattr(value, 'cache_clear') and getattr(value, '__module__', None) == name:
+                value.cache_clear()
+    try:
+        from aws_lambda_powertools.utilities import parameters
+    except ImportError:
+        return
+    parameters.clear_caches()
