@@ -156,8 +156,3 @@ def test_option_parsing_and_output_names():
         cli.parse_option('novalue')
     assert output_filename('j', 0, {'url': 'http://x/r/0.mp4?sig=1', 'content_type': 'video/mp4'}) == 'j-0.mp4'
     assert output_filename('j', 1, {'url': 'http://x/r/1.png', 'content_type': ''}) == 'j-1.png'
-
-
-def test_demo_is_a_stub(capsys):
-    assert cli.main(['demo']) == 0
-    assert 'coming' in capsys.readouterr().out

@@ -1,0 +1,30 @@
+"""`vidgen demo` (what `make demo` runs) as a new user meets it: its own process, its own local cloud."""
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+VIDGEN = Path(sys.executable).with_name('vidgen')
+
+
+def test_demo_runs_every_scenario_and_the_money_adds_up():
+    env = {k: v for k, v in os.environ.items() if not k.startswith(('AWS_', 'KLING_', 'KIE_', 'VIDGEN_'))}
+    started = time.monotonic()
+    result = subprocess.run([str(VIDGEN), 'demo'], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
+                            check=False)
+    elapsed = time.monotonic() - started
+    out = result.stdout
+
+    assert result.returncode == 0, out[-3000:] + result.stderr[-3000:]
+    assert 'All jobs ended as expected.' in out
+    rows = [line for line in out.splitlines() if re.match(r'job_\w+ ', line)]
+    assert len(rows) == 6
+    statuses = [row.split()[2] for row in rows]
+    assert statuses == ['succeeded', 'succeeded', 'succeeded', 'failed', 'succeeded', 'succeeded']
+    assert re.search(r'Balance: (\d+) credits = 1000 granted - (\d+) charged \+ (\d+) refunded \(matches', out)
+    assert 'refund' in out and 'debit' in out and 'grant' in out
+    assert elapsed < 180
