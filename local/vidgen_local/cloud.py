@@ -25,6 +25,7 @@ import os
 import sys
 import threading
 import uuid
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -142,6 +143,8 @@ class LocalCloud:
         return self
 
     def _start(self) -> None:
+        # Powertools warns on every invocation that published no metric: true of most reads, and noise here.
+        warnings.filterwarnings('ignore', message='No application metrics to publish', category=UserWarning)
         self.template = LocalTemplate.load(self.root, self.parameters, filename=self.template_file)
         patches.apply_all(self._dispatch, wait_scale=self.time_scale)
         self._start_moto()
@@ -320,6 +323,9 @@ class LocalCloud:
         env = self._template_env()
         env['PUBLIC_API_URL'] = self.public_url_given or self.api_url
         env['VIDGEN_ALLOW_PRIVATE_URLS'] = 'true'
+        # Metrics are EMF lines on stdout for CloudWatch to pick up; locally they would only bury the
+        # output. POWERTOOLS_METRICS_DISABLED=false in the environment shows them.
+        env['POWERTOOLS_METRICS_DISABLED'] = self._settings.get('POWERTOOLS_METRICS_DISABLED', 'true')
         env.update(self._providers.env)
         if 'CALLBACK_WAIT_SECONDS' in env:
             env['CALLBACK_WAIT_SECONDS'] = str(max(1, round(float(env['CALLBACK_WAIT_SECONDS']) / self.time_scale)))
