@@ -1,4 +1,4 @@
-"""`vidgen serve` as a user runs it: a process on 127.0.0.1, driven over HTTP by the `vidgen` client commands,
+"""`vidgen serve` as a user runs it (e2e: over HTTP only): a process on 127.0.0.1, driven by the `vidgen` client commands,
 stopped by SIGTERM or Ctrl-C with exit code 0 and nothing left listening."""
 
 from __future__ import annotations
