@@ -1,7 +1,8 @@
 """Poller function: the job state machine's steps, and the scheduled sweep.
 
 Events: {"action": "create_task", "job_id", "task_token"} | {"action": "poll", "job_id", "attempt"} |
-{"action": "finalize", "job_id"} | {"action": "fail", "job_id", "failure": {"Error", "Cause"}} from the
+{"action": "finalize", "job_id"} | {"action": "fail", "job_id", "failure": {"Error", "Cause"}} |
+{"action": "notify", "job_id"} from the
 state machine; {"action": "sweep"} from the EventBridge schedule. Errors propagate on purpose: their
 class name is the errorType that the ASL's Retry and Catch match.
 """
@@ -30,6 +31,9 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return {}
     if action == 'fail':
         tasks.fail_job(event['job_id'], event.get('failure') or {})
+        return {}
+    if action == 'notify':
+        tasks.notify_job(event['job_id'])
         return {}
     if action == 'sweep':
         return sweep.sweep().as_dict()

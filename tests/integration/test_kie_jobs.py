@@ -381,7 +381,7 @@ def test_create_errors_that_cannot_heal_fail_the_job_and_refund_it(cloud, new_us
         assert final['provider']['task_id'] is None and sim_tasks(cloud, job['id']) == [], case
         assert create_task_failures(cloud, job['id']) == [error_type], case  # tried once: not retried
         states = execution_states(cloud, job['id'])
-        assert states == ['CreateTask', 'FailJob', 'Settled'], (case, states)
+        assert states == ['CreateTask', 'FailJob', 'Notify', 'Settled'], (case, states)
         assert_refunded_once(user, job, 50)
     for code in CREATE_FAILURES:
         assert cloud.kie_sim.stats[f'errors.{code}'] - errors_before[code] == 2, code  # one create per job

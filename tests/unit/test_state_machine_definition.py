@@ -64,10 +64,13 @@ def test_the_callback_wait_and_the_poll_loop_are_bounded():
 
 
 def test_every_failure_path_funnels_into_the_refunding_fail_step():
+    # Notify runs after the job is settled (succeeded, or failed and refunded): a notification that never
+    # lands must not touch the job, so its Catch ends the execution instead.
     for name, state in ASL['States'].items():
         for catch in state.get('Catch', []):
-            if 'States.Timeout' not in catch['ErrorEquals'] and name != 'FailJob':
+            if 'States.Timeout' not in catch['ErrorEquals'] and name not in ('FailJob', 'Notify'):
                 assert catch['Next'] == 'FailJob', name
+    assert ASL['States']['Finalize']['Next'] == ASL['States']['FailJob']['Next'] == 'Notify'
 
 
 def test_retried_and_caught_error_names_exist_in_the_error_tree():

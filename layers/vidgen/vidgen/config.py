@@ -24,6 +24,7 @@ class Settings(BaseModel):
     callback_secret_name: str = Field('vidgen/callback', alias='CALLBACK_SECRET_NAME')
     kling_secret_name: str = Field('vidgen/kling', alias='KLING_SECRET_NAME')
     kie_secret_name: str = Field('vidgen/kie', alias='KIE_SECRET_NAME')
+    webhook_secret_name: str = Field('vidgen/webhook', alias='WEBHOOK_SECRET_NAME')
 
     kling_base_url: str = Field('https://api-singapore.klingai.com', alias='KLING_BASE_URL')
     kie_base_url: str = Field('https://api.kie.ai', alias='KIE_BASE_URL')

@@ -166,6 +166,13 @@ class OutputDownloadError(VidgenError):
     retryable = True
 
 
+class WebhookDeliveryError(VidgenError):
+    """The client's webhook receiver did not take a notification; safe to retry (its id stays the same)."""
+
+    code = 'SYSTEM_ERROR'
+    retryable = True
+
+
 class UnsafeUrlError(VidgenError):
     """A URL the service was asked to fetch points somewhere it must not (SSRF guard)."""
 

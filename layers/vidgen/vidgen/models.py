@@ -82,6 +82,20 @@ class JobRequest(BaseModel):
         return value
 
 
+class ErrorDetail(BaseModel):
+    code: str = Field(description='INVALID_PARAMETERS, AUTH_FAILED, NOT_FOUND, INSUFFICIENT_CREDITS, '
+                                  'IDEMPOTENCY_CONFLICT, CONFLICT, RATE_LIMIT_EXCEEDED or SYSTEM_ERROR.')
+    message: str = Field(description='What went wrong and what to do about it.')
+    request_id: str = Field(description='Quote it when reporting a problem.')
+    field: str | None = Field(None, description='The request field at fault, when there is one.')
+
+
+class ErrorResponse(BaseModel):
+    """Every error the API answers: `{"error": {"code", "message", "request_id", "field"?}}`."""
+
+    error: ErrorDetail
+
+
 class JobOutput(BaseModel):
     url: str = Field(description='Presigned GET URL of the copy in our bucket; it expires, read the job again.')
     content_type: str

@@ -7,7 +7,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from vidgen import ids, ledger
 from vidgen.api.auth import require_admin
-from vidgen.api.http import ERROR_RESPONSES
+from vidgen.api.http import ERROR_RESPONSES, error_doc
 from vidgen.models import CreatedUser, CreateUserRequest, GrantRequest, GrantResult
 from vidgen.store import accounts
 
@@ -17,7 +17,7 @@ router = APIGatewayHttpRouter()
 @router.post('/v1/admin/users', status_code=201, tags=['admin'], summary='Create a user and their API key',
              description='The API key is in this response only; vidgen stores its hash.',
              responses={201: {'description': 'The user.', 'content': {'application/json': {'model': CreatedUser}}},
-                        409: {'description': 'The user id exists (CONFLICT).'}, **ERROR_RESPONSES})
+                        409: error_doc('The user id exists (CONFLICT).'), **ERROR_RESPONSES})
 def create_user(request: CreateUserRequest) -> Response[CreatedUser]:
     require_admin(router.current_event)
     user_id = request.user_id or f'user_{ids.ulid().lower()}'
@@ -27,7 +27,7 @@ def create_user(request: CreateUserRequest) -> Response[CreatedUser]:
 
 
 @router.post('/v1/admin/users/<user_id>/credits', tags=['admin'], summary='Grant credits, once per reference_id',
-             responses=ERROR_RESPONSES)
+             responses={200: {'description': 'The balance, and whether this grant added credits.'}, **ERROR_RESPONSES})
 def grant_credits(user_id: str, request: GrantRequest) -> GrantResult:
     require_admin(router.current_event)
     balance, granted = ledger.grant(user_id, request.amount, request.reference_id, request.reason, ids.now())

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from vidgen.api.http import ERROR_RESPONSES
@@ -17,10 +18,13 @@ router = APIGatewayHttpRouter()
 @router.post('/v1/callbacks/<provider>/<job_id>', tags=['callbacks'], summary='Provider callback endpoint',
              description='Called by providers, not clients. The per-job token in `?token=` is checked first; the '
                          'body is a hint, confirmed with the provider before anything changes.',
-             responses=ERROR_RESPONSES)
-def provider_callback(provider: str, job_id: str) -> dict[str, Any]:
+             responses={200: {'description': 'The callback was verified: `{"status": "ignored" | "noted" | '
+                                             '"delivered"}`.'}, **ERROR_RESPONSES})
+def provider_callback(
+    provider: str, job_id: str,
+    token: Annotated[str | None, Query(max_length=512, description='The per-job token from the callback URL.')] = None,
+) -> dict[str, Any]:
     event = router.current_event
-    token = (event.query_string_parameters or {}).get('token')
     try:
         body = json.loads(event.decoded_body or '')
     except ValueError as exc:

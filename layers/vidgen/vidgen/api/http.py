@@ -15,15 +15,31 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from vidgen.config import get_settings
 from vidgen.errors import PayloadTooLargeError, RateLimitExceededError, VidgenError
+from vidgen.models import ErrorResponse
 from vidgen.observability import logger
 
-ERROR_RESPONSES = {
-    400: {'description': 'Malformed request (e.g. the body is not JSON).'},
-    401: {'description': 'Missing or invalid API key (AUTH_FAILED).'},
-    404: {'description': 'No such resource, or not yours (NOT_FOUND).'},
-    413: {'description': 'Request body too large.'},
-    422: {'description': 'Invalid parameters (INVALID_PARAMETERS), naming the field and what is allowed.'},
-    500: {'description': 'Internal error (SYSTEM_ERROR).'},
+
+def error_doc(description: str) -> dict[str, Any]:
+    """An error response in the OpenAPI document: its description and the one error body every error has."""
+    return {'description': description, 'content': {'application/json': {'model': ErrorResponse}}}
+
+
+# API Gateway answers some errors itself, before (413) or instead of (500) a function: `{"message": "..."}`.
+_GATEWAY_ERROR = {'type': 'object', 'properties': {'message': {'type': 'string'}}, 'required': ['message']}
+
+
+def _error_or_gateway_doc(description: str) -> dict[str, Any]:
+    schema = {'anyOf': [{'$ref': '#/components/schemas/ErrorResponse'}, _GATEWAY_ERROR]}
+    return {'description': description, 'content': {'application/json': {'schema': schema}}}
+
+
+ERROR_RESPONSES: dict[int, Any] = {
+    400: error_doc('Malformed request (e.g. the body is not JSON).'),
+    401: error_doc('Missing or invalid API key (AUTH_FAILED).'),
+    404: error_doc('No such resource, or not yours (NOT_FOUND).'),
+    413: _error_or_gateway_doc('Request body over 10 MB. API Gateway refuses it with `{"message": ...}`.'),
+    422: error_doc('Invalid parameters (INVALID_PARAMETERS), naming the field and what is allowed.'),
+    500: _error_or_gateway_doc('Internal error (SYSTEM_ERROR); `{"message": ...}` when API Gateway answers it.'),
 }
 
 

@@ -26,12 +26,14 @@ def list_models() -> dict[str, list[dict[str, Any]]]:
     return {'models': [spec.public_view() for spec in catalog.all_models()]}
 
 
-@router.get('/v1/jobs/<job_id>', tags=['jobs'], summary='One of your jobs', responses=ERROR_RESPONSES)
+@router.get('/v1/jobs/<job_id>', tags=['jobs'], summary='One of your jobs',
+            responses={200: {'description': 'The job.'}, **ERROR_RESPONSES})
 def get_job(job_id: str) -> JobView:
     return queries.get_job(authenticate(router.current_event), job_id)
 
 
-@router.get('/v1/jobs', tags=['jobs'], summary='Your jobs, newest first', responses=ERROR_RESPONSES)
+@router.get('/v1/jobs', tags=['jobs'], summary='Your jobs, newest first',
+            responses={200: {'description': 'A page of your jobs.'}, **ERROR_RESPONSES})
 def list_jobs(
     status: Annotated[Literal['queued', 'running', 'succeeded', 'failed', 'canceled'] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=queries.MAX_PAGE)] = 20,
@@ -41,7 +43,7 @@ def list_jobs(
 
 
 @router.get('/v1/credits', tags=['credits'], summary='Your balance and ledger, newest entries first',
-            responses=ERROR_RESPONSES)
+            responses={200: {'description': 'Your balance and a page of the ledger.'}, **ERROR_RESPONSES})
 def get_credits(
     limit: Annotated[int, Query(ge=1, le=queries.MAX_PAGE)] = 50,
     cursor: Annotated[str | None, Query(max_length=2048)] = None,
@@ -50,7 +52,7 @@ def get_credits(
 
 
 @router.get('/v1/usage', tags=['credits'], summary='Usage analytics: totals, per model, per kind, per day',
-            responses=ERROR_RESPONSES)
+            responses={200: {'description': 'Usage in the window.'}, **ERROR_RESPONSES})
 def get_usage(
     start: Annotated[str | None, Query(alias='from', max_length=40)] = None,
     end: Annotated[str | None, Query(alias='to', max_length=40)] = None,

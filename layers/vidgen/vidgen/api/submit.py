@@ -6,7 +6,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from vidgen.api.auth import authenticate
-from vidgen.api.http import ERROR_RESPONSES
+from vidgen.api.http import ERROR_RESPONSES, error_doc
 from vidgen.errors import InvalidParametersError
 from vidgen.jobs import submit
 from vidgen.jobs.views import job_view
@@ -25,9 +25,9 @@ _MAX_IDEMPOTENCY_KEY = 255
                 '(header `Idempotent-Replayed: true`) and charge once; the same key with another body is a 409.',
     responses={
         202: {'description': 'The job, queued.', 'content': {'application/json': {'model': JobView}}},
-        402: {'description': 'Not enough credits (INSUFFICIENT_CREDITS).'},
-        409: {'description': 'Idempotency-Key reused with a different body (IDEMPOTENCY_CONFLICT).'},
-        429: {'description': 'Too many active jobs (RATE_LIMIT_EXCEEDED); see Retry-After.'},
+        402: error_doc('Not enough credits (INSUFFICIENT_CREDITS).'),
+        409: error_doc('Idempotency-Key reused with a different body (IDEMPOTENCY_CONFLICT).'),
+        429: error_doc('Too many active jobs (RATE_LIMIT_EXCEEDED); see Retry-After.'),
         **ERROR_RESPONSES,
     },
 )
@@ -47,7 +47,8 @@ def submit_job(request: JobRequest) -> Response[JobView]:
 @router.post(
     '/v1/jobs/<job_id>/cancel', tags=['jobs'], summary='Cancel a queued or running job',
     description='Ends the job as `canceled` and refunds its credits. A job that already ended gives 409.',
-    responses={409: {'description': 'The job already ended (CONFLICT).'}, **ERROR_RESPONSES},
+    responses={200: {'description': 'The job, canceled and refunded.'},
+               409: error_doc('The job already ended (CONFLICT).'), **ERROR_RESPONSES},
 )
 def cancel_job(job_id: str) -> JobView:
     owner = authenticate(router.current_event)

@@ -21,10 +21,13 @@ from vidgen.errors import (
     ConflictError,
     IdempotencyConflictError,
     InsufficientCreditsError,
+    InvalidParametersError,
     NotFoundError,
     RateLimitExceededError,
+    UnsafeUrlError,
 )
 from vidgen.models import JobRequest
+from vidgen.netguard import check_url
 from vidgen.observability import MetricUnit, logger, metrics
 from vidgen.store import jobs as job_store
 from vidgen.store import media
@@ -49,6 +52,8 @@ def request_fingerprint(request: JobRequest) -> str:
 def submit_job(owner: str, request: JobRequest, idempotency_key_value: str | None = None) -> Submitted:
     settings = get_settings()
     resolved = catalog.resolve(request)
+    if request.webhook_url:
+        _check_webhook_url(request.webhook_url, settings.allow_private_urls)
     fingerprint = request_fingerprint(request)
     now = ids.now()
     if idempotency_key_value:
@@ -112,6 +117,13 @@ def cancel_job(owner: str, job_id: str) -> job_store.Job:
     executions.stop(job_id, 'canceled by its owner')
     metrics.add_metric(name='JobCanceled', unit=MetricUnit.Count, value=1)
     return job_store.get_job(job_id)
+
+
+def _check_webhook_url(url: str, allow_private: bool) -> None:
+    try:
+        check_url(url, allow_private=allow_private)
+    except UnsafeUrlError as exc:
+        raise InvalidParametersError(f'webhook_url is not usable: {exc.message}', details={'field': 'webhook_url'}) from exc
 
 
 def _store_image(owner: str, job_id: str, name: str, value: str | None) -> str | None:

@@ -78,6 +78,7 @@ def _settle_here(job: job_store.Job, now: float, report: SweepReport) -> None:
         if state == 'succeeded':
             tasks.finalize_job(job.id)
             report.finalized.append(job.id)
+            tasks.notify_once(job.id)
             return
         if now >= job.deadline_at:
             raise ProviderTimeoutError(f'The provider did not finish the job within '
@@ -92,6 +93,7 @@ def _settle_here(job: job_store.Job, now: float, report: SweepReport) -> None:
             return
         if tasks.fail_from_error(job, exc):
             report.failed.append(job.id)
+            tasks.notify_once(job.id)
         executions.stop(job.id, 'settled by the sweep')
         return
     job_store.defer_sweep(job.id, job.status, min(job.deadline_at, now + tasks.poll_interval(1)))

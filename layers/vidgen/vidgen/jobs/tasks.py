@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from vidgen import callback_tokens, executions, ids, ledger
+from vidgen import callback_tokens, executions, ids, ledger, webhooks
 from vidgen.config import get_settings
 from vidgen.errors import (
     GenerationFailedError,
@@ -19,6 +19,7 @@ from vidgen.errors import (
     ProviderTimeoutError,
     ProviderUnavailableError,
     VidgenError,
+    WebhookDeliveryError,
     error_class_for_job_code,
     job_code_for_error_type,
 )
@@ -131,6 +132,19 @@ def fail_job(job_id: str, failure: dict[str, Any]) -> None:
                          extra={'error': {'code': code, 'message': message}}):
         metrics.add_metric(name='JobFailed', unit=MetricUnit.Count, value=1)
         logger.info('job failed and refunded', job_id=job_id, code=code, credits=job.credits)
+
+
+def notify_job(job_id: str) -> None:
+    """Tell the client how the job ended (its webhook_url, if any); raises to be retried."""
+    webhooks.deliver(job_store.get_job(job_id))
+
+
+def notify_once(job_id: str) -> None:
+    """Best-effort notification for jobs settled outside the state machine (the sweep)."""
+    try:
+        webhooks.deliver(job_store.get_job(job_id))
+    except WebhookDeliveryError:
+        logger.warning('webhook not delivered', job_id=job_id)
 
 
 def fail_from_error(job: job_store.Job, error: VidgenError) -> bool:

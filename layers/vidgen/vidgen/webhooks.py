@@ -1,0 +1,69 @@
+"""Client notifications: when a job ends, POST it to the job's `webhook_url`, signed per Standard Webhooks.
+
+Headers `webhook-id` (stable per job and outcome, so a receiver can drop repeats), `webhook-timestamp` and
+`webhook-signature` (`v1,<base64 HMAC-SHA256>` of `id.timestamp.body` under the deployment's `whsec_`
+secret). Only 2xx counts as delivered; 410 means the receiver wants no more; anything else raises
+`WebhookDeliveryError`, which the state machine's Notify step retries with backoff for about a day.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import requests
+from standardwebhooks import Webhook
+
+from vidgen import ids
+from vidgen.config import get_settings
+from vidgen.errors import UnsafeUrlError, WebhookDeliveryError
+from vidgen.jobs.views import job_view
+from vidgen.netguard import check_url
+from vidgen.observability import MetricUnit, logger, metrics
+from vidgen.secrets import get_secret_field
+from vidgen.store.jobs import Job
+
+_TIMEOUT = (3.0, 10.0)
+
+
+def signing_secret() -> str:
+    return get_secret_field(get_settings().webhook_secret_name, 'key')
+
+
+def notification(job: Job) -> tuple[str, str]:
+    """The (webhook id, body) sent for a job that ended."""
+    body = {'type': f'job.{job.status}', 'timestamp': ids.now_iso(), 'data': job_view(job).model_dump(mode='json')}
+    return f'{job.id}.{job.status}', json.dumps(body, separators=(',', ':'))
+
+
+def deliver(job: Job) -> bool:
+    """Send the job's notification once. Returns False when there is nothing to send or the receiver asked
+    for no more (410); raises `WebhookDeliveryError` when it should be tried again."""
+    if not job.webhook_url or job.is_active:
+        return False
+    settings = get_settings()
+    try:
+        check_url(job.webhook_url, allow_private=settings.allow_private_urls)
+    except UnsafeUrlError:
+        logger.warning('webhook URL refused', job_id=job.id)
+        return False
+    message_id, body = notification(job)
+    sent_at = datetime.now(tz=timezone.utc)
+    headers = {
+        'content-type': 'application/json',
+        'webhook-id': message_id,
+        'webhook-timestamp': str(int(sent_at.timestamp())),
+        'webhook-signature': Webhook(signing_secret()).sign(message_id, sent_at, body),
+    }
+    try:
+        response = requests.post(job.webhook_url, data=body.encode(), headers=headers, timeout=_TIMEOUT,
+                                 allow_redirects=False)
+    except requests.RequestException as exc:
+        raise WebhookDeliveryError('The webhook receiver could not be reached; it will be retried.') from exc
+    if response.status_code == 410:
+        logger.info('webhook receiver is gone', job_id=job.id)
+        return False
+    if not 200 <= response.status_code < 300:
+        raise WebhookDeliveryError(f'The webhook receiver answered HTTP {response.status_code}; it will be retried.')
+    metrics.add_metric(name='WebhookDelivered', unit=MetricUnit.Count, value=1)
+    return True
