@@ -38,3 +38,19 @@ class KieClient:
         Named after the job and slot, so a retried create overwrites its own upload instead of piling up.
         """
         return self.uploader.url_for(image, f'{request.job_id}-{slot}')
+
+
+class KieProvider:
+    """What both Kie adapters share: the connection and the optional callback signing key."""
+
+    name = 'kie'
+
+    def __init__(self, base_url: str, upload_base_url: str, api_key: str, *, webhook_hmac_key: str | None = None,
+                 session: requests.Session | None = None, timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+                 stream_threshold_bytes: int = DEFAULT_STREAM_THRESHOLD) -> None:
+        self._kie = KieClient(self.name, base_url, upload_base_url, api_key, session=session, timeout=timeout,
+                              stream_threshold_bytes=stream_threshold_bytes)
+        self._webhook_key = webhook_hmac_key
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}({self._kie.api.base_url!r})'

@@ -14,12 +14,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-import requests
-
 from vidgen.errors import CallbackRejectedError, ProviderRejectedError, ProviderUnavailableError
 from vidgen.providers.base import CallbackHint, GenerationRequest, ProviderTask, TaskOutput, TaskState
-from vidgen.providers.http import DEFAULT_TIMEOUT
-from vidgen.providers.kie_client import KieClient
+from vidgen.providers.kie_client import KieProvider
 from vidgen.providers.kie_common import (
     callback_task_id,
     catalog_entry,
@@ -30,7 +27,6 @@ from vidgen.providers.kie_common import (
     task_id_from,
     verify_callback,
 )
-from vidgen.providers.kie_upload import DEFAULT_STREAM_THRESHOLD
 
 STATES: dict[str, TaskState] = {
     'waiting': 'pending',
@@ -42,18 +38,8 @@ STATES: dict[str, TaskState] = {
 _VIDEO_MODES = ('t2v', 'i2v', 'flf2v', 'ref2v')
 
 
-class KieMarketProvider:
+class KieMarketProvider(KieProvider):
     name = 'kie-market'
-
-    def __init__(self, base_url: str, upload_base_url: str, api_key: str, *, webhook_hmac_key: str | None = None,
-                 session: requests.Session | None = None, timeout: tuple[float, float] = DEFAULT_TIMEOUT,
-                 stream_threshold_bytes: int = DEFAULT_STREAM_THRESHOLD) -> None:
-        self._kie = KieClient(self.name, base_url, upload_base_url, api_key, session=session, timeout=timeout,
-                              stream_threshold_bytes=stream_threshold_bytes)
-        self._webhook_key = webhook_hmac_key
-
-    def __repr__(self) -> str:
-        return f'KieMarketProvider({self._kie.api.base_url!r})'
 
     def create_task(self, request: GenerationRequest, callback_url: str | None) -> str:
         renames = catalog_entry(request.model).get('provider_params', {})

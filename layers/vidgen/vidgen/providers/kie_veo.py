@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-import requests
-
 from vidgen.errors import (
     CallbackRejectedError,
     GenerationFailedError,
@@ -15,8 +13,7 @@ from vidgen.errors import (
     ProviderUnavailableError,
 )
 from vidgen.providers.base import CallbackHint, GenerationRequest, ProviderTask, TaskOutput
-from vidgen.providers.http import DEFAULT_TIMEOUT
-from vidgen.providers.kie_client import KieClient
+from vidgen.providers.kie_client import KieProvider
 from vidgen.providers.kie_common import (
     callback_task_id,
     failure_for,
@@ -24,7 +21,6 @@ from vidgen.providers.kie_common import (
     task_id_from,
     verify_callback,
 )
-from vidgen.providers.kie_upload import DEFAULT_STREAM_THRESHOLD
 
 GENERATION_TYPES = {
     't2v': 'TEXT_2_VIDEO',
@@ -38,18 +34,8 @@ _CALLBACK_FAILURES = (400, 422, 500, 501)
 _HD_NOT_READY = (ProviderRejectedError, ProviderContentPolicyError, ProviderNotFoundError, GenerationFailedError)
 
 
-class KieVeoProvider:
+class KieVeoProvider(KieProvider):
     name = 'kie-veo'
-
-    def __init__(self, base_url: str, upload_base_url: str, api_key: str, *, webhook_hmac_key: str | None = None,
-                 session: requests.Session | None = None, timeout: tuple[float, float] = DEFAULT_TIMEOUT,
-                 stream_threshold_bytes: int = DEFAULT_STREAM_THRESHOLD) -> None:
-        self._kie = KieClient(self.name, base_url, upload_base_url, api_key, session=session, timeout=timeout,
-                              stream_threshold_bytes=stream_threshold_bytes)
-        self._webhook_key = webhook_hmac_key
-
-    def __repr__(self) -> str:
-        return f'KieVeoProvider({self._kie.api.base_url!r})'
 
     def create_task(self, request: GenerationRequest, callback_url: str | None) -> str:
         urls = [self._kie.image_url(request, image, slot) for slot, image in input_images(request)]
