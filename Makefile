@@ -14,6 +14,7 @@ help:
 	@echo "make demo    run the real stack locally (moto + provider simulators) and a set of jobs"
 	@echo "make serve   serve the API on 127.0.0.1:$${VIDGEN_PORT:-3000} until Ctrl-C"
 	@echo "make test    lint, validate and build the template, check the ASL, run every test"
+	@echo "make test-faults  fault injection and crash recovery on their own local clouds (prints figures)"
 	@echo "make bench   throughput and latency of the local stack against a bare moto baseline"
 
 install: $(VENV)/.installed
@@ -54,7 +55,7 @@ test-integration: install
 	$(BIN)/python -m pytest tests/integration tests/e2e $(PYTEST_ARGS)
 
 test-faults: install
-	$(BIN)/python -m pytest -m faults tests $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m faults tests/faults $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python -m vidgen_local.bench

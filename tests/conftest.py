@@ -29,6 +29,18 @@ TEST_ENV = {
 TIME_SCALE = 20.0  # Wait states and retry sleeps run 20x faster; the callback wait is 300 s / 20 = 15 s.
 
 _user_numbers = itertools.count(1)
+FAULTS_DIR = Path(__file__).resolve().parent / 'faults'
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """tests/faults starts its own local clouds, and only one can run per process: it runs under `-m faults`
+    (make test-faults) or when named on the command line, never beside the session cloud of a plain run."""
+    if collection_path.resolve() != FAULTS_DIR:
+        return None
+    if 'faults' in (config.getoption('markexpr') or ''):
+        return None
+    named = (Path(arg.split('::', 1)[0]).resolve() for arg in config.args)
+    return None if any(path == FAULTS_DIR or FAULTS_DIR in path.parents for path in named) else True
 
 
 @pytest.fixture(scope='session')

@@ -157,6 +157,12 @@ def http_response(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
     return status, headers, payload
 
 
+class _Server(ThreadingHTTPServer):
+    # http.server listens with a backlog of 5: a burst of clients (a page of thumbnails, the concurrency
+    # tests' 200 submits) overflowed it and connections were reset. API Gateway takes them all.
+    request_queue_size = 1024
+
+
 class Gateway:
     """ThreadingHTTPServer on 127.0.0.1 serving `routes` by calling `invoke(function, event)`."""
 
@@ -167,7 +173,7 @@ class Gateway:
         self.cors = dict(cors) if cors else None
         self.max_body_bytes = max_body_bytes
         # Bound now, served by start(): the URL is known before the handlers are configured with it.
-        self._server = ThreadingHTTPServer((host, port), _make_handler(self))
+        self._server = _Server((host, port), _make_handler(self))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -222,6 +228,13 @@ def _make_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
             self._handle()
 
         do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET  # noqa: N815
+
+        def __getattr__(self, name: str) -> Any:
+            # Any other method (TRACE, QUERY, ...) is routed like these, so one that no route has gets API
+            # Gateway's JSON 404 rather than http.server's HTML 501 page.
+            if name.startswith('do_'):
+                return self._handle
+            raise AttributeError(name)
 
         def _handle(self) -> None:
             started = time.perf_counter()

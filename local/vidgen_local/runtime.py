@@ -8,6 +8,7 @@ which lets the cloud drain in-flight invocations before it shuts moto down.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import os
@@ -74,6 +75,13 @@ class FunctionRunner:
         self.by_name = {spec.name: logical_id for logical_id, spec in self.specs.items()}
         self._inflight = 0
         self._idle = threading.Condition()
+        # Functions behind the HTTP API resolve their event with Powertools, whose request state is global
+        # to the process (the current event is a class attribute of BaseRouter, the validated arguments sit
+        # in the resolver's shared context). Lambda runs one event per execution environment; here they
+        # share one process, so they take turns: two at once read each other's requests (another user's
+        # API key, another request's Idempotency-Key). State machine steps and the sweep still run in
+        # parallel with them and with each other.
+        self._http_turn = threading.Lock()
 
     def call(self, logical_id: str, event: Any) -> Any:
         spec = self.specs[logical_id]
@@ -82,7 +90,8 @@ class FunctionRunner:
             self._inflight += 1
         started = time.monotonic()
         try:
-            return self.handlers[logical_id](event, context)
+            with self._http_turn if spec.routes else contextlib.nullcontext():
+                return self.handlers[logical_id](event, context)
         finally:
             elapsed = time.monotonic() - started
             if elapsed > spec.timeout:

@@ -39,7 +39,10 @@ def check_image_input(value: str) -> str:
 class JobRequest(BaseModel):
     """POST /v1/jobs. Which fields a model accepts, and their allowed values, come from GET /v1/models."""
 
-    model_config = ConfigDict(extra='forbid')
+    model_config = ConfigDict(extra='forbid', json_schema_extra={'examples': [
+        {'model': 'kling-v2-6', 'prompt': 'A lighthouse at dawn', 'duration': 5, 'aspect_ratio': '16:9'},
+        {'model': 'seedream-4-5', 'prompt': 'A red bicycle', 'options': {'quality': 'high'}, 'metadata': {'order': '42'}},
+    ]})
 
     model: str = Field(min_length=1, max_length=64, description='A model id from GET /v1/models.')
     prompt: str = Field('', max_length=10_000, description='What to generate.')

@@ -7,7 +7,7 @@ from typing import Any, Callable
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from aws_lambda_powertools.logging import correlation_paths
 
-from vidgen.api.http import create_app
+from vidgen.api.http import create_app, refuse_unreadable_body
 from vidgen.observability import logger, metrics, tracer
 
 
@@ -19,7 +19,7 @@ def http_handler(*routers: APIGatewayHttpRouter) -> Callable[[dict[str, Any], An
     @tracer.capture_lambda_handler(capture_response=False)
     @metrics.log_metrics
     def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        return app.resolve(event, context)
+        return refuse_unreadable_body(event) or app.resolve(event, context)
 
     lambda_handler.app = app  # type: ignore[attr-defined]
     return lambda_handler

@@ -3,6 +3,8 @@ errors become HTTP responses (`{"error": {"code", "message", "request_id"}}`).""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from typing import Any
 
@@ -121,3 +123,32 @@ def _limit_body_size(app: APIGatewayHttpResolver, next_middleware: Any) -> Respo
     if len(body) > limit * (4 / 3 if app.current_event.is_base64_encoded else 1):
         raise PayloadTooLargeError(f'The request body is larger than {limit // (1024 * 1024)} MB.')
     return next_middleware(app)
+
+
+# The API takes JSON only. Powertools reads the body before any middleware runs, and two kinds of body
+# made it raise bare errors (a 500): a multipart type without a boundary (it parses forms itself) and bytes
+# that are not UTF-8 (API Gateway passes them base64-encoded). Both are refused first, as a 400.
+_FORM_TYPES = ('multipart/', 'application/x-www-form-urlencoded')
+
+
+def refuse_unreadable_body(event: dict[str, Any]) -> dict[str, Any] | None:
+    """A 400 response for a body that cannot be JSON text, else None (the request goes on)."""
+    headers = {str(k).lower(): str(v) for k, v in (event.get('headers') or {}).items()}
+    if headers.get('content-type', '').strip().lower().startswith(_FORM_TYPES):
+        message = 'Send the request body as application/json.'
+    elif event.get('isBase64Encoded') and event.get('body') and not _is_utf8_base64(event['body']):
+        message = 'The request body is not valid JSON: it is not UTF-8 text.'
+    else:
+        return None
+    error = {'code': 'INVALID_PARAMETERS', 'message': message,
+             'request_id': (event.get('requestContext') or {}).get('requestId') or ''}
+    return {'statusCode': 400, 'headers': {'Content-Type': content_types.APPLICATION_JSON},
+            'body': json.dumps({'error': error}), 'isBase64Encoded': False}
+
+
+def _is_utf8_base64(body: str) -> bool:
+    try:
+        base64.b64decode(body, validate=True).decode('utf-8')
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    return True

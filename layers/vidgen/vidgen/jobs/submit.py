@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -163,9 +164,9 @@ def _debit_refusal(profile: dict | None, cost: int, cap: int) -> Exception:
 
 
 def _idempotency_op(owner: str, key: str, job_id: str, fingerprint: str, now: float) -> dict:
-    item = idempotency_key(owner, key) | {
-        'job_id': job_id, 'request_hash': fingerprint, 'expires_at': int(now + get_settings().idempotency_ttl_seconds),
-    }
+    # Rounded up: a key is kept at least the whole TTL (int() cut up to a second off the 24 hours).
+    expires_at = math.ceil(now + get_settings().idempotency_ttl_seconds)
+    item = idempotency_key(owner, key) | {'job_id': job_id, 'request_hash': fingerprint, 'expires_at': expires_at}
     return {'Put': {'TableName': table().name, 'Item': item,
                     'ConditionExpression': 'attribute_not_exists(PK) OR expires_at < :now',
                     'ExpressionAttributeValues': {':now': int(now)}}}

@@ -57,13 +57,17 @@ def create_task(job_id: str, task_token: str) -> None:
         return
     if job.provider_task_id:
         return
+    _create_at_provider(job)
+
+
+def _create_at_provider(job: job_store.Job) -> None:
     provider = get_provider(job.provider)
     task_id = provider.create_task(generation_request(job, with_images=True),
                                    callback_tokens.callback_url(job.provider, job.id))
-    if job_store.mark_running(job_id, task_id, ids.now(), _next_liveness_check(job)) is None:
-        logger.info('job settled while its task was being created', job_id=job_id)
+    if job_store.mark_running(job.id, task_id, ids.now(), _next_liveness_check(job)) is None:
+        logger.info('job settled, or its task created by another step, while this one created it', job_id=job.id)
     metrics.add_metric(name='ProviderTaskCreated', unit=MetricUnit.Count, value=1)
-    logger.info('provider task created', job_id=job_id, provider=job.provider, task_id=task_id)
+    logger.info('provider task created', job_id=job.id, provider=job.provider, task_id=task_id)
 
 
 def poll_job(job_id: str, attempt: int) -> dict[str, Any]:
@@ -78,6 +82,16 @@ def poll_job(job_id: str, attempt: int) -> dict[str, Any]:
         raise ProviderTimeoutError(f'The provider did not finish the job within {minutes} minutes; '
                                    'its credits were refunded.')
     if not job.provider_task_id:
+        # The callback wait ran out before the create step got the task to the provider (its retries outlasted
+        # the wait): nothing else would ever start this paid job, so the poll loop creates the task itself,
+        # from the second poll on (a create attempt still in flight gets one interval to land). Transient
+        # refusals are tried again at the next poll; the others fail the job (refunded).
+        if attempt >= 1:
+            try:
+                _create_at_provider(job)
+            except (ProviderThrottledError, ProviderUnavailableError) as exc:
+                logger.warning('task not created yet, will try again at the next poll', job_id=job_id,
+                               error=type(exc).__name__)
         return result | {'state': 'running'}
     try:
         task = get_provider(job.provider).get_task(job.provider_task_id, generation_request(job, with_images=False))
