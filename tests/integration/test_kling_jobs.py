@@ -99,8 +99,9 @@ def test_duplicate_callbacks_finalize_once(cloud, new_user):
     user = new_user(100)
     job = user.submit({'model': 'kling-v2-6', 'prompt': 'a slow reveal [sim:slow=3] [sim:drop-callbacks]'}).json()
     user.wait(job['id'], timeout=10, statuses=('running',))
-    task = None
+    task, deadline = None, time.monotonic() + 20
     while task is None or task['task_status'] != 'succeed':
+        assert time.monotonic() < deadline, task
         time.sleep(0.2)
         task = sim_task(cloud, job['id'])
     url = f'/v1/callbacks/kling/{job["id"]}?token={callback_tokens.callback_token("kling", job["id"])}'
