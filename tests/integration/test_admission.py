@@ -6,7 +6,6 @@ from __future__ import annotations
 import boto3
 import pytest
 from support import ledger_sum
-
 from vidgen.config import get_settings
 
 

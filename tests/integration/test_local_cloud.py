@@ -35,17 +35,17 @@ def scenario(observed: dict[str, Any], name: str) -> dict[str, Any]:
 def test_the_real_state_machine_runs_every_path_with_stub_handlers(observed):
     paths = scenario(observed, 'paths')
     callback = paths['callback']
-    assert callback['status'] == 'SUCCEEDED' and callback['actions'] == ['create_task', 'finalize']
+    assert callback['status'] == 'SUCCEEDED' and callback['actions'] == ['create_task', 'finalize', 'notify']
     failed = paths['content_policy']
-    assert failed['status'] == 'SUCCEEDED' and failed['actions'] == ['create_task', 'fail']
+    assert failed['status'] == 'SUCCEEDED' and failed['actions'] == ['create_task', 'fail', 'notify']
     assert failed['failure']['Error'] == 'ProviderContentPolicyError'
     assert json.loads(failed['failure']['Cause'])['errorMessage'] == 'refused'
     polled = paths['no_callback']
-    assert polled['status'] == 'SUCCEEDED' and polled['actions'] == ['create_task', 'poll', 'finalize']
+    assert polled['status'] == 'SUCCEEDED' and polled['actions'] == ['create_task', 'poll', 'finalize', 'notify']
     assert 0.9 <= polled['seconds'] < 4  # CALLBACK_WAIT_SECONDS 300 at time scale 300 = 1 s, then one poll
     throttled = paths['throttled_once']
     assert throttled['status'] == 'SUCCEEDED'
-    assert throttled['actions'] == ['create_task', 'create_task', 'finalize']  # Retry matched our error name
+    assert throttled['actions'] == ['create_task', 'create_task', 'finalize', 'notify']  # Retry matched our error name
 
 
 def test_routes_reach_the_handlers_and_schedules_fire(observed):

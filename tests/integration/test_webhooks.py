@@ -12,7 +12,6 @@ import boto3
 import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
-
 from vidgen.config import get_settings
 
 

@@ -1,0 +1,322 @@
+"""Crash injection: the process dies at the three points where money and work could part ways, and one sweep
+puts each job right, charging nothing twice and losing nothing.
+
+(a) between the credit transaction and StartExecution: the job is paid for and queued, with no execution;
+(b) inside finalize, after the results were copied to S3 but before the job was marked succeeded;
+(c) inside the fail step, on every attempt, so the execution gives up in RefundPending.
+
+And one loss of the same family that is not a crash: (d) the create step still waiting for the provider when
+the callback wait runs out, so no step would ever create the paid job's task (found by the fault suite).
+
+The handlers run in this process, so the crashes are injected by patching the layer (pytest's monkeypatch puts
+everything back). A crash of the Lambda running a step is modelled as the step raising after its execution was
+stopped: the state machine cannot retry it, exactly as after a lost container. The ticker is off: the only
+sweeps are the ones each test calls, so "one sweep" is counted, not hoped for.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from faults_support import (
+    account,
+    conservation,
+    entries_by_job,
+    execution_arn,
+    execution_status,
+    job_item,
+    record_figures,
+    wait_for,
+)
+from support import Api
+from vidgen import executions, ledger
+from vidgen.errors import ProviderUnavailableError
+from vidgen.jobs import tasks
+
+pytestmark = pytest.mark.faults
+
+TIME_SCALE = 20.0
+CALLBACK_WAIT = 4
+GRACE = 2  # QUEUED_GRACE_SECONDS and SWEEP_LIVENESS_SECONDS: the windows before the sweep looks at a job
+ENV = {
+    'QUEUED_GRACE_SECONDS': str(GRACE),
+    'SWEEP_LIVENESS_SECONDS': str(GRACE),
+    'CALLBACK_WAIT_SECONDS': str(CALLBACK_WAIT),
+    'POLL_INTERVALS': '20,40',
+    'POWERTOOLS_LOG_LEVEL': 'ERROR',
+}
+RESULT_BYTES = 300_000
+CREDITS = 100
+COST = 20  # kling-v2-6, 5 s, std
+
+FIGURES: dict[str, Any] = {}
+
+
+class SimulatedCrash(Exception):
+    """The process running a step died here (the injected crash)."""
+
+
+@pytest.fixture(scope='module')
+def cloud():
+    from vidgen_local.cloud import LocalCloud
+    from vidgen_local.simulators.kling import KlingSimConfig
+
+    os.environ.pop('KLING_BASE_URL', None)
+    os.environ.pop('KIE_BASE_URL', None)
+    local = LocalCloud(port=0, time_scale=TIME_SCALE, env=ENV, admin_key='crash-admin-key', sweep=False,
+                       kling_sim_config=KlingSimConfig(generation_seconds=1.0, result_bytes=RESULT_BYTES))
+    local.start()
+    yield local
+    local.stop()
+    lines = [f'{name}: {row["summary"]}' for name, row in FIGURES.items()]
+    record_figures('crash_recovery', FIGURES, lines)
+
+
+@pytest.fixture
+def user(cloud) -> Api:
+    admin = Api(cloud.api_url, cloud.admin_key)
+    user_id = f'crash-{uuid.uuid4().hex[:8]}'
+    response = admin.post('/v1/admin/users', json={'user_id': user_id, 'credits': CREDITS})
+    assert response.status_code == 201, response.text
+    api = admin.as_user(response.json()['api_key'])
+    api.user_id = user_id  # type: ignore[attr-defined]
+    return api
+
+
+def sweep_once(cloud) -> dict[str, list[str]]:
+    report = cloud.sweep_now()
+    assert report['errors'] == [], report
+    return report
+
+
+def wait_until_swept(cloud, job_id: str) -> None:
+    """Until the job's `sweep_at` has passed: the sweep's window for it (grace or liveness) is over."""
+    wait_for(lambda: float(job_item(cloud, job_id).get('sweep_at', 0)) + 1 <= time.time(), GRACE + 10,
+             f'the sweep window of {job_id}')
+
+
+def states_entered(cloud, job_id: str) -> list[str]:
+    sfn = boto3.client('stepfunctions')
+    events = sfn.get_execution_history(executionArn=execution_arn(cloud, job_id), maxResults=1000)['events']
+    return [e['stateEnteredEventDetails']['name'] for e in events if 'stateEnteredEventDetails' in e]
+
+
+def money(cloud, user_id: str, job_id: str) -> dict[str, Any]:
+    """The figures of "nothing charged twice, nothing lost" for one job of one user."""
+    acct = account(cloud, user_id)
+    entries = entries_by_job(acct).get(job_id)
+    return {**conservation(acct), 'active_jobs': acct['active_jobs'],
+            'debits_of_job': entries['debit'] if entries else 0, 'refunds_of_job': entries['refund'] if entries else 0}
+
+
+def assert_succeeded_and_charged_once(cloud, user: Api, job_id: str) -> dict[str, Any]:
+    job = user.wait(job_id, timeout=30)
+    assert job['status'] == 'succeeded' and job['refunded'] is False and job['error'] is None, job
+    [output] = job['outputs']
+    assert output['bytes'] == RESULT_BYTES
+    stored = boto3.client('s3').head_object(Bucket=cloud.handler_env['BUCKET_NAME'],
+                                            Key=f'results/{user.user_id}/{job_id}/0.mp4')
+    assert stored['ContentLength'] == RESULT_BYTES
+    figures = money(cloud, user.user_id, job_id)
+    assert figures == {'grants': CREDITS, 'debits': COST, 'refunds': 0, 'ledger_sum': CREDITS - COST,
+                       'balance': CREDITS - COST, 'active_jobs': 0, 'debits_of_job': 1, 'refunds_of_job': 0}, figures
+    return figures
+
+
+def assert_second_sweep_changes_nothing(cloud, user: Api, job_id: str, figures: dict[str, Any]) -> None:
+    before = job_item(cloud, job_id)
+    report = sweep_once(cloud)
+    assert job_id not in sum(report.values(), []), report
+    assert job_item(cloud, job_id) == before
+    assert money(cloud, user.user_id, job_id) == figures
+
+
+# --- (a) between the credit transaction and StartExecution ---------------------------------------------------
+
+
+@pytest.mark.parametrize('crash', ['start-refused', 'process-died'])
+def test_crash_before_start_execution_is_started_by_one_sweep(cloud, user, monkeypatch, crash):
+    """'start-refused': StartExecution fails (the submit answers 202, the job is paid for). 'process-died':
+    the submit dies after its transaction (the client gets a 500) and retries with its Idempotency-Key."""
+    original_start = executions.start
+    crashed: list[str] = []
+
+    def start(job_id: str) -> bool:
+        if not crashed:
+            crashed.append(job_id)
+            if crash == 'start-refused':
+                raise ClientError({'Error': {'Code': 'ServiceUnavailable', 'Message': 'injected'}}, 'StartExecution')
+            raise SimulatedCrash('the submit process died after the credit transaction')
+        return original_start(job_id)
+
+    monkeypatch.setattr(executions, 'start', start)
+    body = {'model': 'kling-v2-6', 'prompt': f'crash before start ({crash})'}
+    key = {'Idempotency-Key': f'crash-{uuid.uuid4()}'}
+
+    first = user.submit(body, headers=key)
+    if crash == 'start-refused':
+        assert first.status_code == 202, first.text
+        job_id = first.json()['id']
+    else:
+        assert first.status_code == 500 and first.json()['error']['code'] == 'SYSTEM_ERROR', first.text
+        retry = user.submit(body, headers=key)  # the client never saw its job: it retries, same key
+        assert retry.status_code == 202 and retry.headers.get('Idempotent-Replayed') == 'true', retry.text
+        job_id = retry.json()['id']
+    assert crashed == [job_id]
+
+    # Paid for and queued, with no execution: exactly the state a crash leaves behind.
+    assert execution_status(cloud, job_id) is None
+    assert user.job(job_id)['status'] == 'queued'
+    assert money(cloud, user.user_id, job_id) == {'grants': CREDITS, 'debits': COST, 'refunds': 0,
+                                                  'ledger_sum': CREDITS - COST, 'balance': CREDITS - COST,
+                                                  'active_jobs': 1, 'debits_of_job': 1, 'refunds_of_job': 0}
+
+    wait_until_swept(cloud, job_id)
+    report = sweep_once(cloud)
+
+    assert report['started'] == [job_id], report
+    assert execution_status(cloud, job_id) in ('RUNNING', 'SUCCEEDED')
+    figures = assert_succeeded_and_charged_once(cloud, user, job_id)
+    assert_second_sweep_changes_nothing(cloud, user, job_id, figures)
+    FIGURES[f'before_start_execution/{crash}'] = {
+        'sweeps': 1, 'sweep_started': len(report['started']), 'status': 'succeeded', **figures,
+        'summary': f'{crash}: started by 1 sweep, succeeded; debits of the job {figures["debits_of_job"]}, '
+                   f'refunds {figures["refunds_of_job"]}, balance {figures["balance"]} = ledger {figures["ledger_sum"]} '
+                   f'= {CREDITS} - {COST}',
+    }
+
+
+# --- (b) inside finalize, after the S3 copy -------------------------------------------------------------------
+
+
+def test_crash_in_finalize_after_the_copy_is_finalized_by_one_sweep(cloud, user, monkeypatch):
+    original_settle = ledger.settle_job
+    crashes: list[dict[str, Any]] = []
+    settles: list[str] = []
+
+    def settle_job(job, *, status, now, refund, extra):
+        if 'crash-after-copy' in job.prompt and status == 'succeeded':
+            settles.append(status)
+            if not crashes:
+                # The results are in our bucket; the job is not marked yet. The Lambda dies here, and with it
+                # the execution (stopped, so no Retry can run the step again).
+                crashes.append({'outputs': extra['outputs']})
+                boto3.client('stepfunctions').stop_execution(executionArn=execution_arn(cloud, job.id),
+                                                             error='Crash', cause='injected after the S3 copy')
+                raise SimulatedCrash('the finalize step died after copying the results')
+        return original_settle(job, status=status, now=now, refund=refund, extra=extra)
+
+    monkeypatch.setattr(ledger, 'settle_job', settle_job)
+    job_id = user.submit({'model': 'kling-v2-6', 'prompt': 'crash-after-copy'}).json()['id']
+
+    # AWS reports a stopped execution as ABORTED; moto ends it FAILED when the running task's error arrives.
+    # Either way it is over, and it neither retried the step nor caught the error into FailJob.
+    ended = wait_for(lambda: execution_status(cloud, job_id) not in (None, 'RUNNING') and execution_status(cloud, job_id),
+                     30, 'the crashed execution to end')
+    assert ended in ('ABORTED', 'FAILED'), ended
+    assert states_entered(cloud, job_id)[-1] == 'Finalize'
+    [crash] = crashes
+    assert crash['outputs'][0]['bytes'] == RESULT_BYTES  # the copy had finished
+    wait_until_swept(cloud, job_id)  # the liveness window passes: nothing else touches the job meanwhile
+    assert job_item(cloud, job_id)['status'] == 'running' and settles == ['succeeded']
+    assert money(cloud, user.user_id, job_id)['balance'] == CREDITS - COST
+
+    report = sweep_once(cloud)
+
+    assert report['finalized'] == [job_id], report
+    figures = assert_succeeded_and_charged_once(cloud, user, job_id)
+    assert settles == ['succeeded', 'succeeded']  # the crashed attempt and the sweep's: one execution of each
+    assert_second_sweep_changes_nothing(cloud, user, job_id, figures)
+    FIGURES['inside_finalize_after_copy'] = {
+        'sweeps': 1, 'sweep_finalized': len(report['finalized']), 'status': 'succeeded', **figures,
+        'execution': ended,
+        'summary': f'execution {ended} (stopped) after the copy; finalized by 1 sweep, outputs {RESULT_BYTES} bytes; '
+                   f'debits of the job {figures["debits_of_job"]}, refunds {figures["refunds_of_job"]}, '
+                   f'balance {figures["balance"]} = ledger {figures["ledger_sum"]}',
+    }
+
+
+# --- (c) inside the fail step ----------------------------------------------------------------------------------
+
+
+def test_crash_in_every_fail_attempt_is_refunded_once_by_one_sweep(cloud, user, monkeypatch):
+    original_settle = ledger.settle_job
+    attempts: list[float] = []
+    broken = True
+
+    def settle_job(job, *, status, now, refund, extra):
+        if 'crash-in-fail' in job.prompt and status == 'failed' and broken:
+            attempts.append(time.monotonic())
+            raise SimulatedCrash('the fail step died before its transaction')
+        return original_settle(job, status=status, now=now, refund=refund, extra=extra)
+
+    monkeypatch.setattr(ledger, 'settle_job', settle_job)
+    job_id = user.submit({'model': 'kling-v2-6', 'prompt': 'crash-in-fail [sim:content-policy]'}).json()['id']
+
+    wait_for(lambda: execution_status(cloud, job_id) == 'FAILED', 40, 'the execution to give up in RefundPending')
+    entered = states_entered(cloud, job_id)
+    assert entered[-2:] == ['FailJob', 'RefundPending'], entered
+    assert len(attempts) == 7  # the first try and the ASL's six retries
+    item = job_item(cloud, job_id)
+    assert item['status'] == 'running' and not item.get('refunded')
+    assert money(cloud, user.user_id, job_id)['refunds_of_job'] == 0  # credits held: the sweep must give them back
+
+    broken = False
+    wait_until_swept(cloud, job_id)
+    report = sweep_once(cloud)
+
+    assert report['failed'] == [job_id], report
+    job = user.job(job_id)
+    assert job['status'] == 'failed' and job['refunded'] is True and job['error']['code'] == 'CONTENT_POLICY', job
+    figures = money(cloud, user.user_id, job_id)
+    assert figures == {'grants': CREDITS, 'debits': COST, 'refunds': COST, 'ledger_sum': CREDITS, 'balance': CREDITS,
+                       'active_jobs': 0, 'debits_of_job': 1, 'refunds_of_job': 1}, figures
+    assert_second_sweep_changes_nothing(cloud, user, job_id, figures)
+    FIGURES['inside_fail_step'] = {
+        'fail_attempts_crashed': len(attempts), 'execution': 'FAILED (RefundPending)', 'sweeps': 1,
+        'sweep_failed': len(report['failed']), 'status': 'failed', 'error_code': job['error']['code'], **figures,
+        'summary': f'{len(attempts)} FailJob attempts crashed, execution ended in RefundPending; failed and refunded '
+                   f'by 1 sweep; debits of the job {figures["debits_of_job"]}, refunds {figures["refunds_of_job"]}, '
+                   f'balance {figures["balance"]} = ledger {figures["ledger_sum"]} = {CREDITS}',
+    }
+
+
+# --- (d) a create step that outlasts the callback wait -----------------------------------------------------------
+
+
+def test_a_create_outlasting_the_callback_wait_is_created_by_the_poll_loop(cloud, user, monkeypatch):
+    """The provider's answer to the create comes later than the callback wait: the state times out into the
+    poll loop with no provider task. The poll loop must create it rather than poll nothing until the deadline."""
+    original_create = tasks._create_at_provider
+    stalled: list[str] = []
+
+    def create_at_provider(job):
+        if 'slow-create' in job.prompt and not stalled:
+            stalled.append(job.id)
+            time.sleep(CALLBACK_WAIT + 1)
+            raise ProviderUnavailableError('Kling did not answer in time; the call will be retried.')
+        return original_create(job)
+
+    monkeypatch.setattr(tasks, '_create_at_provider', create_at_provider)
+    job_id = user.submit({'model': 'kling-v2-6', 'prompt': 'slow-create'}).json()['id']
+
+    figures = assert_succeeded_and_charged_once(cloud, user, job_id)
+
+    assert stalled == [job_id]
+    entered = states_entered(cloud, job_id)
+    assert entered.count('CreateTask') == 1 and 'StartPolling' in entered and entered.count('Finalize') == 1, entered
+    tasks_of_job = [t for t in cloud.kling_sim.tasks() if t['request'].get('external_task_id') == job_id]
+    assert len(tasks_of_job) == 1
+    FIGURES['create_outlasting_the_callback_wait'] = {
+        'status': 'succeeded', 'provider_tasks': len(tasks_of_job), 'polls': entered.count('PollProvider'), **figures,
+        'summary': f'create answered after the {CALLBACK_WAIT} s wait; the poll loop created the task '
+                   f'({len(tasks_of_job)} provider task), succeeded after {entered.count("PollProvider")} polls; '
+                   f'debits of the job {figures["debits_of_job"]}, refunds {figures["refunds_of_job"]}, '
+                   f'balance {figures["balance"]} = ledger {figures["ledger_sum"]}',
+    }
