@@ -33,7 +33,14 @@ from typing import Any
 from vidgen_local import patches
 from vidgen_local.providers import Providers, ProviderSettingsError, start_providers
 from vidgen_local.resources import CreatedResources, create_all
-from vidgen_local.runtime import FunctionRunner, Handler, ProcessEnv, load_handler, reset_layer_caches
+from vidgen_local.runtime import (
+    FunctionRunner,
+    Handler,
+    ProcessEnv,
+    load_handler,
+    reset_layer_caches,
+    route_metrics_to_log,
+)
 from vidgen_local.template import FunctionSpec, LocalTemplate, ScheduleSpec
 
 logger = logging.getLogger(__name__)
@@ -145,6 +152,7 @@ class LocalCloud:
     def _start(self) -> None:
         # Powertools warns on every invocation that published no metric: true of most reads, and noise here.
         warnings.filterwarnings('ignore', message='No application metrics to publish', category=UserWarning)
+        route_metrics_to_log()
         self.template = LocalTemplate.load(self.root, self.parameters, filename=self.template_file)
         patches.apply_all(self._dispatch, wait_scale=self.time_scale)
         self._start_moto()
@@ -323,9 +331,6 @@ class LocalCloud:
         env = self._template_env()
         env['PUBLIC_API_URL'] = self.public_url_given or self.api_url
         env['VIDGEN_ALLOW_PRIVATE_URLS'] = 'true'
-        # Metrics are EMF lines on stdout for CloudWatch to pick up; locally they would only bury the
-        # output. POWERTOOLS_METRICS_DISABLED=false in the environment shows them.
-        env['POWERTOOLS_METRICS_DISABLED'] = self._settings.get('POWERTOOLS_METRICS_DISABLED', 'true')
         env.update(self._providers.env)
         if 'CALLBACK_WAIT_SECONDS' in env:
             env['CALLBACK_WAIT_SECONDS'] = str(max(1, round(float(env['CALLBACK_WAIT_SECONDS']) / self.time_scale)))

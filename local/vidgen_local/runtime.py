@@ -154,3 +154,21 @@ def reset_layer_caches() -> None:
     except ImportError:
         return
     parameters.clear_caches()
+
+
+METRICS_LOGGER = 'vidgen_local.metrics'
+
+
+def route_metrics_to_log() -> None:
+    """Send Powertools' metric lines to a logger instead of stdout.
+
+    In Lambda, each EMF line printed to stdout becomes a CloudWatch metric. Locally nothing reads them and
+    they bury what `vidgen serve` and `vidgen demo` print, so they go to the `vidgen_local.metrics` logger
+    (DEBUG). Metrics stay on and are still built and validated as in Lambda: switching them off instead
+    (POWERTOOLS_METRICS_DISABLED) makes Powertools keep every value and print anyway at 100 of them.
+    """
+    from aws_lambda_powertools.metrics.provider.cloudwatch_emf import cloudwatch
+
+    sink = logging.getLogger(METRICS_LOGGER)
+    # flush_metrics() calls the module-level name `print`; tests/unit/test_local_metrics.py checks it still does.
+    cloudwatch.print = lambda *args, **_: sink.debug(' '.join(str(a) for a in args))  # type: ignore[attr-defined]

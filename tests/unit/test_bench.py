@@ -1,0 +1,64 @@
+"""The benchmark's statistics and bookkeeping (`make bench` itself runs the whole stack and is not a test)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from vidgen_local import bench
+
+
+def test_percentile_interpolates_between_nearest_ranks():
+    values = [float(v) for v in range(1, 201)]  # 1..200, shuffled order must not matter
+    assert bench.percentile(list(reversed(values)), 50) == pytest.approx(100.5)
+    assert bench.percentile(values, 99) == pytest.approx(198.01)
+    assert bench.percentile(values, 0) == 1.0
+    assert bench.percentile(values, 100) == 200.0
+    assert bench.percentile([7.0], 99) == 7.0
+    assert bench.percentile([1.0, 3.0], 50) == 2.0
+
+
+@pytest.mark.parametrize('values, q', [([], 50), ([1.0], -1), ([1.0], 101)])
+def test_percentile_refuses_nonsense(values, q):
+    with pytest.raises(ValueError):
+        bench.percentile(values, q)
+
+
+def test_series_throughput_and_ratio():
+    series = bench.Series('x', concurrency=4, wall_seconds=2.0, latencies=[0.1, 0.2, 0.3, 0.4])
+    assert series.count == 4 and series.throughput == 2.0
+    assert series.figures()['p50_ms'] == 250.0
+    assert bench.ratio(3.0, 1.5) == 2.0
+    assert bench.ratio(1.0, 0.0) == math.inf
+
+
+def test_job_figures_from_api_timestamps():
+    jobs = {
+        'a': {'id': 'a', 'status': 'succeeded', 'created_at': '2026-01-01T00:00:00Z', 'completed_at': '2026-01-01T00:00:03Z'},
+        'b': {'id': 'b', 'status': 'succeeded', 'created_at': '2026-01-01T00:00:01Z', 'completed_at': '2026-01-01T00:00:05Z'},
+        'c': {'id': 'c', 'status': 'running', 'created_at': '2026-01-01T00:00:02Z', 'completed_at': None},
+    }
+    first_submit = bench.iso_seconds('2026-01-01T00:00:00Z')
+    figures = bench.job_figures(jobs, expected=3, first_submit=first_submit, timed_out=True)
+    assert figures.succeeded == 2 and figures.statuses == {'succeeded': 2, 'running': 1}
+    assert sorted(figures.job_seconds) == [3.0, 4.0]
+    assert figures.completion_seconds == 5.0 and figures.throughput == pytest.approx(0.4)
+    assert not figures.all_succeeded
+    assert figures.past_callback_wait == 0
+    figures.callback_wait_seconds = 3.5
+    assert figures.past_callback_wait == 1
+
+
+def test_money_adds_up_only_when_balance_ledger_and_expectation_agree():
+    assert bench.Money(start=5000, balance=1000, ledger_sum=1000, ledger_entries=201, expected=1000).ok
+    assert not bench.Money(start=5000, balance=1000, ledger_sum=1020, ledger_entries=201, expected=1000).ok
+    assert not bench.Money(start=5000, balance=1020, ledger_sum=1020, ledger_entries=201, expected=1000).ok
+
+
+def test_arguments_are_bounded():
+    args = bench.parse_args([])
+    assert (args.jobs, args.concurrency, args.generation_seconds, args.json) == (200, 8, 2.0, None)
+    with pytest.raises(SystemExit):
+        bench.parse_args(['--concurrency', '1000'])
+    with pytest.raises(SystemExit):
+        bench.parse_args(['--jobs', '0'])
