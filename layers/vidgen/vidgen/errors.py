@@ -34,11 +34,6 @@ class MalformedRequestError(VidgenError):
     http_status = 400
 
 
-class PayloadTooLargeError(VidgenError):
-    code = 'INVALID_PARAMETERS'
-    http_status = 413
-
-
 class AuthFailedError(VidgenError):
     code = 'AUTH_FAILED'
     http_status = 401

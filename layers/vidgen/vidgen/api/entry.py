@@ -7,19 +7,21 @@ from typing import Any, Callable
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from aws_lambda_powertools.logging import correlation_paths
 
-from vidgen.api.http import create_app, refuse_unreadable_body
+from vidgen.api.http import create_app, refuse_before_parsing
 from vidgen.observability import logger, metrics, tracer
 
 
 def http_handler(*routers: APIGatewayHttpRouter) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     app = create_app(*routers)
 
-    # Never log the event: it carries API keys, callback tokens and inline images.
-    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False)
+    # Never log the event: it carries API keys, callback tokens and inline images. clear_state: keys a
+    # request appended (its user_id) must not label the next request's lines in a warm environment.
+    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False,
+                                  clear_state=True)
     @tracer.capture_lambda_handler(capture_response=False)
     @metrics.log_metrics
     def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        return refuse_unreadable_body(event) or app.resolve(event, context)
+        return refuse_before_parsing(event) or app.resolve(event, context)
 
     lambda_handler.app = app  # type: ignore[attr-defined]
     return lambda_handler

@@ -16,7 +16,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from vidgen.config import get_settings
-from vidgen.errors import PayloadTooLargeError, RateLimitExceededError, VidgenError
+from vidgen.errors import RateLimitExceededError, VidgenError
 from vidgen.models import ErrorResponse
 from vidgen.observability import logger
 
@@ -47,7 +47,6 @@ ERROR_RESPONSES: dict[int, Any] = {
 
 def create_app(*routers: APIGatewayHttpRouter) -> APIGatewayHttpResolver:
     app = APIGatewayHttpResolver(enable_validation=True)
-    app.use(middlewares=[_limit_body_size])
     for router in routers:
         app.include_router(router)
 
@@ -117,33 +116,38 @@ def describe_validation_errors(errors: list[dict[str, Any]]) -> tuple[str, str |
     return ' '.join(sentences) or 'The request is not valid.', first_field
 
 
-def _limit_body_size(app: APIGatewayHttpResolver, next_middleware: Any) -> Response:
-    body = app.current_event.body or ''
-    limit = get_settings().max_body_bytes
-    if len(body) > limit * (4 / 3 if app.current_event.is_base64_encoded else 1):
-        raise PayloadTooLargeError(f'The request body is larger than {limit // (1024 * 1024)} MB.')
-    return next_middleware(app)
-
-
-# The API takes JSON only. Powertools reads the body before any middleware runs, and two kinds of body
-# made it raise bare errors (a 500): a multipart type without a boundary (it parses forms itself) and bytes
-# that are not UTF-8 (API Gateway passes them base64-encoded). Both are refused first, as a 400.
+# Powertools reads, parses and validates the body before any middleware runs, so the limits on the body
+# itself are checked before the resolver sees the event: its size (a 10 MB JSON body was parsed before
+# the old size middleware could refuse it), JSON only (a multipart type without a boundary made Powertools
+# raise a bare ValueError: a 500), and UTF-8 (API Gateway passes other bytes base64-encoded; decoding them
+# raised UnicodeDecodeError: a 500).
 _FORM_TYPES = ('multipart/', 'application/x-www-form-urlencoded')
 
 
-def refuse_unreadable_body(event: dict[str, Any]) -> dict[str, Any] | None:
-    """A 400 response for a body that cannot be JSON text, else None (the request goes on)."""
+def refuse_before_parsing(event: dict[str, Any]) -> dict[str, Any] | None:
+    """A 413 or 400 response for a body that breaks those limits, else None (the request goes on)."""
+    body = event.get('body') or ''
+    limit = get_settings().max_body_bytes
     headers = {str(k).lower(): str(v) for k, v in (event.get('headers') or {}).items()}
-    if headers.get('content-type', '').strip().lower().startswith(_FORM_TYPES):
-        message = 'Send the request body as application/json.'
-    elif event.get('isBase64Encoded') and event.get('body') and not _is_utf8_base64(event['body']):
-        message = 'The request body is not valid JSON: it is not UTF-8 text.'
+    if _body_bytes(body, bool(event.get('isBase64Encoded'))) > limit:
+        status, message = 413, f'The request body is larger than {limit // (1024 * 1024)} MB.'
+    elif headers.get('content-type', '').strip().lower().startswith(_FORM_TYPES):
+        status, message = 400, 'Send the request body as application/json.'
+    elif event.get('isBase64Encoded') and body and not _is_utf8_base64(body):
+        status, message = 400, 'The request body is not valid JSON: it is not UTF-8 text.'
     else:
         return None
     error = {'code': 'INVALID_PARAMETERS', 'message': message,
              'request_id': (event.get('requestContext') or {}).get('requestId') or ''}
-    return {'statusCode': 400, 'headers': {'Content-Type': content_types.APPLICATION_JSON},
+    return {'statusCode': status, 'headers': {'Content-Type': content_types.APPLICATION_JSON},
             'body': json.dumps({'error': error}), 'isBase64Encoded': False}
+
+
+def _body_bytes(body: str, base64_encoded: bool) -> int:
+    """The size of the body as sent (API Gateway's limit is on bytes): base64 decodes 4 characters to 3."""
+    if base64_encoded:
+        return len(body) * 3 // 4 - (len(body) - len(body.rstrip('=')))
+    return len(body) if body.isascii() else len(body.encode())
 
 
 def _is_utf8_base64(body: str) -> bool:
