@@ -14,7 +14,7 @@ from vidgen.observability import logger, metrics, tracer
 
 
 # log_event stays off: the create_task event carries the execution's task token.
-@logger.inject_lambda_context(log_event=False)
+@logger.inject_lambda_context(log_event=False, clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
