@@ -65,6 +65,35 @@ def admin(cloud) -> Api:
 
 
 @pytest.fixture
+def settings_env(monkeypatch):
+    """Change handler settings for one test: the handlers run in this process and read the environment."""
+    from vidgen.config import get_settings
+
+    def set_(**values: str) -> None:
+        for name, value in values.items():
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+    yield set_
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def receiver():
+    """Make `support.Receiver`s (webhook or callback endpoints on 127.0.0.1); all closed after the test."""
+    from support import Receiver
+
+    made: list[Receiver] = []
+
+    def make(statuses: tuple[int, ...] = (), **kwargs) -> Receiver:
+        made.append(Receiver(statuses, **kwargs))
+        return made[-1]
+    yield make
+    for each in made:
+        each.close()
+
+
+@pytest.fixture
 def new_user(admin):
     """Make a user with `credits`; returns an Api acting as that user (its `.user_id` set)."""
     def make(credits: int = 1000) -> Api:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import base64
+import json
+import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, NamedTuple
 
 import requests
 from vidgen_local.images import png
@@ -64,3 +67,56 @@ class Api:
 
 def ledger_sum(credits: dict[str, Any]) -> int:
     return sum(entry['amount'] for entry in credits['ledger'])
+
+
+class Received(NamedTuple):
+    headers: dict[str, str]
+    body: Any  # the decoded JSON, or the raw bytes when the receiver was made with decode_json=False
+    status: int
+
+
+class Receiver:
+    """An HTTP endpoint on 127.0.0.1 (callbacks, webhooks) that records every POST and answers `statuses`
+    in turn, then 200."""
+
+    def __init__(self, statuses: tuple[int, ...] = (), *, path: str = '/hook', decode_json: bool = True) -> None:
+        self.calls: list[Received] = []
+        self._statuses = list(statuses)
+        self._cond = threading.Condition()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                raw = self.rfile.read(int(self.headers.get('Content-Length') or 0))
+                with receiver._cond:
+                    status = receiver._statuses.pop(0) if receiver._statuses else 200
+                    receiver.calls.append(Received(dict(self.headers), json.loads(raw) if decode_json else raw, status))
+                    receiver._cond.notify_all()
+                self.send_response(status)
+                self.send_header('Content-Length', '0')
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, kwargs={'poll_interval': 0.05}, daemon=True).start()
+        self.url = f'http://127.0.0.1:{self._server.server_address[1]}{path}'
+
+    @property
+    def accepted(self) -> list[Received]:
+        with self._cond:
+            return [call for call in self.calls if 200 <= call.status < 300]
+
+    def wait_for(self, count: int, timeout: float = 30.0, *, accepted_only: bool = False) -> list[Received]:
+        """The calls so far once there are `count` (accepted ones only, if asked); fewer if `timeout` passes."""
+        def seen() -> list[Received]:
+            return [c for c in self.calls if not accepted_only or 200 <= c.status < 300]
+        with self._cond:
+            self._cond.wait_for(lambda: len(seen()) >= count, timeout=timeout)
+            return seen()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -6,17 +6,11 @@ from __future__ import annotations
 import boto3
 import pytest
 from support import ledger_sum
-from vidgen.config import get_settings
 
 
 @pytest.fixture
-def cap_of_three(monkeypatch):
-    """VIDGEN_MAX_ACTIVE_JOBS_PER_USER=3 for this test: the handlers run in this process and read it."""
-    monkeypatch.setenv('VIDGEN_MAX_ACTIVE_JOBS_PER_USER', '3')
-    get_settings.cache_clear()
-    yield
-    monkeypatch.undo()
-    get_settings.cache_clear()
+def cap_of_three(settings_env):
+    settings_env(VIDGEN_MAX_ACTIVE_JOBS_PER_USER='3')
 
 
 def test_the_active_job_cap_answers_429_and_writes_nothing(cloud, new_user, cap_of_three):

@@ -9,23 +9,9 @@ import threading
 import time
 
 import boto3
-import pytest
 from vidgen import callback_tokens
-from vidgen.config import get_settings
 
 CHEAP = {'model': 'kling-v1-6', 'duration': 5}  # 10 credits
-
-
-@pytest.fixture
-def settings_env(monkeypatch):
-    """Change handler settings for one test: the handlers run in this process and read the environment."""
-    def set_(**values: str) -> None:
-        for name, value in values.items():
-            monkeypatch.setenv(name, value)
-        get_settings.cache_clear()
-    yield set_
-    monkeypatch.undo()
-    get_settings.cache_clear()
 
 
 def all_ledger(user) -> list[dict]:

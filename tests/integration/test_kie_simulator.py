@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterator
 
 import pytest
 import requests
+from support import Receiver
 from vidgen import catalog
 from vidgen.errors import (
     CallbackRejectedError,
@@ -69,47 +68,11 @@ def sim(start_sim) -> KieSimulator:
     return start_sim()
 
 
-class CallbackReceiver:
-    """A 127.0.0.1 endpoint that records every callback (headers and body) and answers 200."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[dict[str, str], Any]] = []
-        self._cond = threading.Condition()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers.get('Content-Length') or 0)))
-                with receiver._cond:
-                    receiver.calls.append((dict(self.headers), body))
-                    receiver._cond.notify_all()
-                self.send_response(200)
-                self.send_header('Content-Length', '0')
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, kwargs={'poll_interval': 0.05}, daemon=True).start()
-        self.url = f'http://127.0.0.1:{self._server.server_address[1]}/v1/callbacks/kie/job-1'
-
-    def wait_for(self, count: int, timeout: float = WAIT_SECONDS) -> list[tuple[dict[str, str], Any]]:
-        with self._cond:
-            self._cond.wait_for(lambda: len(self.calls) >= count, timeout=timeout)
-            return list(self.calls)
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-
 @pytest.fixture
-def receiver() -> Iterator[CallbackReceiver]:
-    server = CallbackReceiver()
+def receiver() -> Iterator[Receiver]:
+    server = Receiver(path='/v1/callbacks/kie/job-1')
     yield server
-    server.stop()
+    server.close()
 
 
 def veo(sim: KieSimulator, **kwargs: Any) -> KieVeoProvider:
@@ -166,10 +129,10 @@ def test_veo_text_to_video_succeeds_and_calls_back_once(sim, receiver):
     assert task.state == 'succeeded' and len(task.outputs) == 1 and task.outputs[0].content_type == 'video/mp4'
     video = requests.get(task.outputs[0].url, timeout=FAST_TIMEOUT)
     assert video.status_code == 200 and len(video.content) == 64 * 1024 and video.content[4:8] == b'ftyp'
-    calls = receiver.wait_for(1)
+    calls = receiver.wait_for(1, WAIT_SECONDS)
     time.sleep(0.2)  # a second callback would have arrived by now
     assert len(receiver.calls) == 1
-    headers, body = calls[0]
+    headers, body, _ = calls[0]
     assert body['code'] == 200 and body['data']['info']['resultUrls'] == [task.outputs[0].url]
     assert body['data']['info']['originUrls'] and body['data']['fallbackFlag'] is False
     hint = provider.parse_callback(body, headers)
@@ -217,7 +180,7 @@ def test_failed_veo_tasks_end_with_a_job_error_and_a_failure_callback(sim, recei
     assert seen[-1] == f'successFlag={flag}'
     assert task.state == 'failed' and task.failure.code == job_code
     assert task.failure.provider_code == str(callback_code)
-    _, body = receiver.wait_for(1)[0]
+    _, body, _ = receiver.wait_for(1, WAIT_SECONDS)[0]
     assert body['code'] == callback_code and body['data'] == {'taskId': task.task_id, 'fallbackFlag': False}
     assert provider.parse_callback(body, {}).claimed_state == 'failed'
 
@@ -236,7 +199,7 @@ def test_market_text_to_image_succeeds_with_a_real_png(sim, receiver):
     assert task.outputs[0].content_type == 'image/png'
     image = requests.get(task.outputs[0].url, timeout=FAST_TIMEOUT)
     assert image.headers['Content-Type'] == 'image/png' and image.content.startswith(b'\x89PNG\r\n\x1a\n')
-    _, body = receiver.wait_for(1)[0]
+    _, body, _ = receiver.wait_for(1, WAIT_SECONDS)[0]
     assert (body['code'], body['msg']) == (200, 'Playground task completed successfully.')
     assert body['data']['state'] == 'success' and json.loads(body['data']['param'])['model'] == request.provider_model
     assert json.loads(body['data']['resultJson']) == {'resultUrls': [task.outputs[0].url]}
@@ -267,7 +230,7 @@ def test_market_fail_carries_fail_code_and_a_501_callback(sim, receiver):
 
     assert seen[-1] == 'fail'
     assert (task.failure.code, task.failure.provider_code) == ('GENERATION_FAILED', '501')
-    _, body = receiver.wait_for(1)[0]
+    _, body, _ = receiver.wait_for(1, WAIT_SECONDS)[0]
     assert (body['code'], body['msg']) == (501, 'Playground task failed.')
     assert body['data']['failCode'] == '501' and body['data']['resultJson'] is None
     assert provider.parse_callback(body, {}).claimed_state == 'failed'
@@ -451,7 +414,7 @@ def test_signed_callbacks_verify_with_the_key_and_fail_without_it(start_sim, rec
     model = 'veo-3-1' if provider_factory is veo else 'seedream-4-5'
     task_id = provider.create_task(request_for(model), receiver.url)
 
-    headers, body = receiver.wait_for(1)[0]
+    headers, body, _ = receiver.wait_for(1, WAIT_SECONDS)[0]
 
     assert headers['X-Webhook-Timestamp'].isdigit() and headers['X-Webhook-Signature']
     assert provider.parse_callback(body, headers).task_id == task_id

@@ -6,17 +6,16 @@ Every wait is bounded; generation takes a fraction of a second so the whole file
 from __future__ import annotations
 
 import base64
-import json
 import struct
 import threading
 import time
 import zlib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterator
 
 import jwt
 import pytest
 import requests
+from support import Receiver
 from vidgen.errors import (
     ProviderAuthError,
     ProviderContentPolicyError,
@@ -70,51 +69,16 @@ def provider_for(sim: KlingSimulator, *, secret_key: str | None = None, access_k
                          timeout=timeout)
 
 
-class CallbackReceiver:
-    """A tiny 127.0.0.1 endpoint that records every callback body; answers `statuses` in turn, then 200."""
-
-    def __init__(self, statuses: tuple[int, ...] = ()) -> None:
-        self.bodies: list[Any] = []
-        self._statuses = list(statuses)
-        self._cond = threading.Condition()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers['Content-Length'])))
-                with receiver._cond:
-                    status = receiver._statuses.pop(0) if receiver._statuses else 200
-                    if status == 200:
-                        receiver.bodies.append(body)
-                    receiver._cond.notify_all()
-                self.send_response(status)
-                self.send_header('Content-Length', '0')
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={'poll_interval': 0.05}, daemon=True)
-        self._thread.start()
-        self.url = f'http://127.0.0.1:{self._server.server_address[1]}/v1/callbacks/kling/job?token=t'
-
-    def wait_for(self, count: int, timeout: float = WAIT_SECONDS) -> list[Any]:
-        with self._cond:
-            self._cond.wait_for(lambda: len(self.bodies) >= count, timeout=timeout)
-            return list(self.bodies)
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-
 @pytest.fixture
-def receiver() -> Iterator[CallbackReceiver]:
-    server = CallbackReceiver()
+def receiver() -> Iterator[Receiver]:
+    server = Receiver(path='/v1/callbacks/kling/job?token=t')
     yield server
     server.close()
+
+
+def accepted_bodies(receiver: Receiver, count: int) -> list[Any]:
+    """The first `count` callbacks our endpoint accepted, as decoded JSON."""
+    return [call.body for call in receiver.wait_for(count, WAIT_SECONDS, accepted_only=True)]
 
 
 def make_request(kind: str = 't2v', *, job_id: str = 'job-1', prompt: str = 'a lighthouse at dusk',
@@ -467,11 +431,11 @@ def test_result_download_can_break_midway_and_results_expire(start_sim) -> None:
 # --- callbacks ----------------------------------------------------------------------------------------
 
 
-def test_a_bare_callback_per_status_change(sim: KlingSimulator, receiver: CallbackReceiver) -> None:
+def test_a_bare_callback_per_status_change(sim: KlingSimulator, receiver: Receiver) -> None:
     provider = provider_for(sim)
     task_id = provider.create_task(make_request(), receiver.url)
 
-    bodies = receiver.wait_for(3)
+    bodies = accepted_bodies(receiver, 3)
 
     assert [b['task_status'] for b in bodies] == ['submitted', 'processing', 'succeed']
     assert all('code' not in b and b['task_id'] == task_id for b in bodies)
@@ -482,13 +446,13 @@ def test_a_bare_callback_per_status_change(sim: KlingSimulator, receiver: Callba
     assert wait_for_stat(sim, 'callbacks_delivered', 3) == sim.stats['callbacks_sent'] == 3
 
 
-def test_enveloped_callbacks_when_configured(start_sim, receiver: CallbackReceiver) -> None:
+def test_enveloped_callbacks_when_configured(start_sim, receiver: Receiver) -> None:
     sim = start_sim(callback_envelope=True)
     provider = provider_for(sim)
     request = make_request(prompt='x [sim:content-policy]')
     task_id = provider.create_task(request, receiver.url)
 
-    bodies = receiver.wait_for(3)
+    bodies = accepted_bodies(receiver, 3)
 
     assert [(b['code'], b['message']) for b in bodies] == [(0, 'SUCCEED')] * 3
     assert [b['data']['task_status'] for b in bodies] == ['submitted', 'processing', 'failed']
@@ -497,12 +461,12 @@ def test_enveloped_callbacks_when_configured(start_sim, receiver: CallbackReceiv
 
 
 def test_callbacks_are_retried_when_the_receiver_fails(start_sim) -> None:
-    flaky = CallbackReceiver(statuses=(500, 503))
+    flaky = Receiver((500, 503), path='/v1/callbacks/kling/job?token=t')
     try:
         sim = start_sim(callback_retries=2)
         provider_for(sim).create_task(make_request(), flaky.url)
 
-        bodies = flaky.wait_for(3)
+        bodies = accepted_bodies(flaky, 3)
 
         # A retried callback may land after a later status, as a real retrying sender's would.
         assert sorted(b['task_status'] for b in bodies) == ['processing', 'submitted', 'succeed']
@@ -511,36 +475,36 @@ def test_callbacks_are_retried_when_the_receiver_fails(start_sim) -> None:
         flaky.close()
 
 
-def test_drop_callbacks_tag_sends_nothing(sim: KlingSimulator, receiver: CallbackReceiver) -> None:
+def test_drop_callbacks_tag_sends_nothing(sim: KlingSimulator, receiver: Receiver) -> None:
     provider = provider_for(sim)
     request = make_request(prompt='quiet [sim:drop-callbacks] [sim:slow=0.2]')
     wait_until_terminal(provider, provider.create_task(request, receiver.url), request)
     time.sleep(0.2)
 
-    assert receiver.bodies == []
+    assert receiver.accepted == []
     assert sim.stats['callbacks_dropped'] == 3 and sim.stats['callbacks_sent'] == 0
 
 
-def test_duplicated_and_reordered_callbacks(start_sim, receiver: CallbackReceiver) -> None:
+def test_duplicated_and_reordered_callbacks(start_sim, receiver: Receiver) -> None:
     sim = start_sim(faults=FaultPlan(callback_duplicate=1.0, callback_reorder=1.0))
     provider_for(sim).create_task(make_request(), receiver.url)
 
-    bodies = receiver.wait_for(7)
+    bodies = accepted_bodies(receiver, 7)
 
     assert [b['task_status'] for b in bodies] == ['submitted', 'submitted', 'processing', 'processing',
                                                   'succeed', 'succeed', 'processing']
     assert sim.stats['callbacks_duplicated'] == 3 and sim.stats['callbacks_reordered'] == 1
 
 
-def test_final_callback_delay(start_sim, receiver: CallbackReceiver) -> None:
+def test_final_callback_delay(start_sim, receiver: Receiver) -> None:
     sim = start_sim(faults=FaultPlan(callback_delay_seconds=0.5))
     provider = provider_for(sim)
     request = make_request()
     task_id = provider.create_task(request, receiver.url)
     wait_until_terminal(provider, task_id, request)
 
-    assert [b['task_status'] for b in receiver.wait_for(2)] == ['submitted', 'processing']
-    assert [b['task_status'] for b in receiver.wait_for(3)][-1] == 'succeed'
+    assert [b['task_status'] for b in accepted_bodies(receiver, 2)] == ['submitted', 'processing']
+    assert [b['task_status'] for b in accepted_bodies(receiver, 3)][-1] == 'succeed'
 
 
 # --- lifecycle ----------------------------------------------------------------------------------------

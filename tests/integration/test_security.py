@@ -18,21 +18,8 @@ import pytest
 import requests
 from support import PNG_DATA_URI, ledger_sum
 from vidgen import callback_tokens
-from vidgen.config import get_settings
 
 MB = 1024 * 1024
-
-
-@pytest.fixture
-def settings_env(monkeypatch):
-    """Change handler settings for one test: the handlers run in this process and read the environment."""
-    def set_(**values: str) -> None:
-        for name, value in values.items():
-            monkeypatch.setenv(name, value)
-        get_settings.cache_clear()
-    yield set_
-    monkeypatch.undo()
-    get_settings.cache_clear()
 
 
 def state(user, job_id: str) -> tuple:
