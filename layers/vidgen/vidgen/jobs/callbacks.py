@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 from vidgen import callback_tokens, executions, ids
 from vidgen.errors import CallbackRejectedError, error_class_for_job_code
-from vidgen.jobs.tasks import generation_request
+from vidgen.jobs.tasks import fetch_task
 from vidgen.observability import MetricUnit, logger, metrics
 from vidgen.providers.registry import PROVIDERS, get_provider
 from vidgen.store import jobs as job_store
@@ -47,7 +47,7 @@ def handle_callback(provider_name: str, job_id: str, token: str | None, body: An
     task_id = job.provider_task_id or hint.task_id
     if not task_id:
         return CallbackResult('noted')
-    task = provider.get_task(task_id, generation_request(job, with_images=False))
+    task = fetch_task(job, task_id)
     if not task.is_terminal:
         return CallbackResult('noted')
     if not job.provider_task_id:

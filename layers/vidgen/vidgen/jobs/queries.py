@@ -106,14 +106,17 @@ def decode_cursor(cursor: str | None, owner: str, owner_fields: tuple[str, ...])
         return None
     try:
         key = json.loads(base64.urlsafe_b64decode(cursor + '=' * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
-        raise InvalidParametersError('The cursor is not valid; pass next_cursor from the previous page.',
-                                     details={'field': 'cursor'}) from exc
-    if not isinstance(key, dict) or not all(isinstance(v, str) for v in key.values()):
-        raise InvalidParametersError('The cursor is not valid; pass next_cursor from the previous page.',
-                                     details={'field': 'cursor'})
-    if any(key.get(f) != owner for f in owner_fields) or ('PK' in key and key['PK'] not in (f'USER#{owner}',)
-                                                          and not key['PK'].startswith('JOB#')):
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        key = None
+    if not _is_own_key(key, owner, owner_fields):
         raise InvalidParametersError('The cursor is not valid; pass next_cursor from the previous page.',
                                      details={'field': 'cursor'})
     return key
+
+
+def _is_own_key(key: Any, owner: str, owner_fields: tuple[str, ...]) -> bool:
+    """A job-index key names its owner; a ledger key's partition is the owner's."""
+    if not isinstance(key, dict) or not all(isinstance(v, str) for v in key.values()):
+        return False
+    pk = key.get('PK', '')
+    return all(key.get(f) == owner for f in owner_fields) and (pk == f'USER#{owner}' or pk.startswith('JOB#'))

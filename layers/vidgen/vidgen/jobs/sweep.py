@@ -17,7 +17,6 @@ from vidgen.config import get_settings
 from vidgen.errors import ProviderError, ProviderTimeoutError, VidgenError
 from vidgen.jobs import tasks
 from vidgen.observability import MetricUnit, logger, metrics
-from vidgen.providers.registry import get_provider
 from vidgen.store import jobs as job_store
 
 
@@ -104,6 +103,6 @@ def _provider_state(job: job_store.Job) -> str:
     """'succeeded', 'running' or 'never-created'; raises the task's typed error if it failed."""
     if not job.provider_task_id:
         return 'never-created'
-    task = get_provider(job.provider).get_task(job.provider_task_id, tasks.generation_request(job, with_images=False))
+    task = tasks.fetch_task(job)
     tasks.raise_if_failed(task)
     return 'succeeded' if task.state == 'succeeded' else 'running'

@@ -45,14 +45,16 @@ def generation_request(job: job_store.Job, *, with_images: bool) -> GenerationRe
     )
 
 
+def fetch_task(job: job_store.Job, task_id: str | None = None) -> ProviderTask:
+    """The provider's current view of the job's task: the only source of truth for its outcome."""
+    return get_provider(job.provider).get_task(task_id or job.provider_task_id or '',
+                                               generation_request(job, with_images=False))
+
+
 def create_task(job_id: str, task_token: str) -> None:
     """Remember the task token, then create the provider task (once: a retry after a crash reuses it)."""
-    job = job_store.get_job(job_id)
-    if not job.is_active:
-        executions.send_success(task_token, {'state': 'settled'})
-        return
     job = job_store.record_task_token(job_id, task_token, ids.now())
-    if job is None:  # settled between the two reads
+    if job is None:  # the token is stored only while the job is active: this one was settled already
         executions.send_success(task_token, {'state': 'settled'})
         return
     if job.provider_task_id:
@@ -94,7 +96,7 @@ def poll_job(job_id: str, attempt: int) -> dict[str, Any]:
                                error=type(exc).__name__)
         return result | {'state': 'running'}
     try:
-        task = get_provider(job.provider).get_task(job.provider_task_id, generation_request(job, with_images=False))
+        task = fetch_task(job)
     except (ProviderThrottledError, ProviderUnavailableError) as exc:
         # A provider hiccup is not the job's failure: ask again next time, until the deadline.
         logger.warning('poll failed, will poll again', job_id=job_id, error=type(exc).__name__)
@@ -121,7 +123,7 @@ def finalize_job(job_id: str) -> None:
     job = job_store.get_job(job_id)
     if not job.is_active:
         return
-    task = get_provider(job.provider).get_task(job.provider_task_id or '', generation_request(job, with_images=False))
+    task = fetch_task(job)
     raise_if_failed(task)
     if task.state != 'succeeded':
         raise ProviderUnavailableError('The provider no longer reports the task as finished; finalizing again.')

@@ -80,9 +80,9 @@ class Job:
         item = {k: v for k, v in asdict(self).items() if v is not None}
         item.update(job_key(self.id))
         item['created_key'] = f'{self.created_at:017.6f}#{self.id}'
+        # Active jobs carry the sparse Sweep index's hash key; `sweep_at` is set by whoever knows when the
+        # job next needs attention (`put_item_op` at submit, the transitions after that).
         item['sweep_status'] = self.status
-        # A queued job needs attention if its execution has not started it within the grace period;
-        # the submit use case sets `deadline_at` and the grace, so `sweep_at` is computed there.
         return storable(item)
 
 
