@@ -299,8 +299,8 @@ def drain_callbacks(simulator: Any, timeout: float) -> Callbacks:
 class Baseline:
     """The submit's one transaction and nothing else, straight at moto with boto3.
 
-    The three items are built by the layer's own builders (`debit_op`, `put_item_op`, `entry_op`) from a
-    copy of the job a real submit stored, so they carry the same conditions and attributes; they are
+    The three items are the layer's own (`vidgen.store.ledger.submit_transaction`), built from a copy of
+    the job a real submit stored, so they carry the same conditions and attributes; they are
     built before the clock starts, so the series times the TransactWriteItems calls alone. They go into a
     twin of the service table (same keys and indexes): see the module docstring for why not the table itself.
     """
@@ -327,8 +327,10 @@ class Baseline:
         self.dynamodb.create_table(TableName=self.table, KeySchema=described['KeySchema'],
                                    AttributeDefinitions=described['AttributeDefinitions'], BillingMode='PAY_PER_REQUEST',
                                    **({'GlobalSecondaryIndexes': indexes} if indexes else {}))
-        self.dynamodb.put_item(TableName=self.table, Item={'PK': f'USER#{BASELINE_USER}', 'SK': 'PROFILE',
-                                                           'balance': credits, 'active_jobs': 0})
+        from vidgen.store.table import user_key
+
+        self.dynamodb.put_item(TableName=self.table, Item=user_key(BASELINE_USER) | {'balance': credits,
+                                                                                     'active_jobs': 0})
 
     def prepare(self, count: int) -> None:
         self._prepared = [self.items() for _ in range(count)]
@@ -336,18 +338,16 @@ class Baseline:
     def items(self) -> list[dict[str, Any]]:
         import dataclasses
 
-        from vidgen import ids, ledger
-        from vidgen.store import jobs as job_store
+        from vidgen import ids
+        from vidgen.store import ledger
 
         now = ids.now()
         job = dataclasses.replace(self.template_job, id=ids.new_job_id(), owner=BASELINE_USER, created_at=now,
-                                  updated_at=now)
-        items = [ledger.debit_op(BASELINE_USER, JOB_CREDITS, self.cap),
-                 job_store.put_item_op(job, sweep_at=now + 120),
-                 ledger.entry_op(BASELINE_USER, type_='debit', amount=-JOB_CREDITS, at=now, job_id=job.id)]
+                                  updated_at=now, credits=JOB_CREDITS)
+        items = list(ledger.submit_transaction(job, max_active_jobs=self.cap, sweep_at=now + 120,
+                                               table_name=self.table).values())
         for item in items:
             op = next(iter(item.values()))
-            op['TableName'] = self.table
             op['ReturnValuesOnConditionCheckFailure'] = 'ALL_OLD'  # as vidgen.store.table.transact asks
         return items
 
@@ -355,8 +355,9 @@ class Baseline:
         self.dynamodb.transact_write_items(TransactItems=self._prepared[index])
 
     def balance(self) -> int:
-        item = self.dynamodb.get_item(TableName=self.table, Key={'PK': f'USER#{BASELINE_USER}', 'SK': 'PROFILE'},
-                                      ConsistentRead=True)['Item']
+        from vidgen.store.table import user_key
+
+        item = self.dynamodb.get_item(TableName=self.table, Key=user_key(BASELINE_USER), ConsistentRead=True)['Item']
         return int(item['balance'])
 
     def drop_table(self) -> None:

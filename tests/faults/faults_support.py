@@ -13,6 +13,7 @@ from typing import Any
 
 import boto3
 from boto3.dynamodb.conditions import Key
+from vidgen.store.table import job_key, ledger_key, user_key
 
 ROOT = Path(__file__).resolve().parents[2]
 REPORT_PATH = Path(os.environ.get('VIDGEN_FAULTS_REPORT', ROOT / '.faults-report.json'))
@@ -42,16 +43,16 @@ def table(cloud: Any) -> Any:
 def account(cloud: Any, user_id: str) -> dict[str, Any]:
     """A user's profile and every ledger entry: {balance, active_jobs, entries: [{type, amount, job_id?}]}."""
     items: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {'KeyConditionExpression': Key('PK').eq(f'USER#{user_id}'), 'ConsistentRead': True}
+    kwargs: dict[str, Any] = {'KeyConditionExpression': Key('PK').eq(user_key(user_id)['PK']), 'ConsistentRead': True}
     while True:
         response = table(cloud).query(**kwargs)
         items.extend(response['Items'])
         if 'LastEvaluatedKey' not in response:
             break
         kwargs['ExclusiveStartKey'] = response['LastEvaluatedKey']
-    profile = next(i for i in items if i['SK'] == 'PROFILE')
+    profile = next(i for i in items if i['SK'] == user_key(user_id)['SK'])
     entries = [{'type': i['type'], 'amount': int(i['amount']), 'job_id': i.get('job_id')}
-               for i in items if i['SK'].startswith('LEDGER#')]
+               for i in items if i['SK'].startswith(ledger_key(user_id, '')['SK'])]
     return {'balance': int(profile['balance']), 'active_jobs': int(profile.get('active_jobs', 0)), 'entries': entries}
 
 
@@ -74,7 +75,7 @@ def entries_by_job(acct: dict[str, Any]) -> dict[str, Counter[str]]:
 
 
 def job_item(cloud: Any, job_id: str) -> dict[str, Any]:
-    return table(cloud).get_item(Key={'PK': f'JOB#{job_id}', 'SK': 'JOB'}, ConsistentRead=True)['Item']
+    return table(cloud).get_item(Key=job_key(job_id), ConsistentRead=True)['Item']
 
 
 def execution_arn(cloud: Any, job_id: str) -> str:

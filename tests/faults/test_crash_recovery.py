@@ -35,9 +35,10 @@ from faults_support import (
     wait_for,
 )
 from support import Api
-from vidgen import executions, ledger
+from vidgen import executions
 from vidgen.errors import ProviderUnavailableError
 from vidgen.jobs import tasks
+from vidgen.store import ledger
 
 pytestmark = pytest.mark.faults
 
@@ -196,7 +197,7 @@ def test_crash_before_start_execution_is_started_by_one_sweep(cloud, user, monke
 
 
 def test_crash_in_finalize_after_the_copy_is_finalized_by_one_sweep(cloud, user, monkeypatch):
-    original_settle = ledger.settle_job
+    original_settle = ledger.settle
     crashes: list[dict[str, Any]] = []
     settles: list[str] = []
 
@@ -212,7 +213,7 @@ def test_crash_in_finalize_after_the_copy_is_finalized_by_one_sweep(cloud, user,
                 raise SimulatedCrash('the finalize step died after copying the results')
         return original_settle(job, status=status, now=now, refund=refund, extra=extra)
 
-    monkeypatch.setattr(ledger, 'settle_job', settle_job)
+    monkeypatch.setattr(ledger, 'settle', settle_job)
     job_id = user.submit({'model': 'kling-v2-6', 'prompt': 'crash-after-copy'}).json()['id']
 
     # AWS reports a stopped execution as ABORTED; moto ends it FAILED when the running task's error arrives.
@@ -246,7 +247,7 @@ def test_crash_in_finalize_after_the_copy_is_finalized_by_one_sweep(cloud, user,
 
 
 def test_crash_in_every_fail_attempt_is_refunded_once_by_one_sweep(cloud, user, monkeypatch):
-    original_settle = ledger.settle_job
+    original_settle = ledger.settle
     attempts: list[float] = []
     broken = True
 
@@ -256,7 +257,7 @@ def test_crash_in_every_fail_attempt_is_refunded_once_by_one_sweep(cloud, user, 
             raise SimulatedCrash('the fail step died before its transaction')
         return original_settle(job, status=status, now=now, refund=refund, extra=extra)
 
-    monkeypatch.setattr(ledger, 'settle_job', settle_job)
+    monkeypatch.setattr(ledger, 'settle', settle_job)
     job_id = user.submit({'model': 'kling-v2-6', 'prompt': 'crash-in-fail [sim:content-policy]'}).json()['id']
 
     wait_for(lambda: execution_status(cloud, job_id) == 'FAILED', 40, 'the execution to give up in RefundPending')

@@ -93,6 +93,7 @@ def request_for(model: str, prompt: str = 'a lighthouse at dusk', **fields: Any)
         kind=resolved.mode, prompt=prompt, image=ImageInput(job.image) if job.image else None,
         end_image=ImageInput(job.end_image) if job.end_image else None,
         reference_images=tuple(ImageInput(value) for value in job.reference_images or ()), params=resolved.params,
+        provider_params=resolved.model.provider_params,
     )
 
 

@@ -18,6 +18,7 @@ import pytest
 import requests
 from support import PNG_DATA_URI, ledger_sum
 from vidgen import callback_tokens
+from vidgen.store.table import job_key
 
 MB = 1024 * 1024
 
@@ -218,7 +219,7 @@ def test_no_secret_reaches_a_log_line(cloud, admin, new_user, all_logs):
     table = boto3.resource('dynamodb').Table(cloud.handler_env['TABLE_NAME'])
     task_token = None
     while task_token is None:
-        task_token = table.get_item(Key={'PK': f'JOB#{waiting["id"]}', 'SK': 'JOB'})['Item'].get('task_token')
+        task_token = table.get_item(Key=job_key(waiting['id']))['Item'].get('task_token')
         time.sleep(0.1)
     wrong_admin = admin.as_user('vg_not-the-admin-key-0123456789')
     assert wrong_admin.post('/v1/admin/users', json={}).status_code == 401

@@ -50,6 +50,11 @@ class ModelSpec:
         """The provider's model id that runs this mode (`provider_modes`, else `provider_model`)."""
         return self.raw.get('provider_modes', {}).get(mode) or self.provider_model
 
+    @property
+    def provider_params(self) -> dict[str, Any]:
+        """How the provider names and shapes our parameters (`provider_params`; empty when it takes ours)."""
+        return dict(self.raw.get('provider_params', {}))
+
     def public_view(self) -> dict[str, Any]:
         """The entry GET /v1/models serves: everything but how the provider is driven."""
         view = {k: v for k, v in self.raw.items() if k not in _INTERNAL_FIELDS}
@@ -87,6 +92,12 @@ def get_model(model_id: str) -> ModelSpec:
         known = ', '.join(sorted(_load()))
         raise InvalidParametersError(f'Unknown model {model_id!r}. Available models: {known}.', details={'field': 'model'})
     return spec
+
+
+def provider_params(model_id: str) -> dict[str, Any]:
+    """The model's `provider_params`, for the adapter; empty for a model the catalog no longer has."""
+    spec = _load().get(model_id)
+    return spec.provider_params if spec else {}
 
 
 def infer_mode(spec: ModelSpec, request: JobRequest) -> str:

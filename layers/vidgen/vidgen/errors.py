@@ -1,21 +1,29 @@
-"""One error tree for the whole service.
+"""One error tree for the whole service: every exception class vidgen raises on purpose is here.
 
-API errors carry the HTTP status and the public error code; the mapping to a response happens only in
-the exception handlers of `vidgen.api`. Provider errors carry the job error code they end a job with and
-whether the state machine may retry them. The class name is the Lambda `errorType`, so the ASL `Retry`
-and `Catch` blocks match on these names: rename a class and `statemachine/job.asl.json` must follow.
+Each class states, as class attributes, `code` and `http_status` (the public API error, turned into a response
+only by the exception handlers of `vidgen.api`), `job_code` (the error a job ends with when this error stops
+it) and `retryable` (whether the step that raised it may run again). The class name is the Lambda
+`errorType`, so the ASL `Retry` and `Catch` blocks match on these names: rename a class and
+`statemachine/job.asl.json` must follow. The maps at the end are derived from these attributes.
+
+Store outcomes (`StoreOutcome`) name why a transaction did not happen; the use cases in `vidgen.jobs` turn
+them into the API errors a caller sees.
 """
 
 from __future__ import annotations
+
+from typing import Any, ClassVar
 
 
 class VidgenError(Exception):
     """Base of every error the service raises on purpose."""
 
-    code = 'SYSTEM_ERROR'
-    http_status = 500
+    code: ClassVar[str] = 'SYSTEM_ERROR'
+    http_status: ClassVar[int] = 500
+    job_code: ClassVar[str] = 'SYSTEM_ERROR'
+    retryable: ClassVar[bool] = False
 
-    def __init__(self, message: str, *, details: dict | None = None) -> None:
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.details = details or {}
@@ -84,9 +92,9 @@ class ProviderError(VidgenError):
     """The provider refused or failed a call. `job_code` is the error a job ends with."""
 
     job_code = 'PROVIDER_UNAVAILABLE'
-    retryable = False
 
-    def __init__(self, message: str, *, provider_code: str | int | None = None, retry_after: float | None = None):
+    def __init__(self, message: str, *, provider_code: str | int | None = None,
+                 retry_after: float | None = None) -> None:
         super().__init__(message)
         self.provider_code = provider_code
         self.retry_after = retry_after
@@ -158,6 +166,7 @@ class OutputDownloadError(VidgenError):
     """Copying a result from the provider into our bucket failed part-way; safe to retry."""
 
     code = 'GENERATION_FAILED'
+    job_code = 'GENERATION_FAILED'
     retryable = True
 
 
@@ -173,23 +182,105 @@ class UnsafeUrlError(VidgenError):
 
     code = 'INVALID_PARAMETERS'
     http_status = 422
+    job_code = 'GENERATION_FAILED'
 
 
-# The job error a Lambda failure (caught by the state machine) ends a job with, by errorType.
-_JOB_CODES_BY_ERROR_TYPE: dict[str, str] = {
-    cls.__name__: cls.job_code
-    for cls in (
-        ProviderError, ProviderAuthError, ProviderQuotaError, ProviderThrottledError, ProviderUnavailableError,
-        ProviderContentPolicyError, ProviderRejectedError, ProviderNotFoundError, GenerationFailedError,
-        ProviderTimeoutError, JobCanceledError,
-    )
-}
-_JOB_CODES_BY_ERROR_TYPE.update({
-    'OutputDownloadError': 'GENERATION_FAILED',
-    'UnsafeUrlError': 'GENERATION_FAILED',
+# --- Infrastructure errors -------------------------------------------------------------------------------
+
+
+class StoreError(VidgenError):
+    """The database refused or could not take a read or write (not a business outcome)."""
+
+
+class SecretUnavailableError(VidgenError):
+    """A secret is missing or malformed; reported by its name only, never by its value."""
+
+
+class TransactionCanceled(StoreError):
+    """A transaction failed a condition. Seen only inside `vidgen.store`: every item of a transaction has a
+    role (its name in the transaction), and the store reads the outcome by role, never by position.
+
+    `reasons[role]` is the item's cancellation code ('None' when its condition held) and `items[role]` the
+    item as it was (every item asks for ALL_OLD)."""
+
+    def __init__(self, reasons: dict[str, str], items: dict[str, dict[str, Any] | None]) -> None:
+        super().__init__('A transaction condition did not hold.')
+        self.reasons = reasons
+        self.items = items
+
+    def refused(self, role: str) -> bool:
+        """Did the item in `role` fail its condition? False for a role the transaction did not have."""
+        return self.reasons.get(role) == 'ConditionalCheckFailed'
+
+    def old(self, role: str) -> dict[str, Any] | None:
+        return self.items.get(role)
+
+
+# --- Store outcomes: why a transaction did not happen -------------------------------------------------------
+
+
+class StoreOutcome(VidgenError):
+    """A money or job transaction did not happen, for a reason the caller must act on. One that escapes its
+    use case answers SYSTEM_ERROR: the use case has a bug."""
+
+
+class UnknownUser(StoreOutcome):
+    def __init__(self, user_id: str) -> None:
+        super().__init__(f'No user {user_id!r}.')
+        self.user_id = user_id
+
+
+class UserExists(StoreOutcome):
+    def __init__(self, user_id: str) -> None:
+        super().__init__(f'A user {user_id!r} already exists.')
+        self.user_id = user_id
+
+
+class InsufficientCredits(StoreOutcome):
+    def __init__(self, balance: int) -> None:
+        super().__init__(f'The balance is {balance}.')
+        self.balance = balance
+
+
+class ActiveCapReached(StoreOutcome):
+    def __init__(self, active: int) -> None:
+        super().__init__(f'{active} jobs are queued or running.')
+        self.active = active
+
+
+class Replayed(StoreOutcome):
+    """The Idempotency-Key is live: it created `job_id`, for the request whose fingerprint is `request_hash`."""
+
+    def __init__(self, job_id: str, request_hash: str) -> None:
+        super().__init__(f'The key already created job {job_id}.')
+        self.job_id = job_id
+        self.request_hash = request_hash
+
+
+class AlreadySettled(StoreOutcome):
+    """The job was no longer active (someone else settled it first); nothing changed."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f'Job {job_id} already ended.')
+        self.job_id = job_id
+
+
+# --- Maps derived from the classes --------------------------------------------------------------------------
+
+
+def _error_classes(root: type[VidgenError] = VidgenError) -> list[type[VidgenError]]:
+    classes = [root]
+    for sub in root.__subclasses__():
+        classes.extend(_error_classes(sub))
+    return classes
+
+
+# The job error a Lambda failure caught by the state machine ends a job with, by errorType. `States.*` are
+# the state machine's own error names, not classes of ours.
+_JOB_CODES_BY_ERROR_TYPE: dict[str, str] = {cls.__name__: cls.job_code for cls in _error_classes()} | {
     'States.Timeout': 'PROVIDER_TIMEOUT',
     'States.HeartbeatTimeout': 'PROVIDER_TIMEOUT',
-})
+}
 
 JOB_ERROR_CODES = (
     'CONTENT_POLICY', 'GENERATION_FAILED', 'PROVIDER_TIMEOUT', 'PROVIDER_UNAVAILABLE', 'PROVIDER_AUTH',
@@ -202,15 +293,12 @@ def job_code_for_error_type(error_type: str) -> str:
     return _JOB_CODES_BY_ERROR_TYPE.get(error_type, 'SYSTEM_ERROR')
 
 
-_ERROR_CLASS_BY_JOB_CODE: dict[str, type[ProviderError]] = {
-    'CONTENT_POLICY': ProviderContentPolicyError,
-    'GENERATION_FAILED': GenerationFailedError,
-    'PROVIDER_TIMEOUT': ProviderTimeoutError,
-    'PROVIDER_UNAVAILABLE': ProviderUnavailableError,
-    'PROVIDER_AUTH': ProviderAuthError,
-    'PROVIDER_QUOTA': ProviderQuotaError,
-    'CANCELED': JobCanceledError,
-}
+# The error a task step raises for a failure the provider reports with a job code: one class per code.
+_FAILURE_CLASSES: tuple[type[ProviderError], ...] = (
+    ProviderContentPolicyError, GenerationFailedError, ProviderTimeoutError, ProviderUnavailableError,
+    ProviderAuthError, ProviderQuotaError, JobCanceledError,
+)
+_ERROR_CLASS_BY_JOB_CODE: dict[str, type[ProviderError]] = {cls.job_code: cls for cls in _FAILURE_CLASSES}
 
 
 def error_class_for_job_code(code: str) -> type[ProviderError]:

@@ -10,14 +10,9 @@ from typing import Any
 
 from aws_lambda_powertools.utilities import parameters
 
-from vidgen.errors import VidgenError
+from vidgen.errors import SecretUnavailableError
 
 _MAX_AGE_SECONDS = 300
-
-
-class SecretUnavailableError(VidgenError):
-    code = 'SYSTEM_ERROR'
-    http_status = 500
 
 
 def get_secret_json(name: str) -> dict[str, Any]:

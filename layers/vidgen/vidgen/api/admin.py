@@ -5,11 +5,10 @@ from __future__ import annotations
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
-from vidgen import ids, ledger
 from vidgen.api.auth import require_admin
 from vidgen.api.http import ERROR_RESPONSES, error_doc
+from vidgen.jobs import accounts
 from vidgen.models import CreatedUser, CreateUserRequest, GrantRequest, GrantResult
-from vidgen.store import accounts
 
 router = APIGatewayHttpRouter()
 
@@ -20,8 +19,7 @@ router = APIGatewayHttpRouter()
                         409: error_doc('The user id exists (CONFLICT).'), **ERROR_RESPONSES})
 def create_user(request: CreateUserRequest) -> Response[CreatedUser]:
     require_admin(router.current_event)
-    user_id = request.user_id or f'user_{ids.ulid().lower()}'
-    api_key = accounts.create_user(user_id, request.credits, ids.now())
+    user_id, api_key = accounts.create_user(request.user_id, request.credits)
     return Response(status_code=201, content_type=content_types.APPLICATION_JSON,
                     body=CreatedUser(user_id=user_id, api_key=api_key, balance=request.credits))
 
@@ -30,5 +28,5 @@ def create_user(request: CreateUserRequest) -> Response[CreatedUser]:
              responses={200: {'description': 'The balance, and whether this grant added credits.'}, **ERROR_RESPONSES})
 def grant_credits(user_id: str, request: GrantRequest) -> GrantResult:
     require_admin(router.current_event)
-    balance, granted = ledger.grant(user_id, request.amount, request.reference_id, request.reason, ids.now())
-    return GrantResult(user_id=user_id, balance=balance, granted=granted)
+    grant = accounts.grant_credits(user_id, request.amount, request.reference_id, request.reason)
+    return GrantResult(user_id=user_id, balance=grant.balance, granted=grant.granted)

@@ -7,8 +7,8 @@ from typing import Any
 
 from vidgen.config import get_settings
 from vidgen.errors import AuthFailedError
+from vidgen.jobs.accounts import user_for_api_key
 from vidgen.secrets import get_secret_field
-from vidgen.store.accounts import user_for_api_key
 
 _MISSING = 'Send your API key as `Authorization: Bearer <key>`.'
 _INVALID = 'The API key is not valid.'

@@ -7,7 +7,6 @@ from typing import Annotated, Any, Literal
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
-from vidgen import catalog
 from vidgen.api.auth import authenticate
 from vidgen.api.http import ERROR_RESPONSES
 from vidgen.jobs import queries
@@ -23,7 +22,7 @@ def health() -> dict[str, str]:
 
 @router.get('/v1/models', tags=['models'], summary='The model catalog: inputs, parameters and prices')
 def list_models() -> dict[str, list[dict[str, Any]]]:
-    return {'models': [spec.public_view() for spec in catalog.all_models()]}
+    return {'models': queries.list_models()}
 
 
 @router.get('/v1/jobs/<job_id>', tags=['jobs'], summary='One of your jobs',

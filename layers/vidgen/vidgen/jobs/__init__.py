@@ -5,4 +5,6 @@
 - `tasks`: the state machine's steps (create the provider task, poll, finalize, fail)
 - `callbacks`: provider callbacks
 - `sweep`: the scheduled recovery of anything stuck
+- `notifications`: the signed webhook a client gets when its job ends
+- `accounts`: who a caller is, and the operator's users and credit grants
 """

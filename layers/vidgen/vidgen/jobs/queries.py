@@ -1,4 +1,4 @@
-"""Reads for a job's owner: one job, the job history, credits with the ledger, and usage analytics."""
+"""Reads: the model catalog, and for a job's owner one job, the job history, credits with the ledger and usage."""
 
 from __future__ import annotations
 
@@ -9,15 +9,22 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from typing import Any
 
-from vidgen import ids, ledger
-from vidgen.errors import InvalidParametersError, NotFoundError
+from vidgen import catalog, ids
+from vidgen.errors import InvalidParametersError, NotFoundError, UnknownUser
 from vidgen.jobs.views import job_view
 from vidgen.models import CreditsView, JobList, JobView, LedgerEntry
 from vidgen.store import jobs as job_store
+from vidgen.store import ledger
+from vidgen.store.pages import PageKey, page_key_belongs_to
 
 MAX_PAGE = 100
 MAX_USAGE_DAYS = 90
 MAX_USAGE_JOBS = 10_000
+
+
+def list_models() -> list[dict[str, Any]]:
+    """Every model as GET /v1/models shows it: inputs, parameters and prices, not how the provider is driven."""
+    return [spec.public_view() for spec in catalog.all_models()]
 
 
 def get_job(owner: str, job_id: str) -> JobView:
@@ -36,8 +43,11 @@ def list_jobs(owner: str, *, status: str | None, limit: int, cursor: str | None)
 
 def get_credits(owner: str, *, limit: int, cursor: str | None) -> CreditsView:
     entries, last_key = ledger.ledger_page(owner, limit=limit, cursor=decode_cursor(cursor, owner, ()))
-    return CreditsView(balance=ledger.balance(owner), ledger=[LedgerEntry(**e) for e in entries],
-                       next_cursor=encode_cursor(last_key))
+    try:
+        balance = ledger.balance(owner)
+    except UnknownUser as exc:
+        raise NotFoundError(f'No user {owner!r}.') from exc
+    return CreditsView(balance=balance, ledger=[LedgerEntry(**e) for e in entries], next_cursor=encode_cursor(last_key))
 
 
 def get_usage(owner: str, *, start: str | None, end: str | None) -> dict[str, Any]:
@@ -94,13 +104,13 @@ def _parse_time(value: str, field: str) -> float:
     return parsed.timestamp()
 
 
-def encode_cursor(last_key: dict[str, Any] | None) -> str | None:
+def encode_cursor(last_key: PageKey | None) -> str | None:
     if not last_key:
         return None
     return base64.urlsafe_b64encode(json.dumps(last_key, separators=(',', ':')).encode()).decode().rstrip('=')
 
 
-def decode_cursor(cursor: str | None, owner: str, owner_fields: tuple[str, ...]) -> dict[str, Any] | None:
+def decode_cursor(cursor: str | None, owner: str, owner_fields: tuple[str, ...]) -> PageKey | None:
     """A cursor is the last key of the previous page. It must be well formed and the caller's own."""
     if not cursor:
         return None
@@ -108,15 +118,8 @@ def decode_cursor(cursor: str | None, owner: str, owner_fields: tuple[str, ...])
         key = json.loads(base64.urlsafe_b64decode(cursor + '=' * (-len(cursor) % 4)))
     except (binascii.Error, ValueError, UnicodeDecodeError):
         key = None
-    if not _is_own_key(key, owner, owner_fields):
+    if not page_key_belongs_to(key, owner, owner_fields):
         raise InvalidParametersError('The cursor is not valid; pass next_cursor from the previous page.',
                                      details={'field': 'cursor'})
     return key
 
-
-def _is_own_key(key: Any, owner: str, owner_fields: tuple[str, ...]) -> bool:
-    """A job-index key names its owner; a ledger key's partition is the owner's."""
-    if not isinstance(key, dict) or not all(isinstance(v, str) for v in key.values()):
-        return False
-    pk = key.get('PK', '')
-    return all(key.get(f) == owner for f in owner_fields) and (pk == f'USER#{owner}' or pk.startswith('JOB#'))

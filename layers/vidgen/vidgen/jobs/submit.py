@@ -10,32 +10,36 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import dataclass
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from vidgen import catalog, executions, ids, ledger
+from vidgen import catalog, executions, ids
 from vidgen.config import get_settings
 from vidgen.errors import (
+    ActiveCapReached,
+    AlreadySettled,
     AuthFailedError,
     ConflictError,
     IdempotencyConflictError,
+    InsufficientCredits,
     InsufficientCreditsError,
     InvalidParametersError,
     NotFoundError,
     RateLimitExceededError,
+    Replayed,
+    UnknownUser,
     UnsafeUrlError,
 )
 from vidgen.models import JobRequest
 from vidgen.netguard import check_url
 from vidgen.observability import MetricUnit, logger, metrics
+from vidgen.store import idempotency, ledger, media
 from vidgen.store import jobs as job_store
-from vidgen.store import media
-from vidgen.store.table import TransactionCanceled, idempotency_key, table, transact, user_key
 
 # How long a client at its active-job cap is told to wait before trying again.
 _CAP_RETRY_AFTER_SECONDS = 30
+_NO_USER = 'The API key belongs to no user.'
 
 
 @dataclass(frozen=True)
@@ -75,23 +79,22 @@ def submit_job(owner: str, request: JobRequest, idempotency_key_value: str | Non
                           for i, img in enumerate(request.reference_images or [])],
         webhook_url=request.webhook_url, metadata=request.metadata or {}, request_hash=fingerprint,
     )
-    items = [
-        ledger.debit_op(owner, resolved.credits, settings.max_active_jobs_per_user),
-        job_store.put_item_op(job, sweep_at=now + settings.queued_grace_seconds),
-        ledger.entry_op(owner, type_='debit', amount=-resolved.credits, at=now, job_id=job_id),
-    ]
-    if idempotency_key_value:
-        items.append(_idempotency_op(owner, idempotency_key_value, job_id, fingerprint, now))
+    claim = (idempotency.IdempotencyClaim(idempotency_key_value, fingerprint, settings.idempotency_ttl_seconds)
+             if idempotency_key_value else None)
     try:
-        transact(items)
-    except TransactionCanceled as exc:
-        if idempotency_key_value and exc.failed(3):
-            replay = _replay(owner, idempotency_key_value, fingerprint, now)
-            if replay:
-                return Submitted(replay, replayed=True)
-        if exc.failed(0):
-            raise _debit_refusal(exc.items[0], resolved.credits, settings.max_active_jobs_per_user) from exc
-        raise
+        ledger.submit_debit(job, max_active_jobs=settings.max_active_jobs_per_user,
+                            sweep_at=now + settings.queued_grace_seconds, idempotency=claim)
+    except Replayed as replayed:
+        return Submitted(_replayed_job(replayed.job_id, replayed.request_hash, fingerprint), replayed=True)
+    except UnknownUser as exc:
+        raise AuthFailedError(_NO_USER) from exc
+    except InsufficientCredits as exc:
+        raise _insufficient(resolved.credits, exc.balance) from exc
+    except ActiveCapReached as exc:
+        raise RateLimitExceededError(
+            f'You already have {exc.active} jobs queued or running (the limit is {settings.max_active_jobs_per_user}); '
+            'wait for some to finish.', retry_after=_CAP_RETRY_AFTER_SECONDS,
+        ) from exc
     metrics.add_metric(name='JobSubmitted', unit=MetricUnit.Count, value=1)
     logger.info('job submitted', job_id=job_id, model=job.model, kind=job.kind, credits=job.credits)
     try:
@@ -112,9 +115,12 @@ def cancel_job(owner: str, job_id: str) -> job_store.Job:
     if not job.is_active:
         raise ConflictError(f'Job {job_id} already ended as {job.status}; only queued or running jobs can be canceled.')
     error = {'code': 'CANCELED', 'message': 'The job was canceled by its owner; its credits were refunded.'}
-    if not ledger.settle_job(job, status='canceled', now=ids.now(), refund=True, extra={'error': error}):
+    try:
+        ledger.settle(job, status='canceled', now=ids.now(), refund=True, extra={'error': error})
+    except AlreadySettled as exc:
         job = job_store.get_job(job_id)
-        raise ConflictError(f'Job {job_id} already ended as {job.status}; only queued or running jobs can be canceled.')
+        raise ConflictError(
+            f'Job {job_id} already ended as {job.status}; only queued or running jobs can be canceled.') from exc
     executions.stop(job_id, 'canceled by its owner')
     metrics.add_metric(name='JobCanceled', unit=MetricUnit.Count, value=1)
     return job_store.get_job(job_id)
@@ -136,49 +142,33 @@ def _store_image(owner: str, job_id: str, name: str, value: str | None) -> str |
 def _precheck_balance(owner: str, cost: int) -> None:
     """A cheap read so that a request that cannot be paid stores nothing (not even its images). The
     transaction's condition remains the authority; this only answers early."""
-    item = table().get_item(Key=user_key(owner)).get('Item')
-    if item is None:
-        raise AuthFailedError('The API key belongs to no user.')
-    if int(item.get('balance', 0)) < cost:
-        raise InsufficientCreditsError(
-            f'This job costs {cost} credits and your balance is {int(item.get("balance", 0))}; '
-            'add credits or choose a cheaper model or shorter duration.',
-            details={'required': cost, 'balance': int(item.get('balance', 0))},
-        )
-
-
-def _debit_refusal(profile: dict | None, cost: int, cap: int) -> Exception:
-    if profile is None:
-        return AuthFailedError('The API key belongs to no user.')
-    balance = int(profile.get('balance', 0))
+    try:
+        balance = ledger.balance(owner, consistent=False)
+    except UnknownUser as exc:
+        raise AuthFailedError(_NO_USER) from exc
     if balance < cost:
-        return InsufficientCreditsError(
-            f'This job costs {cost} credits and your balance is {balance}; '
-            'add credits or choose a cheaper model or shorter duration.',
-            details={'required': cost, 'balance': balance},
-        )
-    return RateLimitExceededError(
-        f'You already have {int(profile.get("active_jobs", 0))} jobs queued or running (the limit is {cap}); '
-        'wait for some to finish.', retry_after=_CAP_RETRY_AFTER_SECONDS,
+        raise _insufficient(cost, balance)
+
+
+def _insufficient(cost: int, balance: int) -> InsufficientCreditsError:
+    return InsufficientCreditsError(
+        f'This job costs {cost} credits and your balance is {balance}; '
+        'add credits or choose a cheaper model or shorter duration.',
+        details={'required': cost, 'balance': balance},
     )
 
 
-def _idempotency_op(owner: str, key: str, job_id: str, fingerprint: str, now: float) -> dict:
-    # Rounded up: a key is kept at least the whole TTL (int() cut up to a second off the 24 hours).
-    expires_at = math.ceil(now + get_settings().idempotency_ttl_seconds)
-    item = idempotency_key(owner, key) | {'job_id': job_id, 'request_hash': fingerprint, 'expires_at': expires_at}
-    return {'Put': {'TableName': table().name, 'Item': item,
-                    'ConditionExpression': 'attribute_not_exists(PK) OR expires_at < :now',
-                    'ExpressionAttributeValues': {':now': int(now)}}}
-
-
 def _replay(owner: str, key: str, fingerprint: str, now: float) -> job_store.Job | None:
-    """The job an earlier request with this key created, if the key is still live (TTL deletion lags, so
-    the expiry is checked here too). A different request under the same key is a conflict."""
-    record = table().get_item(Key=idempotency_key(owner, key), ConsistentRead=True).get('Item')
-    if record is None or int(record['expires_at']) < now:
+    """The job an earlier request with this key created, if the key is still live."""
+    record = idempotency.find_live(owner, key, now)
+    if record is None:
         return None
-    if record['request_hash'] != fingerprint:
+    return _replayed_job(record.job_id, record.request_hash, fingerprint)
+
+
+def _replayed_job(job_id: str, request_hash: str, fingerprint: str) -> job_store.Job:
+    """A different request under the same key is a conflict; the same request gets its job back."""
+    if request_hash != fingerprint:
         raise IdempotencyConflictError(
             'This Idempotency-Key was already used with a different request; use a new key for a new job.')
-    return job_store.get_job(record['job_id'])
+    return job_store.get_job(job_id)

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from vidgen import callback_tokens, executions, ids, ledger, webhooks
+from vidgen import callback_tokens, catalog, executions, ids
 from vidgen.config import get_settings
 from vidgen.errors import (
+    AlreadySettled,
     GenerationFailedError,
     ProviderError,
     ProviderThrottledError,
@@ -23,11 +24,12 @@ from vidgen.errors import (
     error_class_for_job_code,
     job_code_for_error_type,
 )
+from vidgen.jobs import notifications
 from vidgen.observability import MetricUnit, logger, metrics
 from vidgen.providers.base import GenerationRequest, ImageInput, ProviderTask
 from vidgen.providers.registry import get_provider
 from vidgen.store import jobs as job_store
-from vidgen.store import media
+from vidgen.store import ledger, media
 
 _SYSTEM_ERROR_MESSAGE = 'vidgen hit an internal error while running this job; its credits were refunded.'
 
@@ -41,7 +43,7 @@ def generation_request(job: job_store.Job, *, with_images: bool) -> GenerationRe
         job_id=job.id, model=job.model, provider_model=job.provider_model, kind=job.kind, prompt=job.prompt,
         negative_prompt=job.negative_prompt, image=image(job.image), end_image=image(job.end_image),
         reference_images=tuple(i for i in (image(r) for r in job.reference_images) if i),
-        params=job.params,
+        params=job.params, provider_params=catalog.provider_params(job.model),
     )
 
 
@@ -131,11 +133,13 @@ def finalize_job(job_id: str) -> None:
         raise GenerationFailedError('The provider finished the task but returned no result.')
     outputs = [media.copy_result(out.url, job.owner, job.id, index, out.content_type)
                for index, out in enumerate(task.outputs)]
-    succeeded = ledger.settle_job(job, status='succeeded', now=ids.now(), refund=False,
-                                  extra={'outputs': job_store.outputs_value(outputs)})
-    if succeeded:
-        metrics.add_metric(name='JobSucceeded', unit=MetricUnit.Count, value=1)
-        logger.info('job succeeded', job_id=job_id, outputs=len(outputs), bytes=sum(o.bytes for o in outputs))
+    try:
+        ledger.settle(job, status='succeeded', now=ids.now(), refund=False,
+                      extra={'outputs': job_store.outputs_value(outputs)})
+    except AlreadySettled:
+        return
+    metrics.add_metric(name='JobSucceeded', unit=MetricUnit.Count, value=1)
+    logger.info('job succeeded', job_id=job_id, outputs=len(outputs), bytes=sum(o.bytes for o in outputs))
 
 
 def fail_job(job_id: str, failure: dict[str, Any]) -> None:
@@ -144,30 +148,37 @@ def fail_job(job_id: str, failure: dict[str, Any]) -> None:
     if not job.is_active:
         return
     code, message = failure_reason(failure)
-    if ledger.settle_job(job, status='failed', now=ids.now(), refund=True,
-                         extra={'error': {'code': code, 'message': message}}):
-        metrics.add_metric(name='JobFailed', unit=MetricUnit.Count, value=1)
-        logger.info('job failed and refunded', job_id=job_id, code=code, credits=job.credits)
+    try:
+        ledger.settle(job, status='failed', now=ids.now(), refund=True,
+                      extra={'error': {'code': code, 'message': message}})
+    except AlreadySettled:
+        return
+    metrics.add_metric(name='JobFailed', unit=MetricUnit.Count, value=1)
+    logger.info('job failed and refunded', job_id=job_id, code=code, credits=job.credits)
 
 
 def notify_job(job_id: str) -> None:
     """Tell the client how the job ended (its webhook_url, if any); raises to be retried."""
-    webhooks.deliver(job_store.get_job(job_id))
+    notifications.deliver(job_store.get_job(job_id))
 
 
 def notify_once(job_id: str) -> None:
     """Best-effort notification for jobs settled outside the state machine (the sweep)."""
     try:
-        webhooks.deliver(job_store.get_job(job_id))
+        notifications.deliver(job_store.get_job(job_id))
     except WebhookDeliveryError:
         logger.warning('webhook not delivered', job_id=job_id)
 
 
 def fail_from_error(job: job_store.Job, error: VidgenError) -> bool:
-    """Fail a job from an error raised outside the state machine (the sweep)."""
+    """Fail a job from an error raised outside the state machine (the sweep). False if it had ended."""
     code = error.job_code if isinstance(error, ProviderError) else 'SYSTEM_ERROR'
-    return ledger.settle_job(job, status='failed', now=ids.now(), refund=True,
-                             extra={'error': {'code': code, 'message': error.message}})
+    try:
+        ledger.settle(job, status='failed', now=ids.now(), refund=True,
+                      extra={'error': {'code': code, 'message': error.message}})
+    except AlreadySettled:
+        return False
+    return True
 
 
 def failure_reason(failure: dict[str, Any]) -> tuple[str, str]:

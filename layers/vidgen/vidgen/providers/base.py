@@ -41,7 +41,9 @@ class GenerationRequest:
     """A request the catalog has already validated and priced, ready for an adapter.
 
     `provider_model` is the provider's own model id (from the catalog); `params` holds the catalog
-    parameters with defaults filled in (duration, aspect_ratio, mode, sound, ...).
+    parameters with defaults filled in (duration, aspect_ratio, mode, sound, ...); `provider_params` is the
+    catalog's word on how this provider names and shapes them (Kie Market models), so adapters never read
+    the catalog themselves.
     """
 
     job_id: str
@@ -54,6 +56,7 @@ class GenerationRequest:
     end_image: ImageInput | None = None
     reference_images: tuple[ImageInput, ...] = ()
     params: Mapping[str, Any] = field(default_factory=dict)
+    provider_params: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,9 @@ import json
 import time
 from typing import Any, Literal, Mapping
 
-from vidgen import catalog
 from vidgen.errors import (
     CallbackRejectedError,
     GenerationFailedError,
-    InvalidParametersError,
     ProviderAuthError,
     ProviderContentPolicyError,
     ProviderError,
@@ -149,16 +147,6 @@ def failure_for(code: Any, provider_text: str | None) -> TaskFailure:
                            code_text)
     return TaskFailure('GENERATION_FAILED', 'Kie.ai failed to generate the result; try again or change the prompt.',
                        code_text)
-
-
-# --- The catalog's provider-side data ----------------------------------------------------------------------------
-
-
-def catalog_entry(model_id: str) -> dict[str, Any]:
-    try:
-        return catalog.get_model(model_id).raw
-    except InvalidParametersError:
-        return {}
 
 
 # --- Callback signatures (§2.6): base64(HMAC-SHA256(key, f'{taskId}.{timestamp}')) ------------------------------

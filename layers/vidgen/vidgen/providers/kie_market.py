@@ -19,7 +19,6 @@ from vidgen.providers.base import CallbackHint, GenerationRequest, ProviderTask,
 from vidgen.providers.kie_client import KieProvider
 from vidgen.providers.kie_common import (
     callback_task_id,
-    catalog_entry,
     content_type_for,
     failure_for,
     parse_json_field,
@@ -42,7 +41,7 @@ class KieMarketProvider(KieProvider):
     name = 'kie-market'
 
     def create_task(self, request: GenerationRequest, callback_url: str | None) -> str:
-        renames = catalog_entry(request.model).get('provider_params', {})
+        renames = request.provider_params
         images = _images(request, renames)
         urls = {slot: [self._kie.image_url(request, image, f'{slot}{index}') for index, image in enumerate(group)]
                 for slot, group in images.items()}

@@ -7,9 +7,9 @@ from functools import lru_cache
 import requests
 
 from vidgen.config import get_settings
-from vidgen.errors import ProviderAuthError
+from vidgen.errors import ProviderAuthError, SecretUnavailableError
 from vidgen.providers.base import VideoProvider
-from vidgen.secrets import SecretUnavailableError, get_secret_json
+from vidgen.secrets import get_secret_json
 
 PROVIDERS = ('kling', 'kie-veo', 'kie-market')
 

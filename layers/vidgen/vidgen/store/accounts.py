@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from typing import Any
 
-from vidgen import ids, ledger
-from vidgen.errors import ConflictError
-from vidgen.store.table import TransactionCanceled, api_key_key, table, transact, user_key
+from vidgen import ids
+from vidgen.errors import TransactionCanceled, UserExists
+from vidgen.store.ledger import entry_op
+from vidgen.store.table import api_key_key, table, transact, user_key
 
 API_KEY_PREFIX = 'vg_'
 
@@ -22,29 +24,31 @@ def new_api_key() -> str:
 
 
 def create_user(user_id: str, credits: int, now: float) -> str:
-    """Create the user, their first API key and (if any) the opening grant; return the key (shown once)."""
+    """Create the user, their first API key and (if any) the opening grant; return the key (shown once).
+    Raises `UserExists`."""
     api_key = new_api_key()
     at = ids.iso(now)
-    items = [
-        {'Put': {'TableName': table().name,
-                 'Item': user_key(user_id) | {'user_id': user_id, 'balance': credits, 'active_jobs': 0, 'created_at': at},
-                 'ConditionExpression': 'attribute_not_exists(PK)'}},
-        {'Put': {'TableName': table().name,
-                 'Item': api_key_key(hash_api_key(api_key)) | {'user_id': user_id, 'created_at': at},
-                 'ConditionExpression': 'attribute_not_exists(PK)'}},
-    ]
+    items: dict[str, dict[str, Any]] = {
+        'profile': {'Put': {'TableName': table().name,
+                            'Item': user_key(user_id) | {'user_id': user_id, 'balance': credits, 'active_jobs': 0,
+                                                         'created_at': at},
+                            'ConditionExpression': 'attribute_not_exists(PK)'}},
+        'api_key': {'Put': {'TableName': table().name,
+                            'Item': api_key_key(hash_api_key(api_key)) | {'user_id': user_id, 'created_at': at},
+                            'ConditionExpression': 'attribute_not_exists(PK)'}},
+    }
     if credits:
-        items.append(ledger.entry_op(user_id, type_='grant', amount=credits, at=now, reference_id=f'signup:{user_id}',
-                                     reason='opening balance'))
+        items['entry'] = entry_op(user_id, type_='grant', amount=credits, at=now, reference_id=f'signup:{user_id}',
+                                  reason='opening balance')
     try:
         transact(items)
     except TransactionCanceled as exc:
-        if exc.failed(0):
-            raise ConflictError(f'A user {user_id!r} already exists.') from exc
+        if exc.refused('profile'):
+            raise UserExists(user_id) from exc
         raise
     return api_key
 
 
 def user_for_api_key(api_key: str) -> str | None:
     item = table().get_item(Key=api_key_key(hash_api_key(api_key))).get('Item')
-    return item['user_id'] if item else None
+    return str(item['user_id']) if item else None

@@ -3,7 +3,7 @@
 Every transition is a conditional write on the job's current status, so two actors racing to settle the
 same job (a callback, the poll loop, the sweep, a cancel) cannot both win. Transitions that end a job
 also release the owner's active-job slot in the same transaction, and a failure also refunds: see
-`vidgen.ledger`.
+`vidgen.store.ledger`.
 """
 
 from __future__ import annotations
@@ -14,12 +14,11 @@ from typing import Any
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-from vidgen.errors import NotFoundError
+from vidgen.errors import NotFoundError, StoreError
 from vidgen.models import ACTIVE_STATUSES
 from vidgen.store.table import (
     SWEEP_INDEX,
     USER_JOBS_INDEX,
-    StoreError,
     job_key,
     plain,
     storable,

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import random
 import time
-from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -31,7 +30,7 @@ from botocore.exceptions import ClientError
 
 from vidgen.aws import CLIENT_CONFIG
 from vidgen.config import get_settings
-from vidgen.errors import VidgenError
+from vidgen.errors import StoreError, TransactionCanceled
 
 USER_JOBS_INDEX = 'UserJobs'
 SWEEP_INDEX = 'Sweep'
@@ -98,37 +97,24 @@ def storable(value: Any) -> Any:
     return value
 
 
-@dataclass(frozen=True)
-class TransactionCanceled(Exception):
-    """A transaction failed a condition. `reasons[i]` is the code for item i ('None' when it passed),
-    `items[i]` the item as it was (we ask for ALL_OLD), so callers tell 'no credits' from 'duplicate'."""
-
-    reasons: tuple[str, ...]
-    items: tuple[dict[str, Any] | None, ...]
-
-    def failed(self, index: int) -> bool:
-        return self.reasons[index] == 'ConditionalCheckFailed'
-
-
-class StoreError(VidgenError):
-    code = 'SYSTEM_ERROR'
-    http_status = 500
-
-
 _MAX_CONFLICT_RETRIES = 8
 
 
-def transact(items: list[dict[str, Any]]) -> None:
-    """Write all items or none. Every item should carry a condition; each asks for ALL_OLD on failure.
+def transact(items: dict[str, dict[str, Any]]) -> None:
+    """Write all items or none. `items` maps each item's role in the transaction ('debit', 'job', ...) to
+    the item; every item should carry a condition, and each asks for ALL_OLD on failure.
 
     Retries only `TransactionConflict` (another transaction touched the same item at the same time),
-    with jittered backoff; a failed condition is a business outcome and raises `TransactionCanceled`.
+    with jittered backoff; a failed condition is a business outcome and raises `TransactionCanceled`, whose
+    reasons are keyed by role, so the caller's reading does not depend on the order of the items.
     """
-    for item in items:
-        next(iter(item.values())).setdefault('ReturnValuesOnConditionCheckFailure', 'ALL_OLD')
+    roles = list(items)
+    ops = list(items.values())
+    for op in ops:
+        next(iter(op.values())).setdefault('ReturnValuesOnConditionCheckFailure', 'ALL_OLD')
     for attempt in range(_MAX_CONFLICT_RETRIES + 1):
         try:
-            client().transact_write_items(TransactItems=items)
+            client().transact_write_items(TransactItems=ops)
             return
         except ClientError as exc:
             if exc.response['Error']['Code'] != 'TransactionCanceledException':
@@ -138,7 +124,8 @@ def transact(items: list[dict[str, Any]]) -> None:
             if 'ConditionalCheckFailed' in codes or attempt == _MAX_CONFLICT_RETRIES:
                 if 'ConditionalCheckFailed' not in codes:
                     raise StoreError('The database was too busy to take the write; try again.') from exc
-                raise TransactionCanceled(codes, tuple(_old_item(r) for r in reasons)) from exc
+                raise TransactionCanceled(dict(zip(roles, codes, strict=False)),
+                                          dict(zip(roles, (_old_item(r) for r in reasons), strict=False))) from exc
             time.sleep(random.uniform(0, 0.05 * 2**attempt))
 
 

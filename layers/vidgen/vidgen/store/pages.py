@@ -1,0 +1,19 @@
+"""Page keys: a query's LastEvaluatedKey, which the API hands out (encoded) as a cursor and takes back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vidgen.store.table import user_key
+
+# A query's LastEvaluatedKey / ExclusiveStartKey.
+PageKey = dict[str, Any]
+
+
+def page_key_belongs_to(key: Any, owner: str, owner_fields: tuple[str, ...]) -> bool:
+    """Whether a page key read back from a client's cursor is the owner's: a job-index key names its owner
+    in `owner_fields`; a ledger key's partition is the owner's."""
+    if not isinstance(key, dict) or not all(isinstance(v, str) for v in key.values()):
+        return False
+    pk = key.get('PK', '')
+    return all(key.get(f) == owner for f in owner_fields) and (pk == user_key(owner)['PK'] or pk.startswith('JOB#'))
