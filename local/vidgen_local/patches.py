@@ -1,8 +1,10 @@
 """Every change the local cloud makes to moto, in one place (research/local-stack.md has the evidence).
 
-moto 5.2.x runs the real ASL, but four gaps would make the local stack behave unlike AWS, and one makes it
-slow. `apply_all()` installs each fix once per process; calling it again only swaps the dispatcher and the
-time scale, so a second `LocalCloud` in the same process reuses the installed patches.
+moto 5.2.x runs the real ASL, but five gaps would make the local stack behave unlike AWS (Lambda dispatch,
+serialised DynamoDB writes, time-scaled waits, SendTaskFailure's cause, unnamed executions), and two make
+it slow (the whole-table copy per TransactWriteItems, the ASL parse per StartExecution). `apply_all()`
+installs each fix once per process; calling it again only swaps the dispatcher and the time scale, so a
+second `LocalCloud` in the same process reuses the installed patches.
 
 Each patch names the moto attribute it replaces in `PATCH_TARGETS`; `tests/integration/test_local_patches.py`
 checks that those attributes still exist with the signatures assumed here and that the behaviour each patch
@@ -11,6 +13,7 @@ provides is observable, so a moto upgrade that moves them fails a test instead o
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import logging
@@ -35,6 +38,18 @@ PATCH_TARGETS: dict[str, tuple[str, str]] = {
     'retry_scale': ('moto.stepfunctions.parser.asl.component.common.retry.retrier_decl', 'time'),
     'send_task_failure_cause': ('moto.stepfunctions.responses', 'StepFunctionResponse.send_task_failure'),
     'start_execution_name': ('moto.stepfunctions.parser.models', 'StepFunctionsParserBackend.start_execution'),
+    'transact_item_rollback': ('moto.dynamodb.models', 'DynamoDBBackend.transact_write_items'),
+    'asl_parse_cache': ('moto.stepfunctions.parser.backend.execution_worker',
+                        'ExecutionWorker._get_evaluation_entrypoint'),
+}
+
+# sha256 of the source of moto methods that a patch replaces by a rewritten copy (not a wrapper): a moto
+# upgrade that changes one of them fails tests/integration/test_local_patches.py until the copy is reviewed.
+REWRITTEN_SOURCES: dict[str, str] = {
+    'moto.dynamodb.models.DynamoDBBackend.transact_write_items':
+        '81db2cb7d94e39c90b3a2077e1f4bb41a449c558ef9b1b1e2910fdaa39978ad4',
+    'moto.stepfunctions.parser.backend.execution_worker.ExecutionWorker._get_evaluation_entrypoint':
+        '2b25949ae855da8035b347b28ac72f90d7d6542bf26ef7e1f03a50ce6a981fde',
 }
 
 # DynamoDB actions serialised by the lock: every write, and the reads, so no reader sees a transaction half
@@ -223,6 +238,184 @@ def _install_start_execution_name() -> None:
     StepFunctionsParserBackend.start_execution = start_execution
 
 
+# --- (f) TransactWriteItems backs up the items it touches, not whole tables -------------------------------
+
+
+def _install_transact_item_rollback() -> None:
+    # moto deep-copies every table a transaction names, once per item, so it can put the table back if an
+    # item fails: three copies of the whole service table per submit, growing with every job (a third of the
+    # test suite's CPU). Copying just the items the transaction touches gives the same all-or-nothing result:
+    # one transaction may name an item only once, and only those items can change. Everything else below is
+    # moto's method as it stands (REWRITTEN_SOURCES pins the version it was copied from).
+    from moto.dynamodb.comparisons import get_filter_expression
+    from moto.dynamodb.exceptions import (
+        ConditionalCheckFailed,
+        MockValidationException,
+        MultipleTransactionsException,
+        TooManyTransactionsException,
+        TransactionCanceledException,
+        TransactWriteSingleOpException,
+    )
+    from moto.dynamodb.models import DynamoDBBackend
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        if len(transact_items) > 100:
+            raise TooManyTransactionsException()
+        backup = _TouchedItems(self)
+        target_items: set[tuple[str, str]] = set()
+
+        def check_unicity(table_name: str, key: dict[str, Any]) -> None:
+            item = (str(table_name), str(dict(sorted(key.items()))))
+            if item in target_items:
+                raise MultipleTransactionsException()
+            target_items.add(item)
+
+        errors: list[tuple[str | None, str | None, dict[str, Any] | None]] = []
+        for item in transact_items:
+            original_item: dict[str, Any] | None = None
+            if len(list(item.keys())) > 1:
+                raise TransactWriteSingleOpException
+            try:
+                op_type, op = next(iter(item.items()))
+                if op_type not in {'ConditionCheck', 'Put', 'Delete', 'Update'}:
+                    raise ValueError('Unsupported transaction operation')
+                table_name = op['TableName']
+                condition_expression = op.get('ConditionExpression')
+                expression_attribute_names = op.get('ExpressionAttributeNames')
+                expression_attribute_values = op.get('ExpressionAttributeValues')
+                if op_type == 'Put':
+                    attrs = op['Item']
+                    table = self.get_table(table_name)
+                    key = {table.hash_key_attr: attrs[table.hash_key_attr]}
+                    if table.range_key_attr is not None:
+                        key[table.range_key_attr] = attrs[table.range_key_attr]
+                else:
+                    key = op['Key']
+                check_unicity(table_name, key)
+                current = self.get_item(table_name, key)
+                if condition_expression is not None:
+                    condition_op = get_filter_expression(condition_expression, expression_attribute_names,
+                                                         expression_attribute_values)
+                    if not condition_op.expr(current):
+                        if op.get('ReturnValuesOnConditionCheckFailure') == 'ALL_OLD' and current:
+                            original_item = current.to_json()['Attributes']
+                        raise ConditionalCheckFailed(item=original_item)
+                if op_type != 'ConditionCheck':
+                    backup.save(table_name, key, current)
+                if op_type == 'Put':
+                    self.put_item(table_name, op['Item'], condition_expression=condition_expression,
+                                  expression_attribute_names=expression_attribute_names,
+                                  expression_attribute_values=expression_attribute_values)
+                elif op_type == 'Delete':
+                    self.delete_item(table_name, key, condition_expression=condition_expression,
+                                     expression_attribute_names=expression_attribute_names,
+                                     expression_attribute_values=expression_attribute_values)
+                elif op_type == 'Update':
+                    self.update_item(table_name, key, update_expression=op['UpdateExpression'],
+                                     condition_expression=condition_expression,
+                                     expression_attribute_names=expression_attribute_names,
+                                     expression_attribute_values=expression_attribute_values)
+                errors.append((None, None, None))
+            except (MultipleTransactionsException, MockValidationException):
+                backup.restore()
+                raise
+            except ConditionalCheckFailed as exc:
+                errors.append(('ConditionalCheckFailed', str(exc.message), original_item))
+            except Exception as exc:  # noqa: BLE001 - as moto: any other failure cancels the transaction
+                errors.append((type(exc).__name__, str(exc), original_item))
+        if any(code is not None for code, _, _ in errors):
+            backup.restore()
+            raise TransactionCanceledException(errors)
+
+    transact_write_items.__wrapped__ = DynamoDBBackend.transact_write_items  # type: ignore[attr-defined]
+    DynamoDBBackend.transact_write_items = transact_write_items
+
+
+class _TouchedItems:
+    """The items a transaction is about to write, as they were before it, and how to put them back.
+
+    Put and Delete replace or remove the stored Item; Update changes it in place, hence the deep copy of
+    that one item. A table with a stream also gets its stream records back to where they were."""
+
+    def __init__(self, backend: Any) -> None:
+        self._backend = backend
+        self._items: list[tuple[Any, Any, Any, Any]] = []  # (table, hash value, range value, Item or None)
+        self._streams: dict[int, tuple[Any, list[Any], int]] = {}
+
+    def save(self, table_name: str, key: dict[str, Any], current: Any) -> None:
+        table = self._backend.get_table(table_name)
+        hash_value, range_value = self._backend.get_keys_value(table, key)
+        self._items.append((table, hash_value, range_value, copy.deepcopy(current)))
+        shard = table.stream_shard
+        if shard is not None and id(table) not in self._streams:
+            self._streams[id(table)] = (shard, shard.items, len(shard.items))
+
+    def restore(self) -> None:
+        for table, hash_value, range_value, item in reversed(self._items):
+            if range_value is None:
+                if item is None:
+                    table.items.pop(hash_value, None)
+                else:
+                    table.items[hash_value] = item
+                continue
+            ranges = table.items[hash_value]
+            if item is None:
+                ranges.pop(range_value, None)
+                if not ranges:
+                    table.items.pop(hash_value, None)
+            else:
+                ranges[range_value] = item
+        for shard, records, length in self._streams.values():
+            del records[length:]
+            shard.items = records
+        self._items, self._streams = [], {}
+
+
+# --- (g) StartExecution reuses the parsed ASL ------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=64)
+def _asl_parse_tree(definition: str) -> Any:
+    """The ANTLR parse tree of a definition (a syntax error raises and is not cached)."""
+    # The same steps as moto's AmazonStateLanguageParser.parse, up to (not including) the preprocessor.
+    from moto.stepfunctions.parser.asl.parse.asl_parser import (
+        ASLLexer,
+        ASLParser,
+        ASLParserException,
+        CommonTokenStream,
+        InputStream,
+        SyntaxErrorListener,
+    )
+
+    listener = SyntaxErrorListener()
+    parser = ASLParser(CommonTokenStream(ASLLexer(InputStream(definition))))
+    parser.removeErrorListeners()
+    parser.addErrorListener(listener)
+    tree = parser.state_machine()
+    if listener.errors:
+        raise ASLParserException(errors=listener.errors)
+    return tree
+
+
+def _install_asl_parse_cache() -> None:
+    # Every execution lexes and parses its state machine's definition again (ANTLR in pure Python: ~100 ms
+    # for job.asl.json, a sixth of the suite's CPU). The definition of a state machine version never
+    # changes, so the parse tree is kept per definition text, the cache key that also covers an updated
+    # definition. The tree is only read by the preprocessor, which still builds each execution its own
+    # program (~5 ms), so no state is shared between executions.
+    from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    original = ExecutionWorker._get_evaluation_entrypoint
+
+    def _get_evaluation_entrypoint(self: Any) -> Any:
+        definition = self._evaluation_details.state_machine_details.definition
+        return Preprocessor().visit(_asl_parse_tree(definition))
+
+    _get_evaluation_entrypoint.__wrapped__ = original  # type: ignore[attr-defined]
+    ExecutionWorker._get_evaluation_entrypoint = _get_evaluation_entrypoint
+
+
 _INSTALLERS: dict[str, Callable[[], None]] = {
     'lambda_dispatch': _install_lambda_dispatch,
     'dynamodb_lock': _install_dynamodb_lock,
@@ -230,4 +423,6 @@ _INSTALLERS: dict[str, Callable[[], None]] = {
     'retry_scale': _install_retry_scale,
     'send_task_failure_cause': _install_send_task_failure_cause,
     'start_execution_name': _install_start_execution_name,
+    'transact_item_rollback': _install_transact_item_rollback,
+    'asl_parse_cache': _install_asl_parse_cache,
 }
