@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.utilities import parameters
-
 from vidgen.errors import SecretUnavailableError
 
 _MAX_AGE_SECONDS = 300
 
 
 def get_secret_json(name: str) -> dict[str, Any]:
+    # Imported on first use: the parameters utility brings its AppConfig, SSM and DynamoDB providers along,
+    # and most requests are served from the five-minute cache of a warm environment anyway.
+    from aws_lambda_powertools.utilities import parameters
+
     try:
         value = parameters.get_secret(name, transform='json', max_age=_MAX_AGE_SECONDS)
     except (parameters.exceptions.GetParameterError, parameters.exceptions.TransformParameterError) as exc:

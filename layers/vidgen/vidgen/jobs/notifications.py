@@ -11,9 +11,6 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
-import requests
-from standardwebhooks import Webhook
-
 from vidgen import ids
 from vidgen.config import get_settings
 from vidgen.errors import UnsafeUrlError, WebhookDeliveryError
@@ -41,6 +38,10 @@ def deliver(job: Job) -> bool:
     for no more (410); raises `WebhookDeliveryError` when it should be tried again."""
     if not job.webhook_url or job.is_active:
         return False
+    # Imported here: only jobs with a webhook_url need them, and the poller's other steps start without.
+    import requests
+    from standardwebhooks import Webhook
+
     settings = get_settings()
     try:
         check_url(job.webhook_url, allow_private=settings.allow_private_urls)

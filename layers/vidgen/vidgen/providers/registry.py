@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from functools import lru_cache
-
-import requests
+from typing import TYPE_CHECKING
 
 from vidgen.config import get_settings
 from vidgen.errors import ProviderAuthError, SecretUnavailableError
 from vidgen.providers.base import VideoProvider
 from vidgen.secrets import get_secret_json
+
+if TYPE_CHECKING:
+    import requests
 
 PROVIDERS = ('kling', 'kie-veo', 'kie-market')
 
@@ -17,6 +19,8 @@ PROVIDERS = ('kling', 'kie-veo', 'kie-market')
 @lru_cache(maxsize=None)
 def _session(name: str) -> requests.Session:
     # One pooled session per provider: connection reuse across invocations of a warm container.
+    import requests
+
     return requests.Session()
 
 

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import base64
 import mimetypes
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
-import requests
-import urllib3
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -22,6 +20,9 @@ from vidgen.config import get_settings
 from vidgen.errors import OutputDownloadError, UnsafeUrlError
 from vidgen.netguard import check_url
 from vidgen.store.jobs import StoredOutput
+
+if TYPE_CHECKING:
+    import requests
 
 _TRANSFER = TransferConfig(multipart_threshold=8 * 1024**2, multipart_chunksize=8 * 1024**2, max_concurrency=1,
                            use_threads=False)
@@ -75,6 +76,10 @@ class _CountingReader:
 def copy_result(url: str, user_id: str, job_id: str, index: int, content_type_hint: str | None) -> StoredOutput:
     """Stream one provider result into the bucket. Raises `OutputDownloadError` (retryable) on any
     failure part-way; a retry overwrites the same key, so a partial attempt leaves nothing behind."""
+    # Imported here: only finalize downloads, and the submit and status functions start faster without them.
+    import requests
+    import urllib3
+
     settings = get_settings()
     response = _open(url, allow_private=settings.allow_private_urls, timeout=settings.provider_timeout)
     with response:
@@ -96,6 +101,8 @@ def copy_result(url: str, user_id: str, job_id: str, index: int, content_type_hi
 
 
 def _open(url: str, *, allow_private: bool, timeout: Any) -> requests.Response:
+    import requests
+
     for _ in range(_MAX_REDIRECTS + 1):
         check_url(url, allow_private=allow_private)
         try:
