@@ -25,10 +25,9 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +39,6 @@ JOB_CREDITS = 20  # kling-v2-6, std, 5 s: the catalog's price, checked against e
 SPARE_CREDITS = 1000  # the bench user's balance must end here when every job succeeded
 TIME_SCALE = 10.0  # the LocalCloud default: Wait states and the sweep schedule 10x faster
 TERMINAL = ('succeeded', 'failed', 'canceled')
-# Every poll is a few listing requests through the same stack it measures; the completion figures come from
-# the jobs' own completed_at, so polling less often costs only a little waiting at the end.
-POLL_SECONDS = 2.0
 # After the last job ends the simulator may still be sending stale status callbacks (the stack answered a
 # `processing` callback by finding the task already done); stopping under them makes error noise.
 CALLBACK_DRAIN_SECONDS = 30.0
@@ -169,10 +165,6 @@ def timed_calls(name: str, call: Callable[[int], None], count: int, concurrency:
     return Series(name, concurrency, time.perf_counter() - began, latencies, errors)
 
 
-def iso_seconds(value: str) -> float:
-    return datetime.fromisoformat(value.replace('Z', '+00:00')).timestamp()
-
-
 # -- the vidgen series ------------------------------------------------------------------------------------------
 
 
@@ -208,48 +200,6 @@ def submit_series(api_url: str, api_key: str, count: int, concurrency: int) -> t
     first_submit = time.time()
     series = timed_calls('vidgen', submit, count, concurrency)
     return series, [job for job in submitted if job is not None], first_submit
-
-
-def list_jobs(client: VidgenClient) -> list[dict]:
-    """Every job of the client's user, through the API's paginated listing (a few requests, not one per job)."""
-    jobs: list[dict] = []
-    cursor = None
-    while True:
-        page = client.jobs(limit=100, cursor=cursor)
-        jobs.extend(page['jobs'])
-        cursor = page.get('next_cursor')
-        if not cursor:
-            return jobs
-
-
-def follow_jobs(client: VidgenClient, job_ids: set[str], timeout: float,
-                say: Callable[[str], None]) -> tuple[dict[str, dict], bool]:
-    """Poll until every job in `job_ids` has ended or `timeout` passes; returns the latest views and timed_out."""
-    started = last_progress = time.monotonic()
-    latest: dict[str, dict] = {}
-    while True:
-        latest = {job['id']: job for job in list_jobs(client) if job['id'] in job_ids}
-        done = sum(1 for job in latest.values() if job['status'] in TERMINAL)
-        if done == len(job_ids):
-            return latest, False
-        now = time.monotonic()
-        if now - started >= timeout:
-            return latest, True
-        if now - last_progress >= PROGRESS_SECONDS:
-            say(f'  {now - started:5.1f}s  {done}/{len(job_ids)} jobs ended')
-            last_progress = now
-        time.sleep(POLL_SECONDS)
-
-
-def job_figures(jobs: dict[str, dict], expected: int, first_submit: float, timed_out: bool) -> JobFigures:
-    statuses: dict[str, int] = {}
-    for job in jobs.values():
-        statuses[job['status']] = statuses.get(job['status'], 0) + 1
-    finished = [job for job in jobs.values() if job.get('completed_at')]
-    job_seconds = [iso_seconds(job['completed_at']) - iso_seconds(job['created_at']) for job in finished]
-    last = max((iso_seconds(job['completed_at']) for job in finished), default=first_submit)
-    return JobFigures(jobs=expected, succeeded=statuses.get('succeeded', 0), statuses=statuses,
-                      completion_seconds=last - first_submit, job_seconds=job_seconds, timed_out=timed_out)
 
 
 def check_money(client: VidgenClient, start: int, jobs: int) -> Money:
@@ -393,6 +343,65 @@ def run_baseline(cloud: Any, template_job: Any, credits: int, count: int, concur
 # -- the run -------------------------------------------------------------------------------------------------------
 
 
+def stored_jobs(cloud: Any, job_ids: set[str]) -> dict[str, Any]:
+    """The jobs as stored, read from moto's memory: following jobs this way adds no request to the
+    figures the meter counts (polling the API would)."""
+    from boto3.dynamodb.types import TypeDeserializer
+    from moto.backends import get_backend
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from vidgen.store import jobs as job_store
+
+    from vidgen_local import patches
+
+    table = get_backend('dynamodb')['123456789012']['us-east-1'].get_table(cloud.handler_env['TABLE_NAME'])
+    deserialize = TypeDeserializer().deserialize
+    found = {}
+    with patches.DYNAMODB_LOCK:
+        for job_id in job_ids:
+            item = table.get_item(DynamoType({'S': f'JOB#{job_id}'}), DynamoType({'S': 'JOB'}))
+            if item is not None:
+                attributes = item.to_json()['Attributes']
+                found[job_id] = job_store.Job.from_item({k: deserialize(v) for k, v in attributes.items()})
+    return found
+
+
+def follow_stored(cloud: Any, job_ids: set[str], timeout: float, say: Callable[[str], None]) -> tuple[dict, bool]:
+    started = last_progress = time.monotonic()
+    while True:
+        jobs = stored_jobs(cloud, job_ids)
+        done = sum(1 for job in jobs.values() if job.status in TERMINAL)
+        if done == len(job_ids):
+            return jobs, False
+        now = time.monotonic()
+        if now - started >= timeout:
+            return jobs, True
+        if now - last_progress >= PROGRESS_SECONDS:
+            say(f'  {now - started:5.1f}s  {done}/{len(job_ids)} jobs ended')
+            last_progress = now
+        time.sleep(0.25)
+
+
+def stored_job_figures(jobs: dict[str, Any], expected: int, first_submit: float, timed_out: bool) -> JobFigures:
+    statuses: dict[str, int] = {}
+    for job in jobs.values():
+        statuses[job.status] = statuses.get(job.status, 0) + 1
+    finished = [job for job in jobs.values() if job.completed_at]
+    last = max((job.completed_at for job in finished), default=first_submit)
+    return JobFigures(jobs=expected, succeeded=statuses.get('succeeded', 0), statuses=statuses,
+                      completion_seconds=last - first_submit,
+                      job_seconds=[job.completed_at - job.created_at for job in finished], timed_out=timed_out)
+
+
+@dataclass
+class PathCost:
+    """One path's usage per job (the meter's window over its jobs), with state transitions from histories."""
+
+    name: str
+    jobs: int
+    usage: Any  # metering.Usage
+    cost: Any  # prices.JobCost per job
+
+
 @dataclass
 class Result:
     vidgen: Series
@@ -402,15 +411,57 @@ class Result:
     baseline_money_ok: bool
     callbacks: Callbacks
     setup_seconds: float
+    fast: PathCost | None = None
+    poll: PathCost | None = None
+    poll_jobs: JobFigures | None = None
+    sweep: PathCost | None = None
+    polled_during_fast: int = 0
+    cold_starts: dict[str, int] = field(default_factory=dict)
+    imports: Any = None  # coldstart.ImportFigures
+    layer: Any = None  # coldstart.LayerFigures
+    streaming: Any = None  # streaming.StreamingFigures
+    seeds: dict[str, Any] = field(default_factory=dict)
+    generation_seconds: float = 0.0
     total_seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
         return (not self.vidgen.errors and not self.baseline.errors and self.jobs.all_succeeded and self.money.ok
-                and self.baseline_money_ok)
+                and self.baseline_money_ok and (self.poll_jobs is None or self.poll_jobs.all_succeeded))
+
+    def targets(self) -> list[tuple[str, str, str, bool | None]]:
+        """(target, measured, bound, verdict); None = not measured in this run."""
+        rows: list[tuple[str, str, str, bool | None]] = []
+        p50 = ratio(self.vidgen.p(50), self.baseline.p(50))
+        p99 = ratio(self.vidgen.p(99), self.baseline.p(99))
+        rows.append(('submit p50 / bare TransactWriteItems p50', f'x{p50:.2f}', '<= x2.0', p50 <= 2.0))
+        rows.append(('submit p99 / bare TransactWriteItems p99', f'x{p99:.2f}', '<= x2.5', p99 <= 2.5))
+        if self.jobs.job_seconds:
+            job_p50 = percentile(self.jobs.job_seconds, 50)
+            bound = self.generation_seconds + 2
+            rows.append((f'job seconds p50 at {self.jobs.jobs} concurrent jobs', f'{job_p50:.1f} s', f'<= {bound:g} s',
+                         job_p50 <= bound))
+        rows.append(('jobs finished by the poll loop while callbacks were delivered', str(self.polled_during_fast), '0',
+                     self.polled_during_fast == 0))
+        if self.imports is not None:
+            for name, seconds in self.imports.functions.items():
+                r = self.imports.ratio(name)
+                rows.append((f'{name} cold import / bare import boto3', f'{seconds * 1000:.0f} ms = x{r:.2f}', '<= x1.5',
+                             r <= 1.5))
+        if self.streaming is not None:
+            s = self.streaming
+            ok = s.added_mb <= 64 and s.stored_bytes == s.object_bytes == s.size_bytes
+            rows.append((f'peak RSS added by streaming {s.size_bytes // 1024**2} MB into S3', f'{s.added_mb:.1f} MB',
+                         '<= 64 MB', ok))
+        return rows
 
     def figures(self, args: argparse.Namespace) -> dict[str, Any]:
-        return {'config': {'jobs': args.jobs, 'concurrency': args.concurrency,
+        def cost(path: PathCost | None) -> dict[str, Any] | None:
+            if path is None:
+                return None
+            return {'jobs': path.jobs, 'per_job': asdict(path.cost), 'usd_per_1000_jobs': round(path.cost.per_thousand(), 4)}
+
+        return {'config': {'jobs': args.jobs, 'concurrency': args.concurrency, 'poll_jobs': args.poll_jobs,
                            'generation_seconds': args.generation_seconds, 'model': MODEL, 'time_scale': TIME_SCALE},
                 'vidgen_submit': self.vidgen.figures(), 'bare_transact_write_items': self.baseline.figures(),
                 'ratios': {'p50': round(ratio(self.vidgen.p(50), self.baseline.p(50)), 2),
@@ -418,35 +469,98 @@ class Result:
                            'throughput': round(ratio(self.vidgen.throughput, self.baseline.throughput), 3)},
                 'end_to_end': self.jobs.figures(), 'money': {**asdict(self.money), 'ok': self.money.ok},
                 'baseline_money_ok': self.baseline_money_ok, 'callbacks': asdict(self.callbacks),
-                'setup_seconds': round(self.setup_seconds, 2),
-                'total_seconds': round(self.total_seconds, 2), 'ok': self.ok}
+                'cost': {'fast_path': cost(self.fast), 'poll_path': cost(self.poll), 'sweep_run': cost(self.sweep),
+                         'seeds_usd_per_1000_jobs': {k: round(v.per_thousand(), 4) for k, v in self.seeds.items()}},
+                'cold_starts': self.cold_starts,
+                'imports': asdict(self.imports) if self.imports else None,
+                'layer': asdict(self.layer) if self.layer else None,
+                'streaming': ({**asdict(self.streaming), 'added_mb': round(self.streaming.added_mb, 1)}
+                              if self.streaming else None),
+                'targets': [{'target': t, 'measured': m, 'bound': b, 'met': v} for t, m, b, v in self.targets()],
+                'setup_seconds': round(self.setup_seconds, 2), 'total_seconds': round(self.total_seconds, 2), 'ok': self.ok}
 
 
-def warm_up(client: VidgenClient, timeout: float) -> dict:
+def warm_up(cloud: Any, client: VidgenClient, timeout: float) -> dict:
     """One submit by another user, followed to its end: imports, boto3 clients and moto's first calls are
     paid here, not by the first measured submits. Its stored items are the baseline's template."""
     job = client.submit(job_body(-1))
-    ended, timed_out = follow_jobs(client, {job['id']}, timeout, lambda _line: None)
-    if timed_out or ended[job['id']]['status'] != 'succeeded':
-        raise RuntimeError(f'the warm-up job did not succeed: {ended.get(job["id"], {}).get("status")}')
+    ended, timed_out = follow_stored(cloud, {job['id']}, timeout, lambda _line: None)
+    if timed_out or ended[job['id']].status != 'succeeded':
+        raise RuntimeError(f'the warm-up job did not succeed: {getattr(ended.get(job["id"]), "status", None)}')
     return job
 
 
+def execution_arns(cloud: Any, job_ids: Iterable[str]) -> list[str]:
+    """Executions are named after their job (name = job id)."""
+    machine = next(iter(cloud.resources.state_machines.values()))
+    prefix = machine.replace(':stateMachine:', ':execution:')
+    return [f'{prefix}:{job_id}' for job_id in job_ids]
+
+
+def path_cost(meter: Any, cloud: Any, name: str, start: Any, job_ids: list[str]) -> PathCost:
+    from vidgen_local.prices import JobCost
+
+    usage = meter.between(start, meter.snapshot())
+    usage.state_transitions = meter.state_transitions(execution_arns(cloud, job_ids))
+    return PathCost(name, len(job_ids), usage, JobCost(**usage.per(len(job_ids))))
+
+
+def submit_poll_path(api_url: str, api_key: str, count: int) -> list[dict]:
+    """Jobs whose callbacks the simulator drops: the state machine's wait times out and the poll loop ends them."""
+    client = VidgenClient(api_url, api_key=api_key)
+    body = {'model': MODEL, 'aspect_ratio': '16:9'}
+    return [client.submit({**body, 'prompt': f'Poll path shot {i}: a harbour at night [sim:drop-callbacks]'})
+            for i in range(count)]
+
+
+def seed_costs(result: Result, meter: Any, cloud: Any) -> dict[str, Any]:
+    from vidgen_local import prices
+
+    usage = result.fast.usage if result.fast else None
+
+    def mean(logical_id: str, step: str, fallback: float) -> float:
+        found = meter.mean_seconds(usage, logical_id, step) if usage else None
+        return found if found is not None else fallback
+
+    submit_seconds = mean('SubmitFunction', 'POST /v1/jobs', 0.1)
+    measured = prices.Measured(request_seconds=submit_seconds,
+                               read_seconds=mean('StatusFunction', 'GET /v1/jobs/{job_id}', submit_seconds),
+                               create_seconds=mean('PollerFunction', 'create_task', submit_seconds),
+                               memory_gb=cloud.function('SubmitFunction').memory_size / 1024)
+    g, burst = result.generation_seconds, result.jobs.jobs
+    return {f'seed 000 ({g:g} s generation)': prices.seed_000(g, measured),
+            f'seed 002 ({g:g} s generation, burst of {burst})': prices.seed_002(g, burst, measured),
+            'seed 000 (120 s generation)': prices.seed_000(120, measured),
+            f'seed 002 (120 s generation, burst of {burst})': prices.seed_002(120, burst, measured)}
+
+
 def run(args: argparse.Namespace, say: Callable[[str], None]) -> Result:
-    from vidgen_local.cloud import LocalCloud
+    from vidgen_local import coldstart, streaming
+    from vidgen_local.cloud import LocalCloud, find_root
+    from vidgen_local.metering import Meter
     from vidgen_local.simulators.kling import KlingSimConfig
 
     began = time.monotonic()
-    start_credits = args.jobs * JOB_CREDITS + SPARE_CREDITS
-    env = {'POWERTOOLS_LOG_LEVEL': 'ERROR', 'VIDGEN_MAX_ACTIVE_JOBS_PER_USER': str(args.jobs + 10)}
+    root = find_root()
+    layer = imports = None
+    if args.layer:
+        say('Building the layer as sam build does (wheels for arm64 / CPython 3.13, bytecode)...')
+        layer = coldstart.build_layer(root)
+    if args.import_rounds:
+        say(f'Cold imports: each function and a bare import boto3, {args.import_rounds} fresh interpreters each...')
+        imports = coldstart.import_times(root, args.import_rounds)
+    total_jobs = args.jobs + args.poll_jobs
+    start_credits = total_jobs * JOB_CREDITS + SPARE_CREDITS
+    env = {'POWERTOOLS_LOG_LEVEL': 'ERROR', 'VIDGEN_MAX_ACTIVE_JOBS_PER_USER': str(total_jobs + 10)}
     say(f'Starting the local cloud (Kling simulator: {args.generation_seconds:g} s per generation)...')
-    with LocalCloud(port=0, time_scale=TIME_SCALE, env=env,
+    # No sweep ticker: its runs would land in the jobs' figures; one sweep is measured on its own instead.
+    with LocalCloud(port=0, time_scale=TIME_SCALE, env=env, sweep=False,
                     kling_sim_config=KlingSimConfig(generation_seconds=args.generation_seconds)) as cloud:
         admin = VidgenClient(cloud.api_url, admin_key=cloud.admin_key)
         user = admin.create_user(user_id=BENCH_USER, credits=start_credits)
         warm = admin.create_user(user_id=WARMUP_USER, credits=10 * JOB_CREDITS)
         warm_client = VidgenClient(cloud.api_url, api_key=warm['api_key'])
-        warm_job = warm_up(warm_client, args.timeout)
+        warm_job = warm_up(cloud, warm_client, args.timeout)
         template_job = queued_copy(warm_job['id'])
         setup_seconds = time.monotonic() - began
         say(f'  ready and warmed up in {setup_seconds:.1f}s at {cloud.api_url}')
@@ -454,17 +568,48 @@ def run(args: argparse.Namespace, say: Callable[[str], None]) -> Result:
         say(f'Bare TransactWriteItems: {args.jobs} calls, {args.concurrency} threads, boto3 -> moto...')
         base, baseline_money_ok = run_baseline(cloud, template_job, start_credits, args.jobs, args.concurrency)
 
-        say(f'vidgen submit: {args.jobs} {MODEL} jobs, {args.concurrency} threads, HTTP -> gateway -> handler...')
-        client = VidgenClient(cloud.api_url, api_key=user['api_key'])
-        ours, submitted, first_submit = submit_series(cloud.api_url, user['api_key'], args.jobs, args.concurrency)
-        say(f'  {len(submitted)} submitted in {ours.wall_seconds:.1f}s; following them to the end '
-            f'(at most {args.timeout:g}s)...')
-        ended, timed_out = follow_jobs(client, {job['id'] for job in submitted}, args.timeout, say)
-        jobs = job_figures(ended, args.jobs, first_submit, timed_out)
-        jobs.callback_wait_seconds = float(cloud.handler_env.get('CALLBACK_WAIT_SECONDS') or 0)
-        money = check_money(client, start_credits, args.jobs)
-        callbacks = drain_callbacks(cloud.kling_sim, CALLBACK_DRAIN_SECONDS)
-    result = Result(ours, base, jobs, money, baseline_money_ok, callbacks, setup_seconds)
+        with Meter(cloud) as meter:
+            say(f'vidgen submit: {args.jobs} {MODEL} jobs, {args.concurrency} threads, HTTP -> gateway -> handler...')
+            client = VidgenClient(cloud.api_url, api_key=user['api_key'])
+            fast_start = meter.snapshot()
+            ours, submitted, first_submit = submit_series(cloud.api_url, user['api_key'], args.jobs, args.concurrency)
+            say(f'  {len(submitted)} submitted in {ours.wall_seconds:.1f}s; following them to the end '
+                f'(at most {args.timeout:g}s)...')
+            fast_ids = [job['id'] for job in submitted]
+            ended, timed_out = follow_stored(cloud, set(fast_ids), args.timeout, say)
+            callbacks = drain_callbacks(cloud.kling_sim, CALLBACK_DRAIN_SECONDS)
+            fast = path_cost(meter, cloud, 'callback fast path', fast_start, fast_ids)
+            jobs = stored_job_figures(ended, args.jobs, first_submit, timed_out)
+            jobs.callback_wait_seconds = float(cloud.handler_env.get('CALLBACK_WAIT_SECONDS') or 0)
+
+            poll = poll_jobs = None
+            if args.poll_jobs:
+                say(f'Poll path: {args.poll_jobs} jobs whose callbacks are all lost...')
+                poll_start, poll_began = meter.snapshot(), time.time()
+                poll_submitted = submit_poll_path(cloud.api_url, user['api_key'], args.poll_jobs)
+                poll_ids = [job['id'] for job in poll_submitted]
+                poll_ended, poll_timed_out = follow_stored(cloud, set(poll_ids), args.timeout, say)
+                poll = path_cost(meter, cloud, 'poll path', poll_start, poll_ids)
+                poll_jobs = stored_job_figures(poll_ended, args.poll_jobs, poll_began, poll_timed_out)
+
+            say('One scheduled sweep, on its own...')
+            sweep_start = meter.snapshot()
+            cloud.sweep_now()
+            sweep = path_cost(meter, cloud, 'sweep run', sweep_start, [])
+            sweep = PathCost(sweep.name, 1, sweep.usage, sweep.cost)
+
+        money = check_money(client, start_credits, total_jobs)
+        stream = None
+        if args.stream_mb:
+            say(f'Streaming a {args.stream_mb} MB result into S3 through the layer\'s copy path...')
+            stream = streaming.measure(cloud, args.stream_mb * 1024 * 1024)
+        stats = getattr(cloud.runner, 'stats', None)
+        cold_starts = ({lid: s.get('cold_starts', 0) for lid, s in stats().items()} if callable(stats) else {})
+    result = Result(ours, base, jobs, money, baseline_money_ok, callbacks, setup_seconds, fast=fast, poll=poll,
+                    poll_jobs=poll_jobs, sweep=sweep, polled_during_fast=len(fast.usage.polled_jobs & set(fast_ids)),
+                    cold_starts=cold_starts, imports=imports, layer=layer, streaming=stream,
+                    generation_seconds=args.generation_seconds)
+    result.seeds = seed_costs(result, meter, cloud)
     result.total_seconds = time.monotonic() - began
     return result
 
@@ -486,31 +631,87 @@ def report(result: Result, say: Callable[[str], None]) -> None:
     ours, base = result.vidgen, result.baseline
     say(f'\nvidgen / bare: p50 x{ratio(ours.p(50), base.p(50)):.1f}, p99 x{ratio(ours.p(99), base.p(99)):.1f}, '
         f'throughput x{ratio(ours.throughput, base.throughput):.2f}')
-    say('(one process: client threads, gateway, handlers, moto and the simulator share one interpreter; the submit '
-        'series also shares it with the state machine work its jobs start)')
     jobs = result.jobs
     job_p = (f'{percentile(jobs.job_seconds, 50):.1f} s / {percentile(jobs.job_seconds, 99):.1f} s'
              if jobs.job_seconds else '-')
     say(f'\nEnd to end: {jobs.jobs} jobs, {jobs.succeeded} succeeded'
         f'{"" if jobs.all_succeeded else " " + json.dumps(jobs.statuses)}{" (TIMED OUT)" if jobs.timed_out else ""}; '
         f'{jobs.throughput:.1f} jobs/s completed (first submit -> last completion: {jobs.completion_seconds:.1f} s); '
-        f'job seconds p50/p99 {job_p}; all succeeded: {"yes" if jobs.all_succeeded else "no"}')
-    if jobs.past_callback_wait:
-        say(f'{jobs.past_callback_wait} jobs outlasted the {jobs.callback_wait_seconds:g} s callback wait: their callbacks came '
-            'too late, and the poll loop finished them')
+        f'job seconds p50/p99 {job_p}')
+    say(f'Jobs that reached the poll loop although their callbacks were sent: {result.polled_during_fast}')
+    if result.poll_jobs is not None:
+        pj = result.poll_jobs
+        say(f'Poll path: {pj.jobs} jobs with every callback lost, {pj.succeeded} succeeded, job seconds p50 '
+            f'{percentile(pj.job_seconds, 50):.1f} s' if pj.job_seconds else f'Poll path: {pj.statuses}')
     calls = result.callbacks
     say(f'Kling callbacks: {calls.sent} sent, {calls.unanswered} not answered within the simulator\'s '
         f'{CALLBACK_TIMEOUT[1]:g} s read timeout'
         f'{"" if calls.drained else f" ({calls.expected - calls.sent} still queued at shutdown)"}')
+    if result.cold_starts:
+        say('Cold starts (new execution environments): '
+            + ', '.join(f'{lid} {count}' for lid, count in sorted(result.cold_starts.items())))
     money = result.money
     say(f'Credits: balance {money.balance}, ledger sum {money.ledger_sum} ({money.ledger_entries} entries), '
-        f'expected {money.start} - {jobs.jobs} x {JOB_CREDITS} = {money.expected}: '
+        f'expected {money.start} - {money.start - money.expected} = {money.expected}: '
         f'{"adds up" if money.ok else "DOES NOT add up"}'
         f'{"" if result.baseline_money_ok else "; the baseline balance DOES NOT add up"}')
+    report_cost(result, say)
+    report_cold_start(result, say)
+    if result.streaming is not None:
+        s = result.streaming
+        say(f'\nStreaming {s.size_bytes / 1024**2:.0f} MB into S3 (copy_result, 8 MiB parts): peak RSS '
+            f'{s.peak_before_mb:.0f} -> {s.peak_after_mb:.0f} MB (+{s.added_mb:.1f} MB) in {s.seconds:.1f} s; '
+            f'stored {s.object_bytes} bytes')
+    say('\nTargets')
+    for target, measured, bound, met in result.targets():
+        verdict = 'n/a' if met is None else ('MET' if met else 'MISSED')
+        say(f'  {verdict:<7} {target}: {measured} (target {bound})')
     for series in (ours, base):
         for error in series.errors[:5]:
             say(f'  {series.name} error: {error}')
     say(f'\n{"OK" if result.ok else "FAILED"} ({result.total_seconds:.0f}s, of which setup {result.setup_seconds:.0f}s)')
+
+
+def report_cost(result: Result, say: Callable[[str], None]) -> None:
+    from vidgen_local import prices
+
+    paths = [p for p in (result.fast, result.poll) if p is not None]
+    if not paths:
+        return
+    say(f'\nCost per job (counted from the local cloud\'s calls; prices {prices.PRICES_DATE}, us-east-1, arm64, '
+        'on-demand, no free tier)')
+    fields = [('state transitions', 'state_transitions', '.1f'), ('Lambda invocations', 'lambda_invocations', '.1f'),
+              ('Lambda GB-seconds', 'lambda_gb_seconds', '.3f'), ('DynamoDB read units', 'dynamodb_read_units', '.1f'),
+              ('DynamoDB write units', 'dynamodb_write_units', '.1f'), ('S3 PUT/POST/LIST', 's3_tier1_requests', '.1f'),
+              ('S3 GET/HEAD', 's3_tier2_requests', '.1f'), ('API Gateway requests', 'api_requests', '.1f'),
+              ('Secrets Manager calls', 'secrets_manager_calls', '.2f')]
+    say(f'  {"per job":<24}' + ''.join(f'{p.name + f" ({p.jobs})":>26}' for p in paths))
+    for label, name, fmt in fields:
+        say(f'  {label:<24}' + ''.join(f'{format(getattr(p.cost, name), fmt):>26}' for p in paths))
+    say(f'  {"USD per 1,000 jobs":<24}' + ''.join(f'{p.cost.per_thousand():>26.4f}' for p in paths))
+    if result.sweep is not None:
+        monthly = prices.fixed_monthly_cost(result.sweep.cost, 30 * 24 * 30)  # every 2 minutes
+        say(f'  the sweep (every 2 min, whatever the load): USD {result.sweep.cost.dollars() * 1000:.4f} per 1,000 runs, '
+            f'USD {monthly:.2f} a month')
+    if result.seeds and result.fast is not None:
+        ours = result.fast.cost.per_thousand()
+        say('  The seed designs for the same jobs (modelled from their code, with our measured invocation times):')
+        for name, cost in result.seeds.items():
+            say(f'    {name:<46} USD {cost.per_thousand():>9.4f} per 1,000 jobs = x{ratio(cost.per_thousand(), ours):.2f} '
+                'ours (fast path)')
+
+
+def report_cold_start(result: Result, say: Callable[[str], None]) -> None:
+    if result.layer is not None:
+        layer = result.layer
+        say(f'\nLayer: {layer.unzipped_bytes / 1024**2:.1f} MB unzipped, {layer.zipped_bytes / 1024**2:.1f} MB zipped; '
+            f'{layer.compiled}/{layer.modules} modules compiled ({layer.pyc_tag}, {layer.invalidation})'
+            f'{" - " + layer.note if layer.note else ""}')
+    if result.imports is not None:
+        imp = result.imports
+        say(f'Cold import (median of {imp.rounds} fresh interpreters): bare import boto3 {imp.boto3_seconds * 1000:.0f} ms; '
+            + ', '.join(f'{name} {sec * 1000:.0f} ms (x{imp.ratio(name):.2f})' for name, sec in imp.functions.items())
+            + f'; the X-Ray SDK, imported by the first traced invocation in Lambda: +{imp.xray_seconds * 1000:.0f} ms')
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -520,6 +721,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--generation-seconds', type=float, default=2.0,
                         help="the Kling simulator's generation time per job (default 2.0)")
     parser.add_argument('--timeout', type=float, default=180.0, help='give up on unfinished jobs after this (default 180 s)')
+    parser.add_argument('--poll-jobs', type=int, default=20,
+                        help='jobs whose callbacks are lost, for the poll path cost (default 20; 0 skips it)')
+    parser.add_argument('--stream-mb', type=int, default=500,
+                        help='size of the result streamed into S3 for the memory figure (default 500; 0 skips it)')
+    parser.add_argument('--import-rounds', type=int, default=7,
+                        help='fresh interpreters per cold import figure (default 7; 0 skips them)')
+    parser.add_argument('--no-layer', dest='layer', action='store_false', help='skip building the layer')
     parser.add_argument('--json', type=Path, metavar='PATH', help='also write the figures as JSON to PATH')
     args = parser.parse_args(argv)
     # Bounded: the bench must end in minutes on a laptop, and the thread pool must stay small.
@@ -529,6 +737,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error('--concurrency must be within 1..64')
     if not 0 <= args.generation_seconds <= 60:
         parser.error('--generation-seconds must be within 0..60')
+    if not 0 <= args.poll_jobs <= 200:
+        parser.error('--poll-jobs must be within 0..200')
+    if not 0 <= args.stream_mb <= 2048:
+        parser.error('--stream-mb must be within 0..2048')
+    if not 0 <= args.import_rounds <= 50:
+        parser.error('--import-rounds must be within 0..50')
     if not 1 <= args.timeout <= 900:
         parser.error('--timeout must be within 1..900')
     return args

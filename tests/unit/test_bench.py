@@ -32,14 +32,13 @@ def test_series_throughput_and_ratio():
     assert bench.ratio(1.0, 0.0) == math.inf
 
 
-def test_job_figures_from_api_timestamps():
-    jobs = {
-        'a': {'id': 'a', 'status': 'succeeded', 'created_at': '2026-01-01T00:00:00Z', 'completed_at': '2026-01-01T00:00:03Z'},
-        'b': {'id': 'b', 'status': 'succeeded', 'created_at': '2026-01-01T00:00:01Z', 'completed_at': '2026-01-01T00:00:05Z'},
-        'c': {'id': 'c', 'status': 'running', 'created_at': '2026-01-01T00:00:02Z', 'completed_at': None},
-    }
-    first_submit = bench.iso_seconds('2026-01-01T00:00:00Z')
-    figures = bench.job_figures(jobs, expected=3, first_submit=first_submit, timed_out=True)
+def test_job_figures_from_stored_jobs():
+    from types import SimpleNamespace as Job
+
+    jobs = {'a': Job(status='succeeded', created_at=100.0, completed_at=103.0),
+            'b': Job(status='succeeded', created_at=101.0, completed_at=105.0),
+            'c': Job(status='running', created_at=102.0, completed_at=None)}
+    figures = bench.stored_job_figures(jobs, expected=3, first_submit=100.0, timed_out=True)
     assert figures.succeeded == 2 and figures.statuses == {'succeeded': 2, 'running': 1}
     assert sorted(figures.job_seconds) == [3.0, 4.0]
     assert figures.completion_seconds == 5.0 and figures.throughput == pytest.approx(0.4)
@@ -47,6 +46,20 @@ def test_job_figures_from_api_timestamps():
     assert figures.past_callback_wait == 0
     figures.callback_wait_seconds = 3.5
     assert figures.past_callback_wait == 1
+
+
+def test_targets_carry_their_verdicts():
+    fast = bench.Series('vidgen', 8, 10.0, [0.10] * 98 + [0.30] * 2)
+    bare = bench.Series('bare', 8, 10.0, [0.06] * 98 + [0.10] * 2)
+    jobs = bench.JobFigures(jobs=2, succeeded=2, statuses={'succeeded': 2}, completion_seconds=5, job_seconds=[3.0, 4.5],
+                            timed_out=False)
+    result = bench.Result(fast, bare, jobs, bench.Money(10, 0, 0, 1, 0), True,
+                          bench.Callbacks(4, 4, 0, True), 1.0, polled_during_fast=1, generation_seconds=2.0)
+    verdicts = {target: (measured, met) for target, measured, _bound, met in result.targets()}
+    assert verdicts['submit p50 / bare TransactWriteItems p50'] == ('x1.67', True)
+    assert verdicts['submit p99 / bare TransactWriteItems p99'][1] is False  # 0.30 / 0.10 > 2.5
+    assert verdicts['job seconds p50 at 2 concurrent jobs'] == ('3.8 s', True)
+    assert verdicts['jobs finished by the poll loop while callbacks were delivered'] == ('1', False)
 
 
 def test_money_adds_up_only_when_balance_ledger_and_expectation_agree():
@@ -58,7 +71,10 @@ def test_money_adds_up_only_when_balance_ledger_and_expectation_agree():
 def test_arguments_are_bounded():
     args = bench.parse_args([])
     assert (args.jobs, args.concurrency, args.generation_seconds, args.json) == (200, 8, 2.0, None)
+    assert (args.poll_jobs, args.stream_mb, args.import_rounds, args.layer) == (20, 500, 7, True)
     with pytest.raises(SystemExit):
         bench.parse_args(['--concurrency', '1000'])
     with pytest.raises(SystemExit):
         bench.parse_args(['--jobs', '0'])
+    with pytest.raises(SystemExit):
+        bench.parse_args(['--stream-mb', '99999'])
