@@ -714,6 +714,31 @@ def report_cold_start(result: Result, say: Callable[[str], None]) -> None:
             + f'; the X-Ray SDK, imported by the first traced invocation in Lambda: +{imp.xray_seconds * 1000:.0f} ms')
 
 
+def markdown(result: Result) -> str:
+    """The targets and the cost of a job as the README's performance section shows them."""
+    lines = ['| target | measured | bound | verdict |', '|---|---|---|---|']
+    for target, measured, bound, met in result.targets():
+        lines.append(f'| {target} | {measured} | {bound} | {"n/a" if met is None else "met" if met else "**missed**"} |')
+    paths = [p for p in (result.fast, result.poll) if p is not None]
+    if paths:
+        lines += ['', '| per job | ' + ' | '.join(f'{p.name} ({p.jobs} jobs)' for p in paths) + ' |',
+                  '|---|' + '---|' * len(paths)]
+        for label, name in (('state transitions', 'state_transitions'), ('Lambda invocations', 'lambda_invocations'),
+                            ('Lambda GB-seconds', 'lambda_gb_seconds'), ('DynamoDB RRU', 'dynamodb_read_units'),
+                            ('DynamoDB WRU', 'dynamodb_write_units'), ('S3 PUT/POST/LIST', 's3_tier1_requests'),
+                            ('S3 GET/HEAD', 's3_tier2_requests'), ('API Gateway requests', 'api_requests'),
+                            ('Secrets Manager calls', 'secrets_manager_calls')):
+            lines.append(f'| {label} | ' + ' | '.join(f'{getattr(p.cost, name):.2f}' for p in paths) + ' |')
+        lines.append('| **USD per 1,000 jobs** | ' + ' | '.join(f'{p.cost.per_thousand():.4f}' for p in paths) + ' |')
+    if result.seeds and result.fast is not None:
+        ours = result.fast.cost.per_thousand()
+        lines += ['', '| design | USD per 1,000 jobs | vs ours (fast path) |', '|---|---|---|',
+                  f'| vidgen, callback fast path (measured) | {ours:.4f} | x1.00 |']
+        for name, cost in result.seeds.items():
+            lines.append(f'| {name} (modelled) | {cost.per_thousand():.4f} | x{ratio(cost.per_thousand(), ours):.2f} |')
+    return '\n'.join(lines) + '\n'
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog='python -m vidgen_local.bench', description=__doc__.split('\n\n')[0])
     parser.add_argument('--jobs', type=int, default=200, help='jobs to submit, and baseline calls (default 200)')
@@ -729,6 +754,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help='fresh interpreters per cold import figure (default 7; 0 skips them)')
     parser.add_argument('--no-layer', dest='layer', action='store_false', help='skip building the layer')
     parser.add_argument('--json', type=Path, metavar='PATH', help='also write the figures as JSON to PATH')
+    parser.add_argument('--markdown', type=Path, metavar='PATH', help="also write the README's tables to PATH")
     args = parser.parse_args(argv)
     # Bounded: the bench must end in minutes on a laptop, and the thread pool must stay small.
     if not 1 <= args.jobs <= 2000:
@@ -763,6 +789,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(result.figures(args), indent=2) + '\n')
         say(f'Figures written to {args.json}')
+    if args.markdown:
+        args.markdown.write_text(markdown(result))
+        say(f'Tables written to {args.markdown}')
     return 0 if result.ok else 1
 
 

@@ -60,6 +60,9 @@ def test_targets_carry_their_verdicts():
     assert verdicts['submit p99 / bare TransactWriteItems p99'][1] is False  # 0.30 / 0.10 > 2.5
     assert verdicts['job seconds p50 at 2 concurrent jobs'] == ('3.8 s', True)
     assert verdicts['jobs finished by the poll loop while callbacks were delivered'] == ('1', False)
+    table = bench.markdown(result)
+    assert '| submit p50 / bare TransactWriteItems p50 | x1.67 | <= x2.0 | met |' in table
+    assert '| jobs finished by the poll loop while callbacks were delivered | 1 | 0 | **missed** |' in table
 
 
 def test_money_adds_up_only_when_balance_ledger_and_expectation_agree():
