@@ -5,8 +5,9 @@ A `Meter` attached to a running LocalCloud observes:
 - every request moto's server answers (one WSGI hook, classified by the service in its SigV4 credential
   scope and its action): DynamoDB requests with the read and write request units they would consume, S3
   requests by pricing tier, Secrets Manager and Step Functions API calls;
-- every Lambda invocation (the cloud's FunctionRunner): count, measured duration and the function's
-  MemorySize, hence GB-seconds; invocations carrying an API Gateway event are the API's requests;
+- every Lambda invocation (the cloud's FunctionRunner): count, the handler's measured duration (not the
+  time the event waited for an environment) and the function's MemorySize, hence GB-seconds; invocations
+  carrying an API Gateway event are the API's requests;
 - state transitions, read afterwards from the executions' own histories (`state_transitions`).
 
 DynamoDB units follow the published sizing rules: a read is 1 unit per 4 KB strongly consistent (half that
@@ -151,15 +152,50 @@ class Meter:
     # -- Lambda ---------------------------------------------------------------------------------------------
 
     def _hook_runner(self) -> None:
+        # Lambda bills the time the handler runs, not the time an event waits for an environment. The call
+        # is timed whole; what it spent waiting (for a free environment, or for its turn) is taken out:
+        # either the handler itself is timed (an in-process runner with a `handlers` table), or the time
+        # spent acquiring an environment from a pool is subtracted.
         runner = self.cloud.runner
+        timing = threading.local()
+        handlers = getattr(runner, 'handlers', None)
+        if isinstance(handlers, dict):
+            originals = dict(handlers)
+
+            def timed(handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+                def run(event: Any, context: Any) -> Any:
+                    began = time.perf_counter()
+                    try:
+                        return handler(event, context)
+                    finally:
+                        timing.ran = time.perf_counter() - began
+                return run
+
+            handlers.update({lid: timed(handler) for lid, handler in originals.items()})
+            self._undo.append(lambda: handlers.update(originals))
+        for pool in getattr(runner, 'pools', {}).values():
+            acquire = pool.acquire
+
+            def timed_acquire(*args: Any, _acquire: Callable[..., Any] = acquire, **kwargs: Any) -> Any:
+                began = time.perf_counter()
+                try:
+                    return _acquire(*args, **kwargs)
+                finally:
+                    timing.waited = getattr(timing, 'waited', 0.0) + time.perf_counter() - began
+
+            pool.acquire = timed_acquire
+            self._undo.append(lambda pool=pool: vars(pool).pop('acquire', None))
         original = runner.call
 
         def call(logical_id: str, event: Any, *args: Any, **kwargs: Any) -> Any:
+            timing.ran, timing.waited = None, 0.0
             began = time.perf_counter()
             try:
                 return original(logical_id, event, *args, **kwargs)
             finally:
-                billed = math.ceil((time.perf_counter() - began) * 1000) / 1000  # Lambda bills per 1 ms
+                total = time.perf_counter() - began
+                ran = timing.ran if timing.ran is not None else max(0.0, total - timing.waited)
+                billed = math.ceil(ran * 1000) / 1000  # Lambda bills per 1 ms
                 memory_gb = self.cloud.function(logical_id).memory_size / 1024
                 is_http = isinstance(event, dict) and 'requestContext' in event and 'routeKey' in event
                 step = (event.get('routeKey') if is_http else event.get('action')) if isinstance(event, dict) else None
@@ -174,7 +210,7 @@ class Meter:
                         self._usage.polled_jobs.add(event.get('job_id'))
 
         runner.call = call
-        self._undo.append(lambda: delattr(runner, 'call') if 'call' in vars(runner) else None)
+        self._undo.append(lambda: vars(runner).pop('call', None))
 
     # -- moto -----------------------------------------------------------------------------------------------
 
