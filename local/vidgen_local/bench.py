@@ -259,8 +259,9 @@ class Baseline:
         import boto3
         from botocore.config import Config
 
-        session = boto3.session.Session(aws_access_key_id='testing', aws_secret_access_key='testing',
-                                        region_name='us-east-1')
+        keys = cloud.admin_credentials  # the local endpoint enforces IAM: act as the local admin
+        session = boto3.session.Session(aws_access_key_id=keys['AWS_ACCESS_KEY_ID'],
+                                        aws_secret_access_key=keys['AWS_SECRET_ACCESS_KEY'], region_name='us-east-1')
         # A resource's client, as the layer uses: it takes Python values and serialises them, as a submit does.
         config = Config(max_pool_connections=max(10, concurrency), retries={'mode': 'standard', 'max_attempts': 5})
         self.dynamodb = session.resource('dynamodb', endpoint_url=cloud.moto_url, config=config).meta.client

@@ -13,7 +13,13 @@ os.environ and the patches are process-wide.
 
 Local settings (argument, then environment): VIDGEN_PORT, VIDGEN_ADMIN_KEY, VIDGEN_PUBLIC_URL,
 KLING_BASE_URL + KLING_ACCESS_KEY + KLING_SECRET_KEY, KIE_BASE_URL + KIE_UPLOAD_BASE_URL + KIE_API_KEY,
-VIDGEN_MAX_ACTIVE_JOBS_PER_USER. Time scale: Wait states, Retry intervals and schedules run `time_scale`
+VIDGEN_MAX_ACTIVE_JOBS_PER_USER, VIDGEN_LOCAL_IAM (on, or off to stop enforcing the execution roles).
+
+IAM: every function and the state machine get the execution role SAM would create from the template
+(vidgen_local.iam), assumed through STS; moto's access control is turned on once the stack is built, so the
+local endpoint refuses what a role does not grant. This process, the bootstrap and the CLI act as an admin
+IAM user (`admin_credentials`); `function_env(logical_id)` is a function's environment with its role's
+credentials, as Lambda sets them. Time scale: Wait states, Retry intervals and schedules run `time_scale`
 times faster, and CALLBACK_WAIT_SECONDS (a TimeoutSecondsPath, not a Wait) is divided by it.
 """
 
@@ -31,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from vidgen_local import patches
+from vidgen_local.iam import RoleCredentials, assume_roles
 from vidgen_local.providers import Providers, ProviderSettingsError, start_providers
 from vidgen_local.resources import CreatedResources, create_all
 from vidgen_local.runtime import (
@@ -50,6 +57,8 @@ _AWS_ENV = {'AWS_ACCESS_KEY_ID': 'testing', 'AWS_SECRET_ACCESS_KEY': 'testing', 
             'AWS_REGION': 'us-east-1'}
 # Variables that would send boto3 somewhere else than moto (or fail on a missing profile) while we run.
 _AWS_ENV_REMOVED = ('AWS_PROFILE', 'AWS_DEFAULT_PROFILE', 'AWS_SESSION_TOKEN', 'AWS_SECURITY_TOKEN')
+ADMIN_USER = 'vidgen-local-admin'
+ADMIN_POLICY_ARN = 'arn:aws:iam::aws:policy/AdministratorAccess'
 _active_lock = threading.Lock()
 _active: LocalCloud | None = None
 
@@ -90,7 +99,8 @@ class LocalCloud:
                  public_url: str | None = None, time_scale: float = 10.0, env: Mapping[str, str] | None = None,
                  kling_sim_config: Any = None, kie_sim_config: Any = None, sweep: bool = True,
                  simulators: bool = True, parameters: Mapping[str, Any] | None = None,
-                 handlers: Mapping[str, Handler] | None = None, template_file: str = 'template.yaml') -> None:
+                 handlers: Mapping[str, Handler] | None = None, template_file: str = 'template.yaml',
+                 iam: bool | None = None) -> None:
         if time_scale <= 0:
             raise ValueError('time_scale must be positive')
         self.root = (root or find_root()).resolve()
@@ -108,6 +118,9 @@ class LocalCloud:
         self.handler_overrides = dict(handlers or {})
         self.template_file = template_file
         self._settings = settings
+        self.iam_enforced = iam_setting(settings) if iam is None else iam
+        self.admin_credentials: dict[str, str] = {}
+        self.role_credentials: dict[str, RoleCredentials] = {}  # function / state machine logical id -> keys
 
         self.api_url = self.moto_url = self.admin_key = ''
         self.kling_sim: Any = None
@@ -166,16 +179,20 @@ class LocalCloud:
         self.resources = create_all(self.template, self._client, self._local_secret_values())
         if not self.admin_key:
             self.admin_key = self._read_admin_key()
+        self._assume_roles()
         self._bind_gateway()
         specs = {spec.logical_id: spec for spec in self.template.functions()}  # env now has the secrets' ARNs
         self.handler_env = self._handler_env()
         self._env.set(self.handler_env)
         reset_layer_caches()
         self.runner = FunctionRunner(specs, self._load_handlers(specs))
+        if self.iam_enforced:
+            self._set_iam_enforcement(True)
         self._gateway.start()
         if self.sweep_enabled:
             self._start_tickers()
-        logger.info('local cloud ready: api %s, moto %s', self.api_url, self.moto_url)
+        logger.info('local cloud ready: api %s, moto %s, IAM %s', self.api_url, self.moto_url,
+                    'enforced' if self.iam_enforced else 'off')
 
     def _dispatch(self, function_name: str, event: Any) -> Any:
         """Lambda invocations from the state machine (patches.py), by function name."""
@@ -200,7 +217,9 @@ class LocalCloud:
             logger.warning('some handler invocations were still running at shutdown')
         patches.set_dispatch(None)
         patches.set_wait_scale(1.0)
+        patches.set_role_credentials(None)
         if self._moto is not None:
+            self._set_iam_enforcement(False)
             self._stop_moto()
         self._providers.stop()
         self.kling_sim = self.kie_sim = None
@@ -233,6 +252,14 @@ class LocalCloud:
         assert self.runner is not None
         return self.runner.specs[logical_id]
 
+    def function_env(self, logical_id: str) -> dict[str, str]:
+        """A function's whole environment as Lambda gives it: the handler environment, with its execution
+        role's credentials when IAM is enforced (else the admin identity's, like this process)."""
+        env = {**os.environ, **self.handler_env}
+        if self.iam_enforced:
+            env.update(self.role_credentials[logical_id].environment())
+        return env
+
     # -- moto -----------------------------------------------------------------------------------------------
 
     def _start_moto(self) -> None:
@@ -254,6 +281,44 @@ class LocalCloud:
         response = requests.post(f'{self.moto_url}/moto-api/config', timeout=10, json={
             'stepfunctions': {'execute_state_machine': True}, 'lambda': {'use_docker': False}})
         response.raise_for_status()
+        # AWS's managed policies with their real documents (AWSLambdaBasicExecutionRole, the X-Ray policy):
+        # the roles attach them by ARN. moto's config endpoint has no key for this; moto runs in-process.
+        moto_config.default_user_config['iam'] = {'load_aws_managed_policies': True}
+        self._create_admin()
+
+    def _create_admin(self) -> None:
+        """The identity this process, the bootstrap and the CLI use: an IAM user with AdministratorAccess,
+        made while access control is still off (moto accepts any key until then)."""
+        iam = self._client('iam')
+        iam.create_user(UserName=ADMIN_USER)
+        iam.attach_user_policy(UserName=ADMIN_USER, PolicyArn=ADMIN_POLICY_ARN)
+        key = iam.create_access_key(UserName=ADMIN_USER)['AccessKey']
+        self.admin_credentials = {'AWS_ACCESS_KEY_ID': key['AccessKeyId'], 'AWS_SECRET_ACCESS_KEY': key['SecretAccessKey']}
+        self._env.set(self.admin_credentials)
+        self._boto_clients = {}  # made again with the admin's keys
+
+    def _assume_roles(self) -> None:
+        """One STS session per function and state machine, as Lambda and Step Functions assume their roles
+        (made while access control is off: the service principals in the trust policies do the assuming)."""
+        assert self.template is not None
+        names = {spec.logical_id: spec.name for spec in (*self.template.functions(), *self.template.state_machines())}
+        self.role_credentials = assume_roles(self.resources.roles, self._client('sts'), names)
+        machines = {spec.logical_id for spec in self.template.state_machines()}
+        patches.set_role_credentials({
+            self.resources.roles.role_of(lid).arn: (c.access_key_id, c.secret_access_key, c.session_token)
+            for lid, c in self.role_credentials.items() if lid in machines})
+
+    def _set_iam_enforcement(self, on: bool) -> None:
+        """moto's access control: 0 unauthenticated calls left (every call checked), or unlimited."""
+        import requests
+
+        try:
+            requests.post(f'{self.moto_url}/moto-api/reset-auth', data=b'0' if on else b'inf',
+                          timeout=10).raise_for_status()
+        except requests.RequestException:
+            if on:
+                raise
+            logger.warning('could not turn moto access control off', exc_info=True)
 
     def _stop_moto(self) -> None:
         import requests
@@ -290,8 +355,9 @@ class LocalCloud:
             import boto3
 
             if 'session' not in self._boto_clients:  # one session: it loads botocore's data once
+                keys = self.admin_credentials or {'AWS_ACCESS_KEY_ID': 'testing', 'AWS_SECRET_ACCESS_KEY': 'testing'}
                 self._boto_clients['session'] = boto3.session.Session(
-                    aws_access_key_id='testing', aws_secret_access_key='testing',
+                    aws_access_key_id=keys['AWS_ACCESS_KEY_ID'], aws_secret_access_key=keys['AWS_SECRET_ACCESS_KEY'],
                     region_name=_AWS_ENV['AWS_DEFAULT_REGION'])
             self._boto_clients[service] = self._boto_clients['session'].client(service, endpoint_url=self.moto_url)
         return self._boto_clients[service]
@@ -380,6 +446,14 @@ class LocalCloud:
             fire: Callable[[], Any] = lambda s=schedule: self._fire(s)  # noqa: E731
             self._tickers.append(Ticker(schedule.expression, fire, time_scale=self.time_scale,
                                         name=f'{schedule.function}.{schedule.event}').start())
+
+
+def iam_setting(settings: Mapping[str, str]) -> bool:
+    """VIDGEN_LOCAL_IAM: on (default) or off."""
+    value = str(settings.get('VIDGEN_LOCAL_IAM', 'on')).strip().lower()
+    if value not in ('on', 'off'):
+        raise LocalCloudError(f'VIDGEN_LOCAL_IAM must be on or off, not {value!r}')
+    return value == 'on'
 
 
 def _scheduled_event(schedule: ScheduleSpec) -> dict[str, Any]:

@@ -5,6 +5,7 @@ serialised DynamoDB writes, time-scaled waits, SendTaskFailure's cause, unnamed 
 it slow (the whole-table copy per TransactWriteItems, the ASL parse per StartExecution). `apply_all()`
 installs each fix once per process; calling it again only swaps the dispatcher and the time scale, so a
 second `LocalCloud` in the same process reuses the installed patches.
+(h)-(j) make moto's IAM access control hold for the calls vidgen makes (docs/local-iam.md).
 
 Each patch names the moto attribute it replaces in `PATCH_TARGETS`; `tests/integration/test_local_patches.py`
 checks that those attributes still exist with the signatures assumed here and that the behaviour each patch
@@ -41,6 +42,9 @@ PATCH_TARGETS: dict[str, tuple[str, str]] = {
     'transact_item_rollback': ('moto.dynamodb.models', 'DynamoDBBackend.transact_write_items'),
     'asl_parse_cache': ('moto.stepfunctions.parser.backend.execution_worker',
                         'ExecutionWorker._get_evaluation_entrypoint'),
+    'iam_action_resources': ('moto.core.authorization', 'ActionAuthenticatorMixin._authenticate_and_authorize_normal_action'),
+    's3_presigned_auth': ('moto.core.authorization', 'ActionAuthenticatorMixin._authenticate_and_authorize_s3_action'),
+    'state_machine_role': ('moto.stepfunctions.parser.asl.utils.boto_client', 'boto_client_for'),
 }
 
 # sha256 of the source of moto methods that a patch replaces by a rewritten copy (not a wrapper): a moto
@@ -60,7 +64,7 @@ DYNAMODB_LOCKED_ACTIONS = (
     'get_item', 'batch_get_item', 'query', 'scan', 'transact_get_items',
 )
 
-_state: dict[str, Any] = {'dispatch': None, 'wait_scale': 1.0}
+_state: dict[str, Any] = {'dispatch': None, 'wait_scale': 1.0, 'role_credentials': {}}
 _installed: set[str] = set()
 _install_lock = threading.Lock()
 DYNAMODB_LOCK = threading.RLock()
@@ -89,6 +93,11 @@ def set_wait_scale(scale: float) -> None:
     if scale <= 0:
         raise ValueError('wait_scale must be positive')
     _state['wait_scale'] = float(scale)
+
+
+def set_role_credentials(credentials: dict[str, tuple[str, str, str]] | None) -> None:
+    """Role ARN -> (access key id, secret key, session token) the state machine interpreter signs with."""
+    _state['role_credentials'] = dict(credentials or {})
 
 
 def installed() -> frozenset[str]:
@@ -416,6 +425,311 @@ def _install_asl_parse_cache() -> None:
     ExecutionWorker._get_evaluation_entrypoint = _get_evaluation_entrypoint
 
 
+# --- (h) IAM: every call is checked against the resource it touches, and a refusal names both ------------
+#
+# moto's access control (on once the local cloud turns it on, see cloud.py) evaluates S3 calls against the
+# object's ARN but every other service against the resource "*": a role granting dynamodb:GetItem on the
+# table's ARN is refused, and one granting it on "*" only is allowed, the opposite of AWS. It also checks a
+# TransactWriteItems as one action named TransactWriteItems, while AWS checks each item as the action it
+# performs (Put -> dynamodb:PutItem, Update -> UpdateItem, Delete -> DeleteItem, ConditionCheck ->
+# ConditionCheckItem) on its table; and its refusal ("User: ... is not authorized to perform: X") is an
+# XML body that the JSON services' clients cannot parse. Here each request is checked as AWS checks it, and
+# refused with AWS's AccessDeniedException naming the action and the resource.
+
+_TRANSACT_ACTIONS = {'Put': 'PutItem', 'Update': 'UpdateItem', 'Delete': 'DeleteItem',
+                     'ConditionCheck': 'ConditionCheckItem', 'Get': 'GetItem'}
+_LAMBDA_ACTIONS = {'Invoke': 'InvokeFunction'}  # API operation -> IAM action, where the two differ
+# HTTP status of an authorization error per JSON service (the JSON protocols answer 400, Lambda's REST API 403).
+_ACCESS_DENIED_STATUS = {'dynamodb': 400, 'secretsmanager': 400, 'states': 400, 'lambda': 403}
+
+
+def access_denied_message(principal: str, action: str, resource: str) -> str:
+    """AWS's sentence for an identity-based refusal."""
+    return (f'User: {principal} is not authorized to perform: {action} on resource: {resource} '
+            f'because no identity-based policy allows the {action} action')
+
+
+def _request_param(response: Any, name: str) -> Any:
+    body = response.body
+    if isinstance(body, dict):  # DynamoDB's handler holds the parsed parameters here
+        return body.get(name)
+    try:
+        return response._get_param(name)
+    except Exception:  # noqa: BLE001 - a body that is not JSON has no such parameter
+        return None
+
+
+def iam_targets(response: Any, service: str, action: str) -> list[tuple[str, str]]:
+    """The (IAM action, resource ARN) pairs AWS authorizes for one request; resource "*" where the action
+    has no resource type."""
+    region, account = response.region, response.current_account
+    if service == 'dynamodb':
+        def table_arn(name: str | None, index: str | None = None) -> str:
+            if not name:
+                return '*'
+            arn = name if name.startswith('arn:') else f'arn:aws:dynamodb:{region}:{account}:table/{name}'
+            return f'{arn}/index/{index}' if index else arn
+
+        if action in ('TransactWriteItems', 'TransactGetItems'):
+            targets = []
+            for item in _request_param(response, 'TransactItems') or []:
+                for kind, operation in item.items():
+                    targets.append((_TRANSACT_ACTIONS.get(kind, kind), table_arn(operation.get('TableName'))))
+            return targets or [(action, '*')]
+        if action in ('BatchGetItem', 'BatchWriteItem'):
+            return [(action, table_arn(name)) for name in (_request_param(response, 'RequestItems') or {})] \
+                or [(action, '*')]
+        index = _request_param(response, 'IndexName') if action in ('Query', 'Scan') else None
+        return [(action, table_arn(_request_param(response, 'TableName'), index))]
+    if service == 'secretsmanager':
+        secret_id = _request_param(response, 'SecretId')
+        if not secret_id:
+            return [(action, '*')]
+        secret = response.backend.secrets.get(secret_id)
+        arn = secret.arn if secret is not None else (
+            secret_id if secret_id.startswith('arn:') else f'arn:aws:secretsmanager:{region}:{account}:secret:{secret_id}')
+        return [(action, arn)]
+    if service == 'states':
+        arn = _request_param(response, 'executionArn') or _request_param(response, 'stateMachineArn')
+        return [(action, arn or '*')]  # SendTask*: no resource type, so only "*" matches
+    if service == 'lambda':
+        from urllib.parse import unquote
+
+        iam_action = _LAMBDA_ACTIONS.get(action, action)
+        if action != 'Invoke':
+            return [(iam_action, '*')]
+        name = unquote(response.path.rsplit('/', 2)[-2])
+        arn = name if name.startswith('arn:') else f'arn:aws:lambda:{region}:{account}:function:{name}'
+        qualifier = response.querystring.get('Qualifier', [None])[0]
+        return [(iam_action, f'{arn}:{qualifier}' if qualifier and arn.count(':') == 6 else arn)]
+    return [(action, '*')]
+
+
+def _iam_request_classes() -> tuple[type, type, type]:
+    """IAMRequest and S3IAMRequest subclasses whose refusals name the action and the resource, and one that
+    authenticates S3's query-string signatures (presigned URLs)."""
+    cached = _state.get('iam_request_classes')
+    if cached:
+        return cached
+    from botocore.auth import S3SigV4QueryAuth
+    from botocore.awsrequest import AWSRequest
+    from moto.core.exceptions import JsonRESTError
+    from moto.iam.access_control import IAMRequest, S3IAMRequest
+    from moto.s3.exceptions import S3AccessDeniedError
+
+    def json_error(service: str, code: str, message: str) -> Exception:
+        error = JsonRESTError(code, message)
+        error.code = _ACCESS_DENIED_STATUS[service]
+        return error
+
+    class NamingIAMRequest(IAMRequest):
+        # The JSON services answer in JSON, with their own codes; query/XML services keep moto's errors.
+        def check_action_permitted(self, resource: str) -> None:
+            self._vidgen_resource = resource
+            super().check_action_permitted(resource)
+
+        def _raise_access_denied(self) -> None:
+            if self._service not in _ACCESS_DENIED_STATUS:
+                super()._raise_access_denied()
+            raise json_error(self._service, 'AccessDeniedException',
+                             access_denied_message(self._access_key.arn, self._action, self._vidgen_resource))
+
+        def _raise_invalid_access_key(self, reason: str) -> None:
+            if self._service not in _ACCESS_DENIED_STATUS:
+                super()._raise_invalid_access_key(reason)
+            raise json_error(self._service, 'UnrecognizedClientException',
+                             'The security token included in the request is invalid.')
+
+        def _raise_signature_does_not_match(self) -> None:
+            if self._service not in _ACCESS_DENIED_STATUS:
+                super()._raise_signature_does_not_match()
+            raise json_error(self._service, 'InvalidSignatureException',
+                             'The request signature we calculated does not match the signature you provided.')
+
+    class S3AccessDenied(S3AccessDeniedError):
+        def __init__(self, message: str) -> None:
+            super().__init__()
+            self.message = message
+
+    class NamingS3IAMRequest(S3IAMRequest):
+        def check_action_permitted(self, resource: str) -> None:
+            self._vidgen_resource = resource
+            super().check_action_permitted(resource)
+
+        def _raise_access_denied(self) -> None:
+            raise S3AccessDenied(access_denied_message(self._access_key.arn, self._action, f'"{self._vidgen_resource}"'))
+
+    class PresignedS3IAMRequest(NamingS3IAMRequest):
+        # moto reads the credential, signed headers and signature from the Authorization header only; a
+        # presigned URL carries them in its query string (SigV4 query auth), so moto answered every
+        # presigned GET with a 500. The same checks are made from the query: who signed, whether the
+        # signature matches, whether the URL expired, and then what that identity may do.
+        def __init__(self, account_id: str, method: str, path: str, data: Any, body: bytes, headers: Any,
+                     action: str, query: dict[str, str]) -> None:
+            self._query = query
+            scope = query['X-Amz-Credential']
+            signed = query.get('X-Amz-SignedHeaders', 'host')
+            # The base class parses the Authorization header; give it the same facts in that form.
+            synthetic = dict(headers.items()) if hasattr(headers, 'items') else dict(headers)
+            synthetic['Authorization'] = (f'AWS4-HMAC-SHA256 Credential={scope}, SignedHeaders={signed}, '
+                                          f'Signature={query.get("X-Amz-Signature", "")}')
+            if 'X-Amz-Security-Token' in query:
+                synthetic['X-Amz-Security-Token'] = query['X-Amz-Security-Token']
+            super().__init__(account_id=account_id, method=method, path=path, data=data, body=body,
+                             headers=synthetic, action=action)
+
+        def check_signature(self) -> None:
+            import datetime as dt
+            from urllib.parse import urlencode
+
+            signed_at = dt.datetime.strptime(self._query.get('X-Amz-Date', ''), '%Y%m%dT%H%M%SZ').replace(
+                tzinfo=dt.timezone.utc)
+            expires = int(self._query.get('X-Amz-Expires', '0'))
+            if dt.datetime.now(dt.timezone.utc) > signed_at + dt.timedelta(seconds=expires):
+                raise S3AccessDenied('Request has expired')
+            path, _, _ = self._path.partition('?')
+            unsigned = [(k, v) for k, v in self._query.items() if k != 'X-Amz-Signature']
+            received = {key.lower(): value for key, value in self._headers.items()}
+            headers = {name: received.get(name, '') for name in self._query.get('X-Amz-SignedHeaders', 'host').split(';')}
+            request = AWSRequest(method=self._method, url=f'http://{headers.get("host", "")}{path}?{urlencode(unsigned)}',
+                                 headers=headers)
+            request.context['timestamp'] = self._query['X-Amz-Date']
+            auth = S3SigV4QueryAuth(self._access_key.create_credentials(), self._service, self._region, expires)
+            canonical = auth.canonical_request(request)
+            if auth.signature(auth.string_to_sign(request, canonical), request) != self._query.get('X-Amz-Signature'):
+                self._raise_signature_does_not_match()
+
+    _state['iam_request_classes'] = (NamingIAMRequest, NamingS3IAMRequest, PresignedS3IAMRequest)
+    return _state['iam_request_classes']
+
+
+def _auth_active() -> bool:
+    from moto import settings
+    from moto.core.authorization import ActionAuthenticatorMixin
+
+    if ActionAuthenticatorMixin.request_count >= settings.INITIAL_NO_AUTH_ACTION_COUNT:
+        return True
+    ActionAuthenticatorMixin.request_count += 1
+    return False
+
+
+def _install_iam_action_resources() -> None:
+    from moto.core.authorization import ActionAuthenticatorMixin
+    from moto.core.exceptions import JsonRESTError
+
+    def authorize(self: Any, resource: str = '*') -> None:
+        if not _auth_active():
+            return
+        if self.headers.get('X-Amz-Target') in ActionAuthenticatorMixin.PUBLIC_OPERATIONS:
+            return
+        if 'Authorization' not in self.headers:  # moto raised a KeyError here: a 500 instead of AWS's 403
+            error = JsonRESTError('MissingAuthenticationTokenException', 'Missing Authentication Token')
+            error.code = 403
+            raise error
+        naming_request, _, _ = _iam_request_classes()
+        from urllib.parse import urlparse
+
+        query = urlparse(self.uri).query
+        path = self.raw_path + (f'?{query}' if query else '')
+        action = self._get_action()
+        request = naming_request(account_id=self.current_account, method=self.method, path=path, data=self.data,
+                                 body=self.raw_body, headers=self.headers, action=action)
+        request.check_signature()
+        service = request._service
+        if resource != '*':  # moto named the resource itself (IAM, STS, SQS): keep its view
+            request.check_action_permitted(resource)
+            return
+        for iam_action, arn in iam_targets(self, service, action):
+            request._action = f'{service}:{iam_action}'
+            request.check_action_permitted(arn)
+
+    ActionAuthenticatorMixin._authenticate_and_authorize_normal_action = authorize
+
+
+# --- (i) S3: presigned URLs are checked against the signer's role when fetched ---------------------------
+
+
+def _install_s3_presigned_auth() -> None:
+    from urllib.parse import parse_qsl, urlparse
+
+    from moto.core.authorization import ActionAuthenticatorMixin
+
+    def authorize(self: Any, bucket_name: str | None = None, key_name: str | None = None) -> None:
+        if not _auth_active():
+            return
+        arn = f'{bucket_name or "*"}/{key_name}' if key_name else (bucket_name or '*')
+        resource = f'arn:aws:s3:::{arn}'
+        _, naming_request, presigned_request = _iam_request_classes()
+        parsed = urlparse(self.uri)
+        path = self.raw_path + (f'?{parsed.query}' if parsed.query else '')
+        query = dict(parse_qsl(parsed.query, keep_blank_values=True))
+        common = {'account_id': self.current_account, 'method': self.method, 'path': path, 'data': self.data,
+                  'body': self.raw_body, 'headers': self.headers, 'action': self._get_action()}
+        if 'Authorization' in self.headers:
+            request = naming_request(**common)
+        elif 'X-Amz-Credential' in query:
+            request = presigned_request(**common, query=query)
+        else:  # an anonymous request: the bucket grants nothing to the public
+            from moto.s3.exceptions import S3AccessDeniedError
+
+            raise S3AccessDeniedError()
+        request.check_signature()
+        request.check_action_permitted(resource)
+
+    ActionAuthenticatorMixin._authenticate_and_authorize_s3_action = authorize
+
+
+# --- (j) The state machine calls Lambda as its own role -----------------------------------------------------
+
+# Every module of moto's interpreter that makes AWS calls imports boto_client_for by name.
+_SFN_CLIENT_MODULES = (
+    'moto.stepfunctions.parser.asl.utils.boto_client',
+    'moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils',
+    'moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_aws_sdk',
+    'moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_dynamodb',
+    'moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn',
+    'moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sns',
+    'moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sqs',
+    'moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_events',
+)
+
+
+def _install_state_machine_role() -> None:
+    # moto's interpreter signs its Task calls with fixed keys ("ak"/"sk"), which IAM enforcement refuses as
+    # unknown. Step Functions calls as the execution's role (the Task's state credentials default to it), so
+    # the calls are signed with that role's assumed credentials and its policy decides: a state machine
+    # whose role lacks lambda:InvokeFunction on the poller fails its Task with AccessDeniedException.
+    import importlib
+
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    original = boto_client.boto_client_for
+
+    @functools.wraps(original)
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        role_arn = getattr(state_credentials, 'role_arn', None)
+        keys = _state['role_credentials'].get(role_arn) if role_arn else None
+        if keys is None:
+            return original(region, service, state_credentials)
+        import boto3
+        from botocore.config import Config
+        from moto.settings import moto_server_port
+        from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSeconds
+
+        access_key, secret_key, token = keys
+        return boto3.client(
+            service_name=service, region_name=region, aws_access_key_id=access_key, aws_secret_access_key=secret_key,
+            aws_session_token=token, endpoint_url=f'http://localhost:{moto_server_port()}',
+            config=Config(parameter_validation=False, retries={'max_attempts': 0, 'total_max_attempts': 1},
+                          connect_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
+                          read_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS))
+
+    for name in _SFN_CLIENT_MODULES:
+        module = importlib.import_module(name)
+        if getattr(module, 'boto_client_for', None) is original:
+            module.boto_client_for = boto_client_for
+
+
 _INSTALLERS: dict[str, Callable[[], None]] = {
     'lambda_dispatch': _install_lambda_dispatch,
     'dynamodb_lock': _install_dynamodb_lock,
@@ -425,4 +739,7 @@ _INSTALLERS: dict[str, Callable[[], None]] = {
     'start_execution_name': _install_start_execution_name,
     'transact_item_rollback': _install_transact_item_rollback,
     'asl_parse_cache': _install_asl_parse_cache,
+    'iam_action_resources': _install_iam_action_resources,
+    's3_presigned_auth': _install_s3_presigned_auth,
+    'state_machine_role': _install_state_machine_role,
 }

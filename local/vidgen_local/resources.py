@@ -17,11 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from vidgen_local.iam import TemplateRoles, create_roles, derive_roles
 from vidgen_local.template import LocalTemplate, SecretSpec, TemplateError
-
-_ROLE_POLICY = json.dumps({'Version': '2012-10-17', 'Statement': [
-    {'Effect': 'Allow', 'Principal': {'Service': ['lambda.amazonaws.com', 'states.amazonaws.com']},
-     'Action': 'sts:AssumeRole'}]})
 
 
 @dataclass
@@ -30,6 +27,7 @@ class CreatedResources:
     buckets: list[str] = field(default_factory=list)
     secrets: dict[str, str] = field(default_factory=dict)  # logical id -> ARN
     state_machines: dict[str, str] = field(default_factory=dict)  # logical id -> ARN
+    roles: TemplateRoles = field(default_factory=lambda: TemplateRoles({}))  # each function's execution role
 
 
 def generate_secret_value(spec: SecretSpec) -> dict[str, Any] | str:
@@ -94,8 +92,11 @@ def _stub_zip() -> bytes:
 
 def create_all(template: LocalTemplate, client: Callable[[str], Any],
                local_secret_values: Mapping[str, Mapping[str, str]]) -> CreatedResources:
-    """Create every resource; secrets first, so functions see their real ARNs (Ref of a secret is its ARN).
+    """Create every resource; secrets first, so functions and roles see their real ARNs (Ref of a secret is
+    its ARN), then the execution roles SAM would generate, then everything that runs as one of them.
     `client(service)` returns a boto3 client bound to moto."""
+    from samtranslator.translator.managed_policy_translator import ManagedPolicyLoader
+
     created = CreatedResources()
     for logical_id, value in secret_values(template, local_secret_values).items():
         name = template.physical_name(logical_id)
@@ -115,19 +116,20 @@ def create_all(template: LocalTemplate, client: Callable[[str], Any],
         client('s3').create_bucket(Bucket=bucket)
         created.buckets.append(bucket)
 
-    # One role for everything: moto checks that a role ARN is given, not what it allows.
-    role_arn = client('iam').create_role(RoleName=f'{template.stack_name}-local-role',
-                                          AssumeRolePolicyDocument=_ROLE_POLICY)['Role']['Arn']
+    created.roles = derive_roles(template, ManagedPolicyLoader(client('iam')))
+    create_roles(created.roles, client('iam'))
     code = _stub_zip()
     for function in template.functions():
         # Registered so that ARNs resolve like in AWS; invocations never run this code (see patches.py).
         client('lambda').create_function(
-            FunctionName=function.name, Runtime=function.runtime, Role=role_arn, Handler=function.handler,
+            FunctionName=function.name, Runtime=function.runtime, Role=created.roles.role_of(function.logical_id).arn,
+            Handler=function.handler,
             Code={'ZipFile': code}, Timeout=function.timeout, MemorySize=function.memory_size)
 
     for machine in template.state_machines():
         arn = client('stepfunctions').create_state_machine(
-            name=machine.name, definition=machine.definition(), roleArn=role_arn, type=machine.type)['stateMachineArn']
+            name=machine.name, definition=machine.definition(), roleArn=created.roles.role_of(machine.logical_id).arn,
+            type=machine.type)['stateMachineArn']
         if arn != machine.arn:
             raise TemplateError(f'{machine.logical_id}: moto created {arn}, the template resolves {machine.arn}')
         created.state_machines[machine.logical_id] = arn

@@ -50,7 +50,16 @@ def test_patched_moto_attributes_keep_their_signatures(observed):
     assert signatures['DynamoHandler actions missing'] == []
     assert signatures['installed'] == sorted(['lambda_dispatch', 'dynamodb_lock', 'wait_scale', 'retry_scale',
                                               'send_task_failure_cause', 'start_execution_name',
-                                              'transact_item_rollback', 'asl_parse_cache'])
+                                              'transact_item_rollback', 'asl_parse_cache',
+                                              'iam_action_resources', 's3_presigned_auth', 'state_machine_role'])
+    assert signatures['ActionAuthenticatorMixin._authenticate_and_authorize_normal_action'] == ['self', 'resource']
+    assert signatures['ActionAuthenticatorMixin._authenticate_and_authorize_s3_action'] == ['self', 'bucket_name',
+                                                                                           'key_name']
+    assert signatures['IAMRequestBase.__init__'] == ['self', 'account_id', 'method', 'path', 'data', 'body',
+                                                     'headers', 'action']
+    assert signatures['moto reads only the Authorization header'] is True
+    assert signatures['boto_client_for'] == ['region', 'service', 'state_credentials']
+    assert signatures['the task credentials default to the execution role'] is True
 
 
 def test_rewritten_moto_methods_are_the_versions_the_patches_copied(observed):
@@ -155,6 +164,58 @@ def test_unnamed_executions_get_distinct_names(observed):
     assert result['statuses'] == ['SUCCEEDED', 'SUCCEEDED']
 
 
+# --- (h) IAM: each call is checked against its resource, refusals name the action and the resource -------
+
+
+def test_iam_checks_each_call_against_the_resource_it_touches(observed):
+    result = scenario(observed, 'iam')
+    denied = 'User: arn:aws:sts::123456789012:assumed-role/fn-role/fn is not authorized to perform: {} on resource: {} ' \
+             'because no identity-based policy allows the {} action'
+    table = 'arn:aws:dynamodb:us-east-1:123456789012:table/guarded'
+    assert result['GetItem on the granted table'] == 'allowed'
+    assert result['UpdateItem, not granted'] == ['AccessDeniedException', denied.format('dynamodb:UpdateItem', table,
+                                                                                         'dynamodb:UpdateItem')]
+    # A transaction is checked item by item, as the action each item performs.
+    assert result['TransactWriteItems: granted Put'] == 'allowed'
+    assert result['TransactWriteItems: granted Put + Update'] == [
+        'AccessDeniedException', denied.format('dynamodb:UpdateItem', table, 'dynamodb:UpdateItem')]
+    assert result['GetSecretValue by name of the granted ARN'] == 'allowed'
+    other = result['other secret arn']
+    assert result['GetSecretValue, another secret'] == ['AccessDeniedException', denied.format(
+        'secretsmanager:GetSecretValue', other, 'secretsmanager:GetSecretValue')]
+    # SendTaskSuccess has no resource type: a grant on the state machine's ARN does not cover it.
+    assert result['SendTaskSuccess granted on a state machine ARN'] == [
+        'AccessDeniedException', denied.format('states:SendTaskSuccess', '*', 'states:SendTaskSuccess')]
+    assert result['S3 PutObject, not granted'] == ['AccessDenied', denied.format(
+        's3:PutObject', '"arn:aws:s3:::guarded-bucket/results/new"', 's3:PutObject')]
+    assert result['unknown keys'] == ['UnrecognizedClientException', 'The security token included in the request is invalid.']
+
+
+# --- (i) presigned URLs ---------------------------------------------------------------------------------
+
+
+def test_presigned_urls_are_checked_against_the_signer_when_fetched(observed):
+    result = scenario(observed, 'iam')
+    assert result['presigned GET, granted'] == [200, 'stored bytes']
+    status, code, message = result['presigned GET, key not granted']
+    assert (status, code) == (403, 'AccessDenied')
+    assert 's3:GetObject on resource: "arn:aws:s3:::guarded-bucket/inputs/x"' in message
+    assert result['presigned GET, signature altered'][:2] == [403, 'SignatureDoesNotMatch']
+    assert result['presigned GET, expired'] == [403, 'AccessDenied', 'Request has expired']
+    assert result['anonymous GET'][0] == 403
+
+
+# --- (j) the state machine's role ------------------------------------------------------------------------
+
+
+def test_the_state_machine_invokes_lambda_as_its_own_role(observed):
+    result = scenario(observed, 'iam')
+    assert result['execution, role may invoke'] == {'status': 'SUCCEEDED', 'function': 'fn'}
+    refused = result['execution, role may not invoke']
+    assert refused['status'] == 'FAILED' and refused['error'] == 'Lambda.AccessDeniedException', refused
+    assert 'lambda:InvokeFunction on resource: arn:aws:lambda:us-east-1:123456789012:function:fn' in refused['cause']
+
+
 # --- moto features our ASL relies on, unpatched: TimeoutSecondsPath, MaxDelaySeconds, JitterStrategy ----
 
 
@@ -228,6 +289,11 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
                     missing.append(f'{module_name}.{path}')
             return missing
 
+        from moto.core.authorization import ActionAuthenticatorMixin
+        from moto.iam.access_control import IAMRequestBase
+        from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task import StateTask
+        from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
+
         env_source = inspect.getsource(Environment)
 
         def rewritten_changed() -> list[str]:
@@ -247,6 +313,16 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
                                 'parser': 'parser.state_machine()' in parse_source,
                                 'listener': 'syntax_error_listener.errors' in parse_source,
                                 'preprocessor': 'Preprocessor()' in parse_source},
+            'ActionAuthenticatorMixin._authenticate_and_authorize_normal_action':
+                params(ActionAuthenticatorMixin._authenticate_and_authorize_normal_action),
+            'ActionAuthenticatorMixin._authenticate_and_authorize_s3_action':
+                params(ActionAuthenticatorMixin._authenticate_and_authorize_s3_action),
+            'IAMRequestBase.__init__': params(IAMRequestBase.__init__),
+            'moto reads only the Authorization header': 'self._headers["Authorization"]' in inspect.getsource(
+                IAMRequestBase.__init__) and 'X-Amz-Credential' not in inspect.getsource(IAMRequestBase),
+            'boto_client_for': params(boto_client_for),
+            'the task credentials default to the execution role': 'env.aws_execution_details.role_arn' in
+                inspect.getsource(StateTask._eval_state_credentials),
             'targets missing': missing_targets(),
             'LambdaSimpleBackend.invoke': params(LambdaSimpleBackend.invoke),
             'WaitFunction._wait_interval': params(WaitFunction._wait_interval),
@@ -613,6 +689,129 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
         return {'parses during executions': during, 'trees parsed': patches._asl_parse_tree.cache_info().misses,
                 'outputs': outputs, 'after update': updated, 'programs distinct': len(set(programs)) == len(programs) == 5}
 
+    def iam_scenario() -> dict[str, Any]:
+        import botocore
+
+        found: dict[str, Any] = {}
+        s3 = boto3.client('s3', config=botocore.config.Config(signature_version='s3v4'))
+        s3.create_bucket(Bucket='guarded-bucket')
+        s3.put_object(Bucket='guarded-bucket', Key='results/x', Body=b'stored bytes')
+        ddb.create_table(TableName='guarded', BillingMode='PAY_PER_REQUEST',
+                         AttributeDefinitions=[{'AttributeName': 'PK', 'AttributeType': 'S'}],
+                         KeySchema=[{'AttributeName': 'PK', 'KeyType': 'HASH'}])
+        secrets = boto3.client('secretsmanager')
+        granted = secrets.create_secret(Name='granted', SecretString='{}')['ARN']
+        found['other secret arn'] = secrets.create_secret(Name='other', SecretString='{}')['ARN']
+        table = 'arn:aws:dynamodb:us-east-1:123456789012:table/guarded'
+
+        def role(name: str, service: str, statements: list[dict[str, Any]]) -> str:
+            trust = {'Version': '2012-10-17', 'Statement': [
+                {'Effect': 'Allow', 'Principal': {'Service': service}, 'Action': 'sts:AssumeRole'}]}
+            arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))['Role']['Arn']
+            if statements:
+                iam.put_role_policy(RoleName=name, PolicyName='p', PolicyDocument=json.dumps(
+                    {'Version': '2012-10-17', 'Statement': statements}))
+            return arn
+
+        fn_role = role('fn-role', 'lambda.amazonaws.com', [
+            {'Effect': 'Allow', 'Action': ['dynamodb:GetItem', 'dynamodb:PutItem'], 'Resource': table},
+            {'Effect': 'Allow', 'Action': 's3:GetObject', 'Resource': 'arn:aws:s3:::guarded-bucket/results/*'},
+            {'Effect': 'Allow', 'Action': 'secretsmanager:GetSecretValue', 'Resource': granted},
+            {'Effect': 'Allow', 'Action': 'states:SendTaskSuccess',
+             'Resource': 'arn:aws:states:us-east-1:123456789012:stateMachine:x'}])
+        may_invoke = role('sm-invokes', 'states.amazonaws.com', [
+            {'Effect': 'Allow', 'Action': 'lambda:InvokeFunction', 'Resource': f'{fn_arn}*'}])
+        may_not = role('sm-cannot', 'states.amazonaws.com', [])
+        sts = boto3.client('sts')
+        keys = {arn: sts.assume_role(RoleArn=arn, RoleSessionName=session)['Credentials']
+                for arn, session in ((fn_role, 'fn'), (may_invoke, 'sm'), (may_not, 'sm'))}
+        patches.set_role_credentials({arn: (k['AccessKeyId'], k['SecretAccessKey'], k['SessionToken'])
+                                      for arn, k in keys.items() if arn != fn_role})
+        definition = json.dumps({'StartAt': 'Call', 'States': {'Call': {
+            'Type': 'Task', 'Resource': 'arn:aws:states:::lambda:invoke', 'OutputPath': '$.Payload', 'End': True,
+            'Parameters': {'FunctionName': fn_arn, 'Payload': {'n': 1}}}}})
+        machines = {arn: sfn.create_state_machine(name=f'iam-{arn.rsplit("/", 1)[1]}', definition=definition,
+                                                  roleArn=arn)['stateMachineArn'] for arn in (may_invoke, may_not)}
+        admin_user = iam.create_user(UserName='admin')['User']['UserName']
+        iam.put_user_policy(UserName=admin_user, PolicyName='all', PolicyDocument=json.dumps(
+            {'Version': '2012-10-17', 'Statement': [{'Effect': 'Allow', 'Action': '*', 'Resource': '*'}]}))
+        admin_key = iam.create_access_key(UserName=admin_user)['AccessKey']
+        requests.post(f'{url}/moto-api/reset-auth', data=b'0', timeout=10).raise_for_status()
+        try:
+            k = keys[fn_role]
+            as_fn = boto3.session.Session(aws_access_key_id=k['AccessKeyId'], aws_secret_access_key=k['SecretAccessKey'],
+                                          aws_session_token=k['SessionToken'], region_name='us-east-1')
+            admin = boto3.session.Session(aws_access_key_id=admin_key['AccessKeyId'],
+                                          aws_secret_access_key=admin_key['SecretAccessKey'], region_name='us-east-1')
+
+            def outcome(call: Any) -> Any:
+                try:
+                    call()
+                    return 'allowed'
+                except botocore.exceptions.ClientError as exc:
+                    error = exc.response['Error']
+                    return [error['Code'], error.get('Message')]
+
+            fn_ddb, fn_s3 = as_fn.client('dynamodb'), as_fn.client('s3', config=botocore.config.Config(signature_version='s3v4'))
+            put = {'Put': {'TableName': 'guarded', 'Item': {'PK': {'S': 'p'}}}}
+            update = {'Update': {'TableName': 'guarded', 'Key': {'PK': {'S': 'p'}}, 'UpdateExpression': 'SET n = :n',
+                                 'ExpressionAttributeValues': {':n': {'N': '1'}}}}
+            found['GetItem on the granted table'] = outcome(lambda: fn_ddb.get_item(TableName='guarded', Key={'PK': {'S': 'p'}}))
+            found['UpdateItem, not granted'] = outcome(lambda: fn_ddb.update_item(TableName='guarded', **{
+                k: v for k, v in update['Update'].items() if k != 'TableName'}))
+            found['TransactWriteItems: granted Put'] = outcome(lambda: fn_ddb.transact_write_items(TransactItems=[put]))
+            found['TransactWriteItems: granted Put + Update'] = outcome(lambda: fn_ddb.transact_write_items(
+                TransactItems=[{'Put': {'TableName': 'guarded', 'Item': {'PK': {'S': 'q'}}}}, update]))
+            found['GetSecretValue by name of the granted ARN'] = outcome(
+                lambda: as_fn.client('secretsmanager').get_secret_value(SecretId='granted'))
+            found['GetSecretValue, another secret'] = outcome(
+                lambda: as_fn.client('secretsmanager').get_secret_value(SecretId=found['other secret arn']))
+            found['SendTaskSuccess granted on a state machine ARN'] = outcome(
+                lambda: as_fn.client('stepfunctions').send_task_success(taskToken='t', output='{}'))
+            found['S3 PutObject, not granted'] = outcome(
+                lambda: fn_s3.put_object(Bucket='guarded-bucket', Key='results/new', Body=b'x'))
+            found['unknown keys'] = outcome(lambda: boto3.client('dynamodb').list_tables())
+
+            def fetch(signed: str) -> list[Any]:
+                response = requests.get(signed, timeout=10)
+                if response.status_code == 200:
+                    return [200, response.text]
+                import xml.etree.ElementTree as ET
+
+                root = ET.fromstring(response.text) if response.text else None
+                return [response.status_code, root.findtext('Code') if root is not None else None,
+                        root.findtext('Message') if root is not None else None]
+
+            sign = fn_s3.generate_presigned_url
+            found['presigned GET, granted'] = fetch(sign('get_object', Params={'Bucket': 'guarded-bucket', 'Key': 'results/x'}))
+            found['presigned GET, key not granted'] = fetch(sign('get_object', Params={'Bucket': 'guarded-bucket',
+                                                                                      'Key': 'inputs/x'}))
+            good = sign('get_object', Params={'Bucket': 'guarded-bucket', 'Key': 'results/x'})
+            found['presigned GET, signature altered'] = fetch(good[:-4] + ('0000' if not good.endswith('0000') else '1111'))
+            short = sign('get_object', Params={'Bucket': 'guarded-bucket', 'Key': 'results/x'}, ExpiresIn=1)
+            time.sleep(1.5)
+            found['presigned GET, expired'] = fetch(short)
+            found['anonymous GET'] = [requests.get(f'{url}/guarded-bucket/results/x', timeout=10).status_code]
+
+            admin_sfn = admin.client('stepfunctions')
+            for label, arn in (('may invoke', may_invoke), ('may not invoke', may_not)):
+                execution = admin_sfn.start_execution(stateMachineArn=machines[arn], input='{}')['executionArn']
+                deadline = time.monotonic() + 30
+                while (described := admin_sfn.describe_execution(executionArn=execution))['status'] == 'RUNNING':
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(label)
+                    time.sleep(0.05)
+                entry: dict[str, Any] = {'status': described['status']}
+                if described['status'] == 'SUCCEEDED':
+                    entry['function'] = json.loads(described['output'])['function']
+                else:
+                    entry['error'], entry['cause'] = described.get('error'), described.get('cause', '')
+                found[f'execution, role {label}'] = entry
+        finally:
+            requests.post(f'{url}/moto-api/reset-auth', data=b'inf', timeout=10)
+            patches.set_role_credentials(None)
+        return found
+
     record('dispatch', dispatch_scenario)
     record('dynamodb', dynamodb_scenario)
     record('scaling', scaling_scenario)
@@ -622,6 +821,7 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
     record('jitter', jitter_scenario)
     record('transactions', transactions_scenario)
     record('asl_cache', asl_cache_scenario)
+    record('iam', iam_scenario)  # last: it turns moto's access control on for a while
     server.stop()
     print(json.dumps(out, default=str))
 
