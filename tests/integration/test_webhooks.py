@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import time
+from urllib.parse import unquote, urlsplit
 
 import boto3
 import pytest
+import requests
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
@@ -33,6 +35,26 @@ def test_a_finished_job_is_notified_once_with_a_valid_signature(cloud, new_user,
     assert headers['webhook-id'] == f'{job["id"]}.succeeded'
     with pytest.raises(WebhookVerificationError):
         verifier(cloud).verify(body.replace(b'succeeded', b'failed'), headers)
+
+
+def test_every_result_url_in_a_notification_serves_the_stored_bytes(cloud, new_user, receiver):
+    # The URLs are presigned by the poller's role when it notifies: without s3:GetObject on results/* every
+    # one of them answers 403, as on AWS.
+    hook = receiver(path='/hooks/vidgen', decode_json=False)
+    user = new_user(100)
+    job = user.submit({'model': 'kling-v2-6', 'prompt': 'fetch my results', 'webhook_url': hook.url}).json()
+    assert user.wait(job['id'], timeout=30)['status'] == 'succeeded'
+    [(headers, body, _)] = hook.wait_for(1)
+
+    outputs = verifier(cloud).verify(body, headers)['data']['outputs']
+    assert outputs
+    s3 = boto3.client('s3')
+    for output in outputs:
+        fetched = requests.get(output['url'], timeout=30)
+        assert fetched.status_code == 200, fetched.text[:500]
+        key = unquote(urlsplit(output['url']).path.split('/', 2)[2])  # path-style: /<bucket>/<key>
+        stored = s3.get_object(Bucket=cloud.handler_env['BUCKET_NAME'], Key=key)['Body'].read()
+        assert fetched.content == stored and len(stored) == output['bytes']
 
 
 def test_a_failed_job_is_notified_with_its_error(cloud, new_user, receiver):
