@@ -8,12 +8,13 @@ SAM := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} 
 SAM_CLI_VERSION := 1.170.0
 PYTEST_ARGS ?=
 
-.PHONY: help install demo serve test test-unit test-integration test-faults check-template build bench lint clean
+.PHONY: help install browser-deps demo serve test test-unit test-integration test-browser test-faults check-template build bench lint clean
 
 help:
 	@echo "make demo    run the real stack locally (moto + provider simulators) and a set of jobs"
 	@echo "make serve   serve the API on 127.0.0.1:$${VIDGEN_PORT:-3000} until Ctrl-C"
-	@echo "make test    lint, validate and build the template, check the ASL, run every test"
+	@echo "make serve   also serves the playground at / and the API docs at /docs"
+	@echo "make test    lint, validate and build the template, check the ASL, run every test (browser tests too)"
 	@echo "make test-faults  fault injection and crash recovery on their own local clouds (prints figures)"
 	@echo "make bench   throughput and latency of the local stack against a bare moto baseline"
 
@@ -30,6 +31,16 @@ $(SAM_VENV)/.installed:
 	$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check aws-sam-cli==$(SAM_CLI_VERSION)
 	touch $@
 
+# The browser tests drive Debian's chromium through its chromium-driver. Installed when missing and we may
+# (root); otherwise the tests skip with a one-line reason. Never fails the build by itself.
+browser-deps:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing chromium and chromium-driver for the browser tests"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+			|| echo "could not install chromium: the browser tests will be skipped"; \
+	else echo "chromium and chromium-driver are missing and cannot be installed here: the browser tests will be skipped"; fi
+
 demo: install
 	$(BIN)/vidgen demo
 
@@ -45,7 +56,7 @@ check-template: $(SAM_VENV)/.installed
 
 build: check-template
 
-test: install check-template lint
+test: install browser-deps check-template lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-unit: install
@@ -53,6 +64,9 @@ test-unit: install
 
 test-integration: install
 	$(BIN)/python -m pytest tests/integration tests/e2e $(PYTEST_ARGS)
+
+test-browser: install browser-deps
+	$(BIN)/python -m pytest tests/browser $(PYTEST_ARGS)
 
 test-faults: install
 	$(BIN)/python -m pytest -m faults tests/faults $(PYTEST_ARGS)

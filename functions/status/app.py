@@ -1,6 +1,7 @@
-"""Status function: every read route, plus health and the OpenAPI document (vidgen.api.status, .docs)."""
+"""Status function: every read route, plus health, the OpenAPI document (vidgen.api.status, .docs) and the
+browser pages: the playground and Swagger UI (vidgen.api.web)."""
 
-from vidgen.api import docs, status
+from vidgen.api import docs, status, web
 from vidgen.api.entry import http_handler
 
-lambda_handler = http_handler(status.router, docs.router)
+lambda_handler = http_handler(status.router, docs.router, web.router)

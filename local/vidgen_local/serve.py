@@ -1,6 +1,6 @@
 """`vidgen serve`: the local cloud in the foreground, with a ready user, until Ctrl-C or SIGTERM.
 
-It prints the API URL, the admin key and one user's key (created through the real admin route), waits for
+It prints the playground's and the API's URLs, the admin key and one user's key (created through the real admin route), waits for
 GET /v1/health to answer 200, then blocks. A signal stops everything started (servers, threads, simulators)
 and the exit code is 0. Only those two keys are ever printed; provider credentials never are.
 """
@@ -104,6 +104,8 @@ def _banner(cloud: Any, user: dict[str, Any], model: str | None) -> None:
     print(f"""
 vidgen is running on this machine (moto + {', '.join(sims) or 'real providers'})
 
+  playground {cloud.api_url}/   (sign in with the user key below)
+  API docs   {cloud.api_url}/docs
   API        {cloud.api_url}
   admin key  {cloud.admin_key}
   user       {user['user_id']} ({user['balance']} credits)

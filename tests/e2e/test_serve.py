@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 from vidgen_local import cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,12 +90,15 @@ def _closed(port: int) -> bool:
 
 
 def test_serve_prints_keys_serves_the_client_commands_and_stops_on_sigterm(served, tmp_path, monkeypatch, capsys):
-    # Given `vidgen serve` is up
+    # Given `vidgen serve` is up, naming the playground first
+    playground = served.wait_for(r'playground\s+(http://127\.0\.0\.1:\d+/)').group(1)
     api_url = served.wait_for(r'API\s+(http://127\.0\.0\.1:\d+)').group(1)
     admin_key = served.wait_for(r'admin key\s+(\S+)').group(1)
     user_key = served.wait_for(r'user key\s+(\S+)').group(1)
     served.wait_for('Ctrl-C stops everything')
-    assert api_url == f'http://127.0.0.1:{served.port}'
+    assert api_url == f'http://127.0.0.1:{served.port}' and playground == f'{api_url}/'
+    page = requests.get(playground, timeout=30)
+    assert page.status_code == 200 and '<title>vidgen playground</title>' in page.text
     monkeypatch.setenv('VIDGEN_API_URL', api_url)
     monkeypatch.setenv('VIDGEN_API_KEY', user_key)
     monkeypatch.setenv('VIDGEN_ADMIN_KEY', admin_key)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from vidgen import ids
 from vidgen.models import JobErrorView, JobOutput, JobView, ProviderRef
 from vidgen.store.jobs import Job
-from vidgen.store.media import presigned_url
+from vidgen.store.media import bucket_origin, presigned_url
 
 
 def job_view(job: Job) -> JobView:
@@ -26,3 +26,8 @@ def job_view(job: Job) -> JobView:
         completed_at=ids.iso(job.completed_at) if job.completed_at else None,
         metadata=job.metadata,
     )
+
+
+def results_origin() -> str:
+    """Where the URLs of job outputs point (scheme://host[:port]): pages allow media from there."""
+    return bucket_origin()

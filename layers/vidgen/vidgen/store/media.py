@@ -57,6 +57,13 @@ def presigned_url(key: str) -> str:
     )
 
 
+def bucket_origin() -> str:
+    """The scheme://host[:port] that presigned URLs point at: the pages' CSP allows media from it. Signing is
+    local (no request is made), so this costs nothing and always agrees with `presigned_url`."""
+    parts = urlsplit(presigned_url('results/origin-probe'))
+    return f'{parts.scheme}://{parts.netloc}'
+
+
 class _CountingReader:
     """Reads the response body for the uploader, counting bytes and stopping at the size limit."""
 
