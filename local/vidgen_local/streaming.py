@@ -1,11 +1,12 @@
 """How much memory copying a large result into S3 takes, measured (for `make bench`).
 
 A result server on 127.0.0.1 produces `size` bytes on the fly (a 1 MiB block repeated, never held whole),
-and a fresh interpreter, set up like the poller function (the local cloud's handler environment, its
-moto endpoint), runs the layer's real copy path, `vidgen.store.media.copy_result`: the streamed download
-into boto3's multipart upload. The child samples its resident memory every 10 ms: the figure is the peak
-during the large copy minus the resident memory just before it, after a 1 MiB warm-up copy has paid for the
-imports, clients and connection pools. The object's size in S3 is checked against what was served.
+and a fresh interpreter, set up like the poller function (its environment and its role's credentials, the
+local cloud's moto endpoint), runs the layer's real copy path, `vidgen.store.media.copy_result`: the
+streamed download into boto3's multipart upload. The child samples its resident memory every 10 ms: the
+figure is the peak during the large copy minus the resident memory just before it, after a 1 MiB warm-up
+copy has paid for the imports, clients and connection pools. The object's size in S3 is checked against
+what was served.
 """
 
 from __future__ import annotations
@@ -99,8 +100,9 @@ class _ResultServer:
 def measure(cloud: Any, size: int, timeout: float = 600) -> StreamingFigures:
     import time
 
-    env = {**os.environ, **cloud.handler_env, 'AWS_ENDPOINT_URL': cloud.moto_url, 'AWS_ACCESS_KEY_ID': 'testing',
-           'AWS_SECRET_ACCESS_KEY': 'testing', 'AWS_DEFAULT_REGION': 'us-east-1', 'POWERTOOLS_LOG_LEVEL': 'ERROR'}
+    # The poller's environment and its role's credentials: finalize is the step that copies results.
+    env = {**os.environ, **cloud.function_env('PollerFunction'), 'AWS_ENDPOINT_URL': cloud.moto_url,
+           'POWERTOOLS_LOG_LEVEL': 'ERROR'}
     with _ResultServer() as base:
         began = time.monotonic()
         proc = subprocess.run([sys.executable, '-c', _CHILD, f'{base}/result/{1024 * 1024}', f'{base}/result/{size}'],
