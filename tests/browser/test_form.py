@@ -122,3 +122,26 @@ def test_api_errors_show_their_message_and_field(cloud, new_user, chromium, scre
     assert user.get('/v1/jobs').json()['jobs'] == []
     assert page.balance() == 5
     page.step('insufficient', expected=('/v1/jobs - Failed to load resource: the server responded with a status of 402',))
+
+
+def test_the_ledger_pages_with_load_more(cloud, admin, new_user, chromium, screenshots) -> None:
+    # Given a user whose ledger is longer than one page (20 entries): the opening grant and 24 more
+    user = new_user(credits=1)
+    for n in range(24):
+        response = admin.post(f'/v1/admin/users/{user.user_id}/credits', json={'amount': n + 1, 'reference_id': f'topup-{n}'})
+        assert response.status_code == 200, response.text
+    page = Page(chromium, screenshots)
+    _sign_in(page, cloud.api_url, user.key)
+
+    # When the Credits view opens, then one page shows, newest first
+    page.named('Credits').click()
+    page.wait(lambda: len(page.all('#ledger tr')) == 20, 'the first page')
+    assert page.all('#ledger tr')[0].find_elements(page.By.TAG_NAME, 'td')[2].text == '+24'
+    assert page.css('#credits-balance').text == str(1 + sum(range(1, 25)))
+
+    # And Load more brings the rest, after which there is nothing more to load
+    page.named('Load more').click()
+    page.wait(lambda: len(page.all('#ledger tr')) == 25, 'the second page')
+    assert page.all('#ledger tr')[-1].find_elements(page.By.TAG_NAME, 'td')[2].text == '+1'
+    assert not page.css('#ledger-more').is_displayed()
+    page.step('ledger')

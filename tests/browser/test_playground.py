@@ -162,6 +162,7 @@ def test_playground_end_to_end(cloud, new_user, chromium, screenshots) -> None:
     code = page.wait(lambda: page.css('.live-responses-table tr.response .response-col_status', credits_op).text,
                      'the live response')
     assert code.strip() == '200'
+    page.js('arguments[0].scrollIntoView({block: "center"})', page.css('.live-responses-table', credits_op))
     assert page.js('return localStorage.length') == 0
     page.step('docs')
     assert page.steps == 12

@@ -87,7 +87,8 @@ export class Jobs {
     const actions = h('div', { class: 'job-actions' });
     const output = job.outputs && job.outputs[0];
     if (output) {
-      actions.append(h('a', { href: output.url, download: '', rel: 'noopener', text: 'Download',
+      // Cross-origin, `download` is only a hint: a new tab keeps this page (and its watchers) alive.
+      actions.append(h('a', { href: output.url, download: '', target: '_blank', rel: 'noopener', text: 'Download',
         'aria-label': `Download the result of job ${job.id}` }));
     }
     if (isActive(job)) {

@@ -32,7 +32,9 @@ export class Usage {
       showError(error, exc);
       return;
     }
-    showError(error, null);
+    showError(error, usage.truncated
+      ? { message: 'This window holds more jobs than one report counts; the figures cover the newest of them. Choose a shorter range.' }
+      : null);
     this.render(usage);
   }
 
