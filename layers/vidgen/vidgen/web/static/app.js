@@ -42,7 +42,9 @@ class App {
     button.disabled = true;
     const api = new Api(key);
     try {
-      const [credits, catalog] = await Promise.all([api.get('/v1/credits', { limit: 1 }), api.get('/v1/models')]);
+      const [credits, catalog, spec] = await Promise.all([api.get('/v1/credits', { limit: 1 }), api.get('/v1/models'),
+        api.get('/v1/openapi.json')]);
+      this.history.enableStoryboards('/v1/storyboards' in spec.paths); // once the API has them
       this.api = api;
       this.models = catalog.models;
       sessionStorage.setItem(KEY_STORAGE, key);
@@ -69,6 +71,7 @@ class App {
     sessionStorage.removeItem(KEY_STORAGE);
     this.api = null;
     this.jobs.stopAll();
+    this.history.storyboards.stopAll();
     replace($('#recent'));
     $('#recent-empty').hidden = false;
     this.showSignIn();

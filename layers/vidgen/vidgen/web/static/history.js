@@ -1,7 +1,8 @@
-// History: the user's jobs, newest first, filtered by status, one page at a time (next_cursor). Each entry is a
-// kind of item with its own card, so other kinds (storyboards) can join the same list.
+// History: the user's jobs, newest first, filtered by status, one page at a time (next_cursor); and, where the
+// API has them, storyboards (a switch above the list picks which).
 
-import { $, h, replace } from './dom.js';
+import { $, replace } from './dom.js';
+import { Storyboards } from './storyboards.js';
 
 const PAGE = 12;
 
@@ -12,12 +13,38 @@ export class History {
     this.status = $('#history-status');
     this.more = $('#history-more');
     this.cursor = null;
+    this.kind = 'jobs';
+    this.storyboards = new Storyboards(app);
+    for (const button of document.querySelectorAll('#history-kind button')) {
+      button.addEventListener('click', () => this.show(button.dataset.kind));
+    }
     this.status.addEventListener('change', () => this.load());
     $('#history-refresh').addEventListener('click', () => this.load());
     this.more.addEventListener('click', () => this.load(this.cursor));
   }
 
+  enableStoryboards(available) {
+    $('#history-kind').hidden = !available;
+    if (!available) this.kind = 'jobs';
+  }
+
+  show(kind) {
+    this.kind = kind;
+    for (const button of document.querySelectorAll('#history-kind button')) {
+      button.setAttribute('aria-pressed', String(button.dataset.kind === kind));
+    }
+    this.load();
+  }
+
   async load(cursor = null) {
+    const storyboards = this.kind === 'storyboards';
+    for (const el of [this.list, $('#history-filters')]) el.hidden = storyboards;
+    $('#storyboards-panel').hidden = !storyboards;
+    if (storyboards) {
+      this.more.hidden = true;
+      $('#history-empty').hidden = true;
+      return this.storyboards.load();
+    }
     this.more.disabled = true;
     let page;
     try {
