@@ -85,6 +85,10 @@ def test_playground_end_to_end(cloud, new_user, chromium, screenshots) -> None:
     # URL serves the job's bytes. Cross-origin, the browser hides the status, so requests reads it too.
     page.wait(lambda: page.js('return performance.getEntriesByName(arguments[0]).some(e => e.responseEnd > 0)', src),
               'the browser to load the video')
+    facts = job['outputs'][0].get('media')
+    if facts is not None:  # results are probed before success (their facts published): the browser plays the file
+        page.wait(lambda: page.js('return arguments[0].readyState', video) >= 1, 'the video metadata')
+        assert abs(page.js('return arguments[0].duration', video) - facts['duration_seconds']) < 0.5
     served = requests.get(src, timeout=30)
     assert served.status_code == 200 and served.headers['content-type'] == 'video/mp4'
     assert len(served.content) == job['outputs'][0]['bytes']

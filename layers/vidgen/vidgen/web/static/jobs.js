@@ -123,7 +123,7 @@ export function media(job) {
   const box = h('div', { class: 'job-media' });
   if (job.status === 'succeeded' && output) {
     if (output.content_type.startsWith('video/')) {
-      box.append(h('video', { src: output.url, controls: true, preload: 'metadata', playsinline: true,
+      box.append(h('video', { src: output.url, poster: output.poster_url, controls: true, preload: 'metadata', playsinline: true,
         'aria-label': `Video: ${job.prompt || job.model}` }));
     } else {
       box.append(h('img', { src: output.url, alt: `Image: ${job.prompt || job.model}`, loading: 'lazy' }));
