@@ -51,6 +51,7 @@ def cloud():
 
     os.environ.pop('KLING_BASE_URL', None)
     os.environ.pop('KIE_BASE_URL', None)
+    os.environ.pop('LLM_BASE_URL', None)
     local = LocalCloud(port=0, time_scale=TIME_SCALE, env=TEST_ENV, admin_key='test-admin-key',
                        kling_sim_config=KlingSimConfig(generation_seconds=1.0, result_bytes=300_000),
                        kie_sim_config=KieSimConfig(generation_seconds=1.0, result_bytes=200_000))

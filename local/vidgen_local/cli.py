@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from vidgen_local import storyboard_cli
 from vidgen_local.client import ApiError, VidgenClient, image_input, output_filename
 
 TERMINAL = ('succeeded', 'failed', 'canceled')
@@ -77,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     job = command('job', cmd_job, 'Show one job.')
     job.add_argument('job_id', metavar='ID')
     command('credits', cmd_credits, 'Show your balance and ledger.')
+    storyboard_cli.add_commands(lambda name, run, help_text: command(name, _with_client(run), help_text))
     command('models', cmd_models, 'List the models and what they accept.')
 
     admin = commands.add_parser('admin', help='Admin commands (need the admin key).')
@@ -108,6 +110,10 @@ def _client(args: argparse.Namespace) -> VidgenClient:
     return VidgenClient(args.api_url or os.environ.get('VIDGEN_API_URL') or f'http://127.0.0.1:{port}',
                         api_key=args.api_key or os.environ.get('VIDGEN_API_KEY'),
                         admin_key=args.admin_key or os.environ.get('VIDGEN_ADMIN_KEY'))
+
+
+def _with_client(run: Any) -> Any:
+    return lambda args: run(args, _client(args))
 
 
 def _print_json(value: Any) -> None:

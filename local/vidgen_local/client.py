@@ -80,6 +80,17 @@ class VidgenClient:
     def credits(self) -> Any:
         return self.request('GET', '/v1/credits')
 
+    def submit_storyboard(self, body: dict[str, Any], idempotency_key: str | None = None) -> Any:
+        headers = {'idempotency-key': idempotency_key} if idempotency_key else {}
+        return self.request('POST', '/v1/storyboards', json=body, headers=headers)
+
+    def storyboard(self, storyboard_id: str) -> Any:
+        return self.request('GET', f'/v1/storyboards/{quote(storyboard_id, safe="")}')
+
+    def storyboards(self, limit: int | None = None, cursor: str | None = None) -> Any:
+        params = {k: v for k, v in (('limit', limit), ('cursor', cursor)) if v is not None}
+        return self.request('GET', '/v1/storyboards', params=params)
+
     def create_user(self, user_id: str | None = None, credits: int | None = None) -> Any:
         body = {k: v for k, v in (('user_id', user_id), ('credits', credits)) if v is not None}
         return self.request('POST', '/v1/admin/users', admin=True, json=body)

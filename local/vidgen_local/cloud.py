@@ -13,7 +13,8 @@ os.environ and the patches are process-wide.
 
 Local settings (argument, then environment): VIDGEN_PORT, VIDGEN_ADMIN_KEY, VIDGEN_PUBLIC_URL,
 KLING_BASE_URL + KLING_ACCESS_KEY + KLING_SECRET_KEY, KIE_BASE_URL + KIE_UPLOAD_BASE_URL + KIE_API_KEY,
-VIDGEN_MAX_ACTIVE_JOBS_PER_USER, VIDGEN_LOCAL_IAM (on, or off to stop enforcing the execution roles).
+LLM_BASE_URL + LLM_API_KEY (+ LLM_MODEL), VIDGEN_MAX_ACTIVE_JOBS_PER_USER, VIDGEN_LOCAL_IAM (on, or off to stop
+enforcing the execution roles).
 
 IAM: every function and the state machine get the execution role SAM would create from the template
 (vidgen_local.iam), assumed through STS; moto's access control is turned on once the stack is built, so the
@@ -90,14 +91,15 @@ class LocalCloud:
     ({logical id: callable}) replaces functions' handlers (tests); `simulators=False` runs no simulator;
     `sweep=False` starts no schedule ticker; `port=0` picks a free port.
 
-    After start(): api_url, admin_key, moto_url, kling_sim, kie_sim (None when real or absent), template,
+    After start(): api_url, admin_key, moto_url, kling_sim, kie_sim, llm_sim (None when real or absent), template,
     resources (table/bucket/secret/state machine names and ARNs), handler_env; invoke(logical_id, event)
     calls a handler as Lambda would, sweep_now() fires the Schedule events once.
     """
 
     def __init__(self, root: Path | None = None, *, port: int | None = None, admin_key: str | None = None,
                  public_url: str | None = None, time_scale: float = 10.0, env: Mapping[str, str] | None = None,
-                 kling_sim_config: Any = None, kie_sim_config: Any = None, sweep: bool = True,
+                 kling_sim_config: Any = None, kie_sim_config: Any = None, llm_sim_config: Any = None,
+                 sweep: bool = True,
                  simulators: bool = True, parameters: Mapping[str, Any] | None = None,
                  handlers: Mapping[str, Handler] | None = None, template_file: str = 'template.yaml',
                  iam: bool | None = None) -> None:
@@ -112,6 +114,7 @@ class LocalCloud:
         self.time_scale = time_scale
         self.kling_sim_config = kling_sim_config
         self.kie_sim_config = kie_sim_config
+        self.llm_sim_config = llm_sim_config
         self.sweep_enabled = sweep
         self.simulators_enabled = simulators
         self.parameters = dict(parameters or {})
@@ -125,6 +128,7 @@ class LocalCloud:
         self.api_url = self.moto_url = self.admin_key = ''
         self.kling_sim: Any = None
         self.kie_sim: Any = None
+        self.llm_sim: Any = None
         self.template: LocalTemplate | None = None
         self.resources = CreatedResources()
         self.handler_env: dict[str, str] = {}
@@ -171,10 +175,12 @@ class LocalCloud:
         self._start_moto()
         try:
             self._providers = start_providers(self._settings, simulators=self.simulators_enabled,
-                                              kling_sim_config=self.kling_sim_config, kie_sim_config=self.kie_sim_config)
+                                              kling_sim_config=self.kling_sim_config, kie_sim_config=self.kie_sim_config,
+                                              llm_sim_config=self.llm_sim_config)
         except ProviderSettingsError as exc:
             raise LocalCloudError(str(exc)) from exc
         self.kling_sim, self.kie_sim = self._providers.kling_sim, self._providers.kie_sim
+        self.llm_sim = self._providers.llm_sim
         self.admin_key = self.admin_key_given or ''
         self.resources = create_all(self.template, self._client, self._local_secret_values())
         if not self.admin_key:
@@ -222,7 +228,7 @@ class LocalCloud:
             self._set_iam_enforcement(False)
             self._stop_moto()
         self._providers.stop()
-        self.kling_sim = self.kie_sim = None
+        self.kling_sim = self.kie_sim = self.llm_sim = None
         for name in self._modules:
             sys.modules.pop(name, None)
         self._modules = []

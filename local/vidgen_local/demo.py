@@ -1,8 +1,9 @@
-"""`vidgen demo`: a fresh local cloud, one user, and a set of jobs that walk every path a user cares about.
+"""`vidgen demo`: a fresh local cloud, one user, a set of jobs that walk every path a user cares about, and a
+storyboard of three scenes written from a product photo (by the LLM simulator), one video each.
 
 Everything runs for real: the template's table, bucket and state machine on moto, the real handlers, the
 provider simulators over loopback HTTP. Waits run faster (time scale) but nothing is skipped. The demo
-exits 0 only if every job ends as expected and the credits add up.
+exits 0 only if every job and the storyboard end as expected and the credits add up.
 """
 
 from __future__ import annotations
@@ -46,6 +47,13 @@ def scenarios() -> list[Scenario]:
     ]
 
 
+STORYBOARD: dict[str, Any] = {
+    'product': {'name': 'Aurora desk lamp', 'image': png_data_uri(shade=150),
+                'description': 'A brass desk lamp with a warm, dimmable light and a base that folds flat.'},
+    'scenes': 3, 'model': 'kling-v2-6', 'style': 'warm, minimal',
+}
+
+
 def run_demo(out: TextIO = sys.stdout) -> int:
     from vidgen_local.cloud import LocalCloud
 
@@ -64,10 +72,14 @@ def run_demo(out: TextIO = sys.stdout) -> int:
             job = client.submit(scenario.body)
             jobs.append(job)
             say(f'  submitted {job["id"]}  {scenario.title:<26} {job["model"]:<14} {job["credits"]:>3} credits')
+        storyboard = client.submit_storyboard(STORYBOARD)
+        say(f'  submitted {storyboard["id"]}  storyboard of {storyboard["scene_count"]} scenes from a product photo, '
+            f'{storyboard["credits"]} credits')
         say('')
         finished = _follow(client, jobs, plan, say)
+        storyboard = _follow_storyboard(client, storyboard, say)
         credits = client.credits()
-    return _report(plan, finished, credits, say, time.monotonic() - began)
+    return _report(plan, finished, storyboard, credits, say, time.monotonic() - began)
 
 
 def _follow(client: VidgenClient, jobs: list[dict], plan: list[Scenario], say: Any) -> list[dict]:
@@ -89,7 +101,27 @@ def _follow(client: VidgenClient, jobs: list[dict], plan: list[Scenario], say: A
     return [latest[job['id']] for job in jobs]
 
 
-def _report(plan: list[Scenario], jobs: list[dict], credits: dict, say: Any, elapsed: float) -> int:
+def _follow_storyboard(client: VidgenClient, storyboard: dict, say: Any) -> dict:
+    """Poll the storyboard until it ended, printing its status and each scene's job as they change."""
+    seen: set[str] = set()
+    started = time.monotonic()
+    while time.monotonic() - started < TIMEOUT_SECONDS:
+        storyboard = client.storyboard(storyboard['id'])
+        lines = [f'storyboard {storyboard["status"]}' + (f' (scenes by {storyboard["scenes_source"]})'
+                                                         if storyboard['scenes_source'] else '')]
+        lines += [f'scene {s["index"] + 1} "{s["title"]}" -> {s["job"]["status"] if s["job"] else "no job yet"}'
+                  for s in storyboard['scenes']]
+        for line in lines:
+            if line not in seen:
+                seen.add(line)
+                say(f'  {time.monotonic() - started:5.1f}s  {line}')
+        if storyboard['status'] not in ('writing', 'generating'):
+            break
+        time.sleep(0.5)
+    return storyboard
+
+
+def _report(plan: list[Scenario], jobs: list[dict], storyboard: dict, credits: dict, say: Any, elapsed: float) -> int:
     say('')
     header = f'{"job":<30} {"model":<14} {"status":<10} {"seconds":>7} {"credits":>7} {"refunded":>8} {"output":>10}'
     say(header)
@@ -102,8 +134,16 @@ def _report(plan: list[Scenario], jobs: list[dict], credits: dict, say: Any, ela
         ok &= expected
         say(f'{job["id"]:<30} {job["model"]:<14} {job["status"]:<10} {seconds:>7} {job["credits"]:>7} '
             f'{"yes" if job["refunded"] else "no":>8} {_size(size):>10}{"" if expected else "   <- unexpected"}')
-    charged = sum(job['credits'] for job in jobs)
-    refunded = sum(job['credits'] for job in jobs if job['refunded'])
+    say(f'\nStoryboard {storyboard["id"]}: {storyboard["status"]}, scenes written by {storyboard["scenes_source"]}, '
+        f'{storyboard["credits"]} credits paid at once')
+    for scene in storyboard['scenes']:
+        job = scene['job'] or {}
+        size = sum(o['bytes'] for o in job.get('outputs', []))
+        say(f'  scene {scene["index"] + 1}  {scene["title"]:<34.34} {job.get("status", "-"):<10} {_size(size):>10}  '
+            f'{scene["prompt"][:60]}')
+    ok &= storyboard['status'] == 'succeeded' and len(storyboard['scenes']) == STORYBOARD['scenes']
+    charged = sum(job['credits'] for job in jobs) + storyboard['credits']
+    refunded = sum(job['credits'] for job in jobs if job['refunded']) + storyboard['refunded_credits']
     ledger_total = sum(entry['amount'] for entry in credits['ledger'])
     balanced = credits['balance'] == START_CREDITS - charged + refunded == ledger_total
     ok &= balanced

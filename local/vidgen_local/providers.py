@@ -2,7 +2,8 @@
 
 Real:      KLING_BASE_URL + KLING_ACCESS_KEY + KLING_SECRET_KEY; KIE_BASE_URL + KIE_API_KEY (+ KIE_UPLOAD_BASE_URL,
            KIE_WEBHOOK_HMAC_KEY). A base URL without its keys is an error, not a silent fallback.
-Simulated: `vidgen_local.simulators.{kling,kie}` on 127.0.0.1, with their own fake keys; one Kie server
+LLM:       LLM_BASE_URL + LLM_API_KEY (+ LLM_MODEL): any OpenAI-compatible Chat Completions endpoint.
+Simulated: `vidgen_local.simulators.{kling,kie,llm}` on 127.0.0.1, with their own fake keys; one Kie server
            answers both KIE_BASE_URL and KIE_UPLOAD_BASE_URL. Imported lazily: a simulator module that does
            not exist yet leaves its provider on the template's default URL, with a warning.
 """
@@ -28,20 +29,22 @@ class Providers:
     secrets: dict[str, dict[str, str]] = field(default_factory=dict)  # env var naming the secret -> its fields
     kling_sim: Any = None
     kie_sim: Any = None
+    llm_sim: Any = None
 
     def stop(self) -> None:
-        for simulator in (self.kling_sim, self.kie_sim):
+        for simulator in (self.kling_sim, self.kie_sim, self.llm_sim):
             if simulator is not None:
                 simulator.stop()
-        self.kling_sim = self.kie_sim = None
+        self.kling_sim = self.kie_sim = self.llm_sim = None
 
 
 def start_providers(settings: Mapping[str, str], *, simulators: bool = True, kling_sim_config: Any = None,
-                    kie_sim_config: Any = None) -> Providers:
+                    kie_sim_config: Any = None, llm_sim_config: Any = None) -> Providers:
     providers = Providers()
     try:
         _kling(providers, settings, simulators, kling_sim_config)
         _kie(providers, settings, simulators, kie_sim_config)
+        _llm(providers, settings, simulators, llm_sim_config)
     except BaseException:
         providers.stop()
         raise
@@ -78,6 +81,20 @@ def _kie(providers: Providers, s: Mapping[str, str], simulators: bool, config: A
         providers.secrets['KIE_SECRET_NAME'] = {'api_key': simulator.config.api_key,
                                                 'webhook_hmac_key': getattr(simulator.config, 'webhook_hmac_key',
                                                                             None) or ''}
+
+
+def _llm(providers: Providers, s: Mapping[str, str], simulators: bool, config: Any) -> None:
+    if s.get('LLM_MODEL'):
+        providers.env['LLM_MODEL'] = s['LLM_MODEL']
+    if s.get('LLM_BASE_URL'):
+        if not s.get('LLM_API_KEY'):
+            raise ProviderSettingsError('LLM_BASE_URL is set: set LLM_API_KEY too (any value for an LLM without keys)')
+        providers.env['LLM_BASE_URL'] = s['LLM_BASE_URL']
+        providers.secrets['LLM_SECRET_NAME'] = {'api_key': s['LLM_API_KEY']}
+    elif simulators and (simulator := _simulator('llm', 'LlmSimulator', 'LlmSimConfig', config)):
+        providers.llm_sim = simulator
+        providers.env['LLM_BASE_URL'] = simulator.start()
+        providers.secrets['LLM_SECRET_NAME'] = {'api_key': simulator.config.api_key}
 
 
 def _simulator(module: str, cls_name: str, config_name: str, config: Any) -> Any:

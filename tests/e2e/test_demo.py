@@ -12,7 +12,7 @@ VIDGEN = Path(sys.executable).with_name('vidgen')
 
 
 def test_demo_runs_every_scenario_and_the_money_adds_up():
-    env = {k: v for k, v in os.environ.items() if not k.startswith(('AWS_', 'KLING_', 'KIE_', 'VIDGEN_'))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(('AWS_', 'KLING_', 'KIE_', 'LLM_', 'VIDGEN_'))}
     started = time.monotonic()
     result = subprocess.run([str(VIDGEN), 'demo'], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
                             check=False)
@@ -27,4 +27,7 @@ def test_demo_runs_every_scenario_and_the_money_adds_up():
     assert statuses == ['succeeded', 'succeeded', 'succeeded', 'failed', 'succeeded', 'succeeded']
     assert re.search(r'Balance: (\d+) credits = 1000 granted - (\d+) charged \+ (\d+) refunded \(matches', out)
     assert 'refund' in out and 'debit' in out and 'grant' in out
+    assert re.search(r'Storyboard sb_\w+: succeeded, scenes written by llm, 60 credits paid at once', out)
+    scenes = [line.split() for line in out.splitlines() if re.match(r'  scene \d  ', line)]
+    assert [row[1] for row in scenes] == ['1', '2', '3'] and all('succeeded' in row for row in scenes)
     assert elapsed < 180

@@ -63,7 +63,7 @@ def _free_port() -> int:
 
 def _serve() -> Iterator[Served]:
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(('KLING_', 'KIE_', 'VIDGEN_', 'AWS_'))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(('KLING_', 'KIE_', 'LLM_', 'VIDGEN_', 'AWS_'))}
     env.update(VIDGEN_PORT=str(port), PYTHONUNBUFFERED='1', POWERTOOLS_LOG_LEVEL='WARNING')
     proc = subprocess.Popen([str(VIDGEN), 'serve'], cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)

@@ -118,7 +118,7 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
     out: dict[str, Any] = {}
     env_before = dict(os.environ)
     moto_config_before = copy.deepcopy(moto_config.default_user_config)
-    for name in ('KLING_BASE_URL', 'KIE_BASE_URL', 'VIDGEN_ADMIN_KEY', 'VIDGEN_PUBLIC_URL'):
+    for name in ('KLING_BASE_URL', 'KIE_BASE_URL', 'LLM_BASE_URL', 'VIDGEN_ADMIN_KEY', 'VIDGEN_PUBLIC_URL'):
         os.environ.pop(name, None)
 
     def record(name: str, run: Any) -> None:
@@ -233,7 +233,7 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
                 pass
         return {'threads': sorted(t.name for t in threading.enumerate()), 'open_ports': open_ports,
                 'env_restored': dict(os.environ) == {k: v for k, v in env_before.items()
-                                                     if k not in ('KLING_BASE_URL', 'KIE_BASE_URL',
+                                                     if k not in ('KLING_BASE_URL', 'KIE_BASE_URL', 'LLM_BASE_URL',
                                                                   'VIDGEN_ADMIN_KEY', 'VIDGEN_PUBLIC_URL')},
                 'moto_config_restored': moto_config.default_user_config == moto_config_before,
                 'handler_modules': [m for m in sys.modules if m.startswith('_vidgen_local_')], 'stop_twice': True}

@@ -34,6 +34,16 @@ def test_poller_sample_events_name_real_actions():
         assert json.loads(path.read_text())['action'] in ('create_task', 'poll', 'finalize', 'fail', 'sweep')
 
 
+def test_storyboard_sample_events_reach_the_storyboard_handler(cloud):
+    from vidgen.errors import NotFoundError
+
+    paths = sorted(EVENTS.glob('storyboard-*.json'))
+    assert paths
+    for path in paths:
+        with pytest.raises(NotFoundError):  # a real action, for a storyboard that does not exist
+            cloud.invoke('StoryboardFunction', json.loads(path.read_text()))
+
+
 def test_sample_events_carry_no_secret_looking_values():
     for path in EVENTS.glob('*.json'):
         text = path.read_text()

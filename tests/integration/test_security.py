@@ -230,13 +230,21 @@ def test_no_secret_reaches_a_log_line(cloud, admin, new_user, all_logs):
     url = f'/v1/callbacks/kling/{waiting["id"]}?token={callback_token}'
     assert user.post(url, json=callback_body(kling_task(cloud, waiting['id'])), key='').json()['status'] == 'delivered'
     assert user.post(url.replace(callback_token, 'forged'), json={}, key='').status_code == 401
+    storyboards = [user.post('/v1/storyboards', json={'product': {'name': 'Lamp', 'description': description},
+                                                      'scenes': 1, 'model': 'kling-v2-6'}).json()['id']
+                   for description in ('A brass lamp.', 'A brass lamp. [llm:5xx]')]
     outcomes = {job['id']: user.wait(job['id'], timeout=45)['status'] for job in (kling, kie, failing, waiting)}
     assert outcomes == {kling['id']: 'succeeded', kie['id']: 'succeeded', failing['id']: 'failed',
                         waiting['id']: 'succeeded'}
 
+    for storyboard_id in storyboards:
+        while user.get(f'/v1/storyboards/{storyboard_id}').json()['status'] in ('writing', 'generating'):
+            time.sleep(0.2)
+
     logs = all_logs()
     # The capture works: our own lines and the gateway's access lines are there.
     assert 'job submitted' in logs and 'callback confirmed' in logs and 'POST /v1/jobs 202' in logs
+    assert 'storyboard submitted' in logs and 'scene writer call refused' in logs
     secrets = {
         'admin key': cloud.admin_key,
         'Kling secret key': sim_kling['secret_key'],
@@ -248,6 +256,7 @@ def test_no_secret_reaches_a_log_line(cloud, admin, new_user, all_logs):
         'task token': task_token,
         'a Kling JWT (its header and claims)': minted_jwt.rsplit('.', 1)[0][:60],
     }
+    secrets['LLM API key'] = secret(cloud, 'LLM_SECRET_NAME')['api_key']
     if 'WEBHOOK_SECRET_NAME' in cloud.handler_env:
         secrets['webhook signing key'] = secret(cloud, 'WEBHOOK_SECRET_NAME')['key']
     leaked = [name for name, value in secrets.items() if value and value in logs]

@@ -54,7 +54,7 @@ def grants(role, action: str) -> list[str]:
 
 def test_every_function_and_the_state_machine_run_as_the_role_sam_generates(template, roles):
     functions = {spec.logical_id for spec in template.functions()}
-    assert set(roles.assignments) == functions | {'JobStateMachine'}
+    assert set(roles.assignments) == functions | {'JobStateMachine', 'StoryboardStateMachine'}
     for logical_id in functions:
         role = roles.role_of(logical_id)
         assert role.logical_id == f'{logical_id}Role'
@@ -62,8 +62,9 @@ def test_every_function_and_the_state_machine_run_as_the_role_sam_generates(temp
         assert role.trusts('lambda.amazonaws.com') and not role.trusts('states.amazonaws.com')
         # SAM adds the basic execution role to every function and the X-Ray policy for Tracing: Active.
         assert set(role.managed_policy_arns) == {BASIC, XRAY}
-    machine = roles.role_of('JobStateMachine')
-    assert machine.trusts('states.amazonaws.com') and machine.managed_policy_arns == (XRAY,)
+    for machine_id in ('JobStateMachine', 'StoryboardStateMachine'):
+        machine = roles.role_of(machine_id)
+        assert machine.trusts('states.amazonaws.com') and machine.managed_policy_arns == (XRAY,)
     assert NoNames.calls == 0
 
 
@@ -79,6 +80,8 @@ def test_policies_are_resolved_against_the_local_resources(template, roles):
     # The SAM policy template LambdaInvokePolicy, expanded by the translator with the poller's name.
     poller = template.function('PollerFunction')
     assert grants(roles.role_of('JobStateMachine'), 'lambda:InvokeFunction') == [f'{poller.arn}*']
+    storyboard = template.function('StoryboardFunction')
+    assert grants(roles.role_of('StoryboardStateMachine'), 'lambda:InvokeFunction') == [f'{storyboard.arn}*']
 
 
 def test_the_grants_issue_8_found_wrong_are_fixed(template, roles):

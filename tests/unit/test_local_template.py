@@ -34,32 +34,35 @@ def _raw_template() -> dict:
 # --- the real template ----------------------------------------------------------------------------------
 
 
-def test_every_asl_placeholder_is_substituted_with_a_template_arn(template):
+@pytest.mark.parametrize('machine_id, function_id', [('JobStateMachine', 'PollerFunction'),
+                                                     ('StoryboardStateMachine', 'StoryboardFunction')])
+def test_every_asl_placeholder_is_substituted_with_a_template_arn(template, machine_id, function_id):
     # Given the state machine's DefinitionUri and DefinitionSubstitutions
-    (machine,) = template.state_machines()
+    machine = next(m for m in template.state_machines() if m.logical_id == machine_id)
     raw = machine.definition_path.read_text()
     # When the local stack substitutes them
     definition = machine.definition()
-    # Then nothing like ${...} is left, and every Lambda target is the poller's ARN
+    # Then nothing like ${...} is left, and every Lambda target is its function's ARN
     assert set(re.findall(r'\$\{(\w+)\}', raw)) == set(machine.substitutions)
     assert '${' not in definition
-    poller = template.function('PollerFunction')
+    function = template.function(function_id)
     targets = {state['Parameters']['FunctionName'] for state in json.loads(definition)['States'].values()
                if state['Type'] == 'Task'}
-    assert targets == {poller.arn} == {f'arn:aws:lambda:us-east-1:123456789012:function:{poller.name}'}
+    assert targets == {function.arn} == {f'arn:aws:lambda:us-east-1:123456789012:function:{function.name}'}
     assert machine.arn == f'arn:aws:states:us-east-1:123456789012:stateMachine:{machine.name}'
 
 
 def test_function_environment_is_resolved_and_points_at_the_stack(template):
     (table,) = template.tables()
-    (machine,) = template.state_machines()
+    machines = {m.logical_id: m for m in template.state_machines()}
     secret_names = {spec.name for spec in template.secrets()}
     for spec in template.functions():
         env = spec.environment
         assert all(isinstance(v, str) and '${' not in v and not v.startswith('{') for v in env.values()), env
         assert env['TABLE_NAME'] == table.name
         assert env['BUCKET_NAME'] == template.buckets()[0]
-        assert env['STATE_MACHINE_ARN'] == machine.arn
+        assert env['STATE_MACHINE_ARN'] == machines['JobStateMachine'].arn
+        assert env['STORYBOARD_STATE_MACHINE_ARN'] == machines['StoryboardStateMachine'].arn
         assert {v for k, v in env.items() if k.endswith('_SECRET_NAME')} <= secret_names
         assert env['CALLBACK_WAIT_SECONDS'] == str(_raw_template()['Parameters']['CallbackWaitSeconds']['Default'])
         assert env['POWERTOOLS_LOG_LEVEL'] == _raw_template()['Mappings']['StageSettings']['dev']['LogLevel']

@@ -19,16 +19,24 @@ class Settings(BaseModel):
     table_name: str = Field('vidgen', alias='TABLE_NAME')
     bucket_name: str = Field('vidgen-results', alias='BUCKET_NAME')
     state_machine_arn: str = Field('', alias='STATE_MACHINE_ARN')
+    storyboard_state_machine_arn: str = Field('', alias='STORYBOARD_STATE_MACHINE_ARN')
 
     admin_secret_name: str = Field('vidgen/admin', alias='ADMIN_SECRET_NAME')
     callback_secret_name: str = Field('vidgen/callback', alias='CALLBACK_SECRET_NAME')
     kling_secret_name: str = Field('vidgen/kling', alias='KLING_SECRET_NAME')
     kie_secret_name: str = Field('vidgen/kie', alias='KIE_SECRET_NAME')
     webhook_secret_name: str = Field('vidgen/webhook', alias='WEBHOOK_SECRET_NAME')
+    llm_secret_name: str = Field('vidgen/llm', alias='LLM_SECRET_NAME')
 
     kling_base_url: str = Field('https://api-singapore.klingai.com', alias='KLING_BASE_URL')
     kie_base_url: str = Field('https://api.kie.ai', alias='KIE_BASE_URL')
     kie_upload_base_url: str = Field('https://kieai.redpandaai.co', alias='KIE_UPLOAD_BASE_URL')
+    # The scene writer: any OpenAI-compatible Chat Completions endpoint; its key is in LLM_SECRET_NAME.
+    llm_base_url: str = Field('https://api.openai.com/v1', alias='LLM_BASE_URL')
+    llm_model: str = Field('gpt-4o-mini', alias='LLM_MODEL', min_length=1)
+    llm_vision: bool = Field(True, alias='LLM_VISION', description='Send the product photo to the model.')
+    llm_budget_seconds: float = Field(30.0, alias='LLM_BUDGET_SECONDS', gt=0, le=30)
+    storyboard_check_intervals: tuple[int, ...] = Field((10, 20, 30, 60), alias='STORYBOARD_CHECK_INTERVALS')
     public_api_url: str = Field('', alias='PUBLIC_API_URL', description='Base URL that provider callbacks reach.')
 
     max_active_jobs_per_user: int = Field(100, alias='VIDGEN_MAX_ACTIVE_JOBS_PER_USER', ge=1)
@@ -48,7 +56,7 @@ class Settings(BaseModel):
     # Local mode only: lets the service fetch from 127.0.0.1 (the simulators). Never set in AWS.
     allow_private_urls: bool = Field(False, alias='VIDGEN_ALLOW_PRIVATE_URLS')
 
-    @field_validator('poll_intervals', 'provider_timeout', mode='before')
+    @field_validator('poll_intervals', 'provider_timeout', 'storyboard_check_intervals', mode='before')
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):

@@ -177,6 +177,12 @@ class WebhookDeliveryError(VidgenError):
     retryable = True
 
 
+class LlmUnusableError(VidgenError):
+    """The scene-writing LLM gave no usable scenes (no key, timeout, 4xx/5xx, not JSON, wrong scenes). The
+    message is a sentence fit for the storyboard's `scenes_note`: no key, header or provider body in it. Never
+    leaves the scene writer: the storyboard falls back to its built-in scenes."""
+
+
 class UnsafeUrlError(VidgenError):
     """A URL the service was asked to fetch points somewhere it must not (SSRF guard)."""
 
@@ -255,6 +261,24 @@ class Replayed(StoreOutcome):
         super().__init__(f'The key already created job {job_id}.')
         self.job_id = job_id
         self.request_hash = request_hash
+
+
+class StoryboardReplayed(StoreOutcome):
+    """The Idempotency-Key is live: it created storyboard `storyboard_id`, for the request `request_hash`."""
+
+    def __init__(self, storyboard_id: str, request_hash: str) -> None:
+        super().__init__(f'The key already created storyboard {storyboard_id}.')
+        self.storyboard_id = storyboard_id
+        self.request_hash = request_hash
+
+
+class StoryboardMovedOn(StoreOutcome):
+    """The storyboard was no longer in the state a write needed (its scenes were written, its jobs created,
+    or it ended meanwhile); nothing changed."""
+
+    def __init__(self, storyboard_id: str) -> None:
+        super().__init__(f'Storyboard {storyboard_id} moved on.')
+        self.storyboard_id = storyboard_id
 
 
 class AlreadySettled(StoreOutcome):

@@ -1,4 +1,4 @@
-"""Step Functions access: starting a job's execution and answering its callback wait.
+"""Step Functions access: starting a job's (or a storyboard's) execution and answering a job's callback wait.
 
 The execution's name is the job id, so starting it twice is harmless: while it runs with the same input
 AWS returns the same execution, and once closed it refuses the name. The sweep relies on both.
@@ -24,11 +24,28 @@ def execution_input(job_id: str) -> dict[str, Any]:
 
 def start(job_id: str) -> bool:
     """Start the job's execution. Returns False if an execution of that name already ran or runs."""
-    settings = get_settings()
+    return _start(get_settings().state_machine_arn, job_id, execution_input(job_id))
+
+
+def status(job_id: str) -> str | None:
+    """RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED — or None if it was never started."""
+    return _status(_execution_arn(job_id))
+
+
+def start_storyboard(storyboard_id: str) -> bool:
+    """Start the storyboard's execution (named by its id, like a job's)."""
+    return _start(get_settings().storyboard_state_machine_arn, storyboard_id, {'storyboard_id': storyboard_id})
+
+
+def storyboard_status(storyboard_id: str) -> str | None:
+    arn = get_settings().storyboard_state_machine_arn.replace(':stateMachine:', ':execution:') + f':{storyboard_id}'
+    return _status(arn)
+
+
+def _start(state_machine_arn: str, name: str, payload: dict[str, Any]) -> bool:
     try:
-        aws.client('stepfunctions').start_execution(
-            stateMachineArn=settings.state_machine_arn, name=job_id, input=json.dumps(execution_input(job_id)),
-        )
+        aws.client('stepfunctions').start_execution(stateMachineArn=state_machine_arn, name=name,
+                                                    input=json.dumps(payload))
     except ClientError as exc:
         if exc.response['Error']['Code'] == 'ExecutionAlreadyExists':
             return False
@@ -36,11 +53,9 @@ def start(job_id: str) -> bool:
     return True
 
 
-def status(job_id: str) -> str | None:
-    """RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED — or None if it was never started."""
-    arn = _execution_arn(job_id)
+def _status(execution_arn: str) -> str | None:
     try:
-        return aws.client('stepfunctions').describe_execution(executionArn=arn)['status']
+        return aws.client('stepfunctions').describe_execution(executionArn=execution_arn)['status']
     except ClientError as exc:
         if exc.response['Error']['Code'] in ('ExecutionDoesNotExist', 'ResourceNotFound'):
             return None

@@ -36,6 +36,21 @@ def check_image_input(value: str) -> str:
     raise ValueError('an image must be an https URL or a data:image/...;base64 URI')
 
 
+def check_webhook_url(value: str | None) -> str | None:
+    if value is not None and not value.startswith(('https://', 'http://')):
+        raise ValueError('webhook_url must be an http(s) URL')
+    return value
+
+
+def check_metadata(value: dict[str, str] | None) -> dict[str, str] | None:
+    if value is not None:
+        if len(value) > 20:
+            raise ValueError('metadata may hold at most 20 keys')
+        if any(len(k) > 64 or len(v) > 512 for k, v in value.items()):
+            raise ValueError('metadata keys may be 64 characters and values 512 at most')
+    return value
+
+
 class JobRequest(BaseModel):
     """POST /v1/jobs. Which fields a model accepts, and their allowed values, come from GET /v1/models."""
 
@@ -70,19 +85,12 @@ class JobRequest(BaseModel):
     @field_validator('webhook_url')
     @classmethod
     def _webhook(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(('https://', 'http://')):
-            raise ValueError('webhook_url must be an http(s) URL')
-        return value
+        return check_webhook_url(value)
 
     @field_validator('metadata')
     @classmethod
     def _metadata(cls, value: dict[str, str] | None) -> dict[str, str] | None:
-        if value is not None:
-            if len(value) > 20:
-                raise ValueError('metadata may hold at most 20 keys')
-            if any(len(k) > 64 or len(v) > 512 for k, v in value.items()):
-                raise ValueError('metadata keys may be 64 characters and values 512 at most')
-        return value
+        return check_metadata(value)
 
 
 class ErrorDetail(BaseModel):
@@ -131,6 +139,7 @@ class JobView(BaseModel):
     updated_at: str
     completed_at: str | None
     metadata: dict[str, str]
+    storyboard_id: str | None = Field(None, description='The storyboard this job is a scene of, if any.')
 
 
 class JobList(BaseModel):
@@ -143,6 +152,7 @@ class LedgerEntry(BaseModel):
     amount: int = Field(description='Positive for grants and refunds, negative for debits.')
     job_id: str | None = None
     reference_id: str | None = None
+    storyboard_id: str | None = None
     reason: str | None = None
     at: str
 
@@ -178,3 +188,98 @@ class GrantResult(BaseModel):
     user_id: str
     balance: int
     granted: bool = Field(description='False when this reference_id was already granted (nothing changed).')
+
+
+# --- storyboards: a product in, one scene job per LLM-written scene out ----------------------------------
+
+StoryboardStatus = Literal['writing', 'generating', 'succeeded', 'partial', 'failed', 'canceled']
+MAX_STORYBOARD_SCENES = 6
+
+
+class ProductInput(BaseModel):
+    model_config = ConfigDict(extra='forbid')
+
+    name: str = Field(min_length=1, max_length=200, description='The product name.')
+    description: str = Field(min_length=1, max_length=5000, description='What the product is and what matters about it.')
+    image: str | None = Field(None, description='Product photo: https URL or data:image URI. Every scene is then an '
+                                                'image-to-video job from it (the model must do i2v).')
+
+    @field_validator('name', 'description')
+    @classmethod
+    def _text(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError('must not be blank')
+        return value.strip()
+
+    @field_validator('image')
+    @classmethod
+    def _image(cls, value: str | None) -> str | None:
+        return None if value is None else check_image_input(value)
+
+
+class StoryboardRequest(BaseModel):
+    """POST /v1/storyboards: scenes written by an LLM from the product, one video job per scene."""
+
+    model_config = ConfigDict(extra='forbid', json_schema_extra={'examples': [
+        {'product': {'name': 'Aurora desk lamp', 'description': 'A brass desk lamp with a warm, dimmable light.'},
+         'scenes': 3, 'model': 'kling-v2-6', 'duration': 5},
+    ]})
+
+    product: ProductInput
+    scenes: int = Field(3, ge=1, le=MAX_STORYBOARD_SCENES, description='How many scenes (and videos) to make.')
+    model: str = Field(min_length=1, max_length=64, description='A video model id from GET /v1/models.')
+    duration: int | None = Field(None, ge=1, le=60, description='Seconds of each scene video.')
+    aspect_ratio: str | None = Field(None, max_length=11, description='W:H, e.g. 16:9.')
+    mode: str | None = Field(None, max_length=16, description='Quality mode where the model has one (std/pro).')
+    options: dict[str, Any] | None = Field(None, description='Model-specific parameters (see GET /v1/models).')
+    style: str | None = Field(None, max_length=500, description='The look to aim for, e.g. "warm, minimal, 35 mm film".')
+    webhook_url: str | None = Field(None, max_length=2048, description='Notified once, when the storyboard ends.')
+    metadata: dict[str, str] | None = Field(None, description='Up to 20 string pairs kept with the storyboard.')
+
+    @field_validator('webhook_url')
+    @classmethod
+    def _webhook(cls, value: str | None) -> str | None:
+        return check_webhook_url(value)
+
+    @field_validator('metadata')
+    @classmethod
+    def _metadata(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        return check_metadata(value)
+
+
+class StoryboardProductView(BaseModel):
+    name: str
+    description: str
+    image_url: str | None = Field(None, description='The product photo: the URL given, or a presigned copy of an '
+                                                    'inline one.')
+
+
+class SceneView(BaseModel):
+    index: int
+    title: str
+    description: str
+    prompt: str
+    job_id: str
+    job: JobView | None = Field(description='The scene\'s job, or null before it exists.')
+
+
+class StoryboardView(BaseModel):
+    id: str
+    status: StoryboardStatus
+    product: StoryboardProductView
+    model: str
+    scene_count: int
+    scenes_source: Literal['llm', 'fallback'] | None = Field(description='Who wrote the scenes; null until written.')
+    scenes_note: str | None = Field(description='Why built-in scenes were used, when they were.')
+    scenes: list[SceneView]
+    credits: int
+    refunded_credits: int
+    created_at: str
+    updated_at: str
+    completed_at: str | None
+    metadata: dict[str, str]
+
+
+class StoryboardList(BaseModel):
+    storyboards: list[StoryboardView]
+    next_cursor: str | None

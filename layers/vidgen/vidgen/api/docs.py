@@ -14,10 +14,11 @@ router = APIGatewayHttpRouter()
 @lru_cache(maxsize=1)
 def openapi_document() -> str:
     # Imported here: only this route needs every router, the others stay light.
-    from vidgen.api import admin, callbacks, status, submit
+    from vidgen.api import admin, callbacks, status, storyboard_reads, storyboards, submit
     from vidgen.api.http import create_app
 
-    app = create_app(submit.router, status.router, admin.router, callbacks.router, router)
+    app = create_app(submit.router, status.router, admin.router, callbacks.router, storyboards.router,
+                     storyboard_reads.router, router)
     return app.get_openapi_json_schema(
         title='vidgen', version='1.0.0',
         description='AI video and image generation jobs: submit, track, read credits and usage.',

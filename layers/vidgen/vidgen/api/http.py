@@ -16,7 +16,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from vidgen.config import get_settings
-from vidgen.errors import RateLimitExceededError, VidgenError
+from vidgen.errors import InvalidParametersError, RateLimitExceededError, VidgenError
 from vidgen.models import ErrorResponse
 from vidgen.observability import logger
 
@@ -43,6 +43,18 @@ ERROR_RESPONSES: dict[int, Any] = {
     422: error_doc('Invalid parameters (INVALID_PARAMETERS), naming the field and what is allowed.'),
     500: _error_or_gateway_doc('Internal error (SYSTEM_ERROR); `{"message": ...}` when API Gateway answers it.'),
 }
+
+
+_MAX_IDEMPOTENCY_KEY = 255
+
+
+def idempotency_key_header(event: Any) -> str | None:
+    """The request's Idempotency-Key header, if any (422 when it is empty or too long)."""
+    key = (event.headers or {}).get('idempotency-key')
+    if key is not None and not 0 < len(key) <= _MAX_IDEMPOTENCY_KEY:
+        raise InvalidParametersError(f'Idempotency-Key must be 1 to {_MAX_IDEMPOTENCY_KEY} characters.',
+                                     details={'field': 'Idempotency-Key'})
+    return key
 
 
 def create_app(*routers: APIGatewayHttpRouter) -> APIGatewayHttpResolver:

@@ -6,16 +6,13 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from vidgen.api.auth import authenticate
-from vidgen.api.http import ERROR_RESPONSES, error_doc
-from vidgen.errors import InvalidParametersError
+from vidgen.api.http import ERROR_RESPONSES, error_doc, idempotency_key_header
 from vidgen.jobs import submit
 from vidgen.jobs.views import job_view
 from vidgen.models import JobRequest, JobView
 from vidgen.observability import logger
 
 router = APIGatewayHttpRouter()
-
-_MAX_IDEMPOTENCY_KEY = 255
 
 
 @router.post(
@@ -33,10 +30,7 @@ _MAX_IDEMPOTENCY_KEY = 255
 )
 def submit_job(request: JobRequest) -> Response[JobView]:
     owner = authenticate(router.current_event)
-    key = router.current_event.headers.get('idempotency-key')
-    if key is not None and not 0 < len(key) <= _MAX_IDEMPOTENCY_KEY:
-        raise InvalidParametersError(f'Idempotency-Key must be 1 to {_MAX_IDEMPOTENCY_KEY} characters.',
-                                     details={'field': 'Idempotency-Key'})
+    key = idempotency_key_header(router.current_event)
     logger.append_keys(user_id=owner)
     submitted = submit.submit_job(owner, request, key)
     headers = {'Idempotent-Replayed': 'true'} if submitted.replayed else {}

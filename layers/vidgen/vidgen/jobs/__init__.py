@@ -7,4 +7,5 @@
 - `sweep`: the scheduled recovery of anything stuck
 - `notifications`: the signed webhook a client gets when its job ends
 - `accounts`: who a caller is, and the operator's users and credit grants
+- `storyboards`: a product in, LLM-written scenes out, one job per scene (its own package)
 """

@@ -1,4 +1,4 @@
-"""Client notifications: when a job ends, POST it to the job's `webhook_url`, signed per Standard Webhooks.
+"""Client notifications: when a job (or a storyboard) ends, POST it to its `webhook_url`, signed per Standard Webhooks.
 
 Headers `webhook-id` (stable per job and outcome, so a receiver can drop repeats), `webhook-timestamp` and
 `webhook-signature` (`v1,<base64 HMAC-SHA256>` of `id.timestamp.body` under the deployment's `whsec_`
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from typing import Any
 
 from vidgen import ids
 from vidgen.config import get_settings
@@ -29,8 +30,13 @@ def signing_secret() -> str:
 
 def notification(job: Job) -> tuple[str, str]:
     """The (webhook id, body) sent for a job that ended."""
-    body = {'type': f'job.{job.status}', 'timestamp': ids.now_iso(), 'data': job_view(job).model_dump(mode='json')}
-    return f'{job.id}.{job.status}', json.dumps(body, separators=(',', ':'))
+    return message(job.id, f'job.{job.status}', job_view(job).model_dump(mode='json'))
+
+
+def message(resource_id: str, type_: str, data: dict[str, Any]) -> tuple[str, str]:
+    """A notification's (webhook id, body): the id is stable per resource and outcome, so repeats can be dropped."""
+    body = {'type': type_, 'timestamp': ids.now_iso(), 'data': data}
+    return f'{resource_id}.{type_.rsplit(".", 1)[-1]}', json.dumps(body, separators=(',', ':'))
 
 
 def deliver(job: Job) -> bool:
@@ -38,17 +44,22 @@ def deliver(job: Job) -> bool:
     for no more (410); raises `WebhookDeliveryError` when it should be tried again."""
     if not job.webhook_url or job.is_active:
         return False
+    message_id, body = notification(job)
+    return send(job.webhook_url, message_id, body)
+
+
+def send(url: str, message_id: str, body: str) -> bool:
+    """POST one signed notification (see the module docstring for the answers and what they mean)."""
     # Imported here: only jobs with a webhook_url need them, and the poller's other steps start without.
     import requests
     from standardwebhooks import Webhook
 
     settings = get_settings()
     try:
-        check_url(job.webhook_url, allow_private=settings.allow_private_urls)
+        check_url(url, allow_private=settings.allow_private_urls)
     except UnsafeUrlError:
-        logger.warning('webhook URL refused', job_id=job.id)
+        logger.warning('webhook URL refused', message_id=message_id)
         return False
-    message_id, body = notification(job)
     sent_at = datetime.now(tz=timezone.utc)
     headers = {
         'content-type': 'application/json',
@@ -57,12 +68,11 @@ def deliver(job: Job) -> bool:
         'webhook-signature': Webhook(signing_secret()).sign(message_id, sent_at, body),
     }
     try:
-        response = requests.post(job.webhook_url, data=body.encode(), headers=headers, timeout=_TIMEOUT,
-                                 allow_redirects=False)
+        response = requests.post(url, data=body.encode(), headers=headers, timeout=_TIMEOUT, allow_redirects=False)
     except requests.RequestException as exc:
         raise WebhookDeliveryError('The webhook receiver could not be reached; it will be retried.') from exc
     if response.status_code == 410:
-        logger.info('webhook receiver is gone', job_id=job.id)
+        logger.info('webhook receiver is gone', message_id=message_id)
         return False
     if not 200 <= response.status_code < 300:
         raise WebhookDeliveryError(f'The webhook receiver answered HTTP {response.status_code}; it will be retried.')

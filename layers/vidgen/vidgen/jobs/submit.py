@@ -114,16 +114,22 @@ def cancel_job(owner: str, job_id: str) -> job_store.Job:
         raise NotFoundError(f'No job {job_id!r}.')
     if not job.is_active:
         raise ConflictError(f'Job {job_id} already ended as {job.status}; only queued or running jobs can be canceled.')
+    if not cancel_active_job(job):
+        job = job_store.get_job(job_id)
+        raise ConflictError(f'Job {job_id} already ended as {job.status}; only queued or running jobs can be canceled.')
+    return job_store.get_job(job_id)
+
+
+def cancel_active_job(job: job_store.Job) -> bool:
+    """End an active job as canceled, refunded once, and stop its execution. False if it had ended already."""
     error = {'code': 'CANCELED', 'message': 'The job was canceled by its owner; its credits were refunded.'}
     try:
         ledger.settle(job, status='canceled', now=ids.now(), refund=True, extra={'error': error})
-    except AlreadySettled as exc:
-        job = job_store.get_job(job_id)
-        raise ConflictError(
-            f'Job {job_id} already ended as {job.status}; only queued or running jobs can be canceled.') from exc
-    executions.stop(job_id, 'canceled by its owner')
+    except AlreadySettled:
+        return False
+    executions.stop(job.id, 'canceled by its owner')
     metrics.add_metric(name='JobCanceled', unit=MetricUnit.Count, value=1)
-    return job_store.get_job(job_id)
+    return True
 
 
 def _check_webhook_url(url: str, allow_private: bool) -> None:

@@ -1,6 +1,7 @@
 """The scheduled sweep: the last line of defence, so that every job reaches a final state.
 
-It reads only the sparse `Sweep` index (active jobs whose `sweep_at` has passed) and, per job:
+It reads only the sparse `Sweep` index (active jobs and storyboards whose `sweep_at` has passed; storyboards:
+`vidgen.jobs.storyboards.sweep`) and, per job:
 - queued, no execution: the start was lost (a crash after the credit transaction) -> start it (same name,
   so harmless if it did start meanwhile);
 - queued or running, execution still running, before the deadline -> look again later;
@@ -16,6 +17,7 @@ from vidgen import executions, ids
 from vidgen.config import get_settings
 from vidgen.errors import ProviderError, ProviderTimeoutError, VidgenError
 from vidgen.jobs import tasks
+from vidgen.jobs.storyboards import sweep as storyboard_sweep
 from vidgen.observability import MetricUnit, logger, metrics
 from vidgen.store import jobs as job_store
 
@@ -43,6 +45,7 @@ def sweep() -> SweepReport:
             except VidgenError as exc:  # one bad job must not stop the sweep of the others
                 logger.warning('sweep could not settle a job', job_id=job_id, error=type(exc).__name__)
                 report.errors.append(job_id)
+    storyboard_sweep.sweep(report)
     for name in ('started', 'finalized', 'failed'):
         if getattr(report, name):
             metrics.add_metric(name=f'Sweep{name.capitalize()}', unit=MetricUnit.Count, value=len(getattr(report, name)))

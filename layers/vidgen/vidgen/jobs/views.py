@@ -25,6 +25,7 @@ def job_view(job: Job) -> JobView:
         updated_at=ids.iso(job.updated_at),
         completed_at=ids.iso(job.completed_at) if job.completed_at else None,
         metadata=job.metadata,
+        storyboard_id=job.storyboard_id,
     )
 
 

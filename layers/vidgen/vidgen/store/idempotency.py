@@ -25,16 +25,19 @@ class IdempotencyClaim:
 
 @dataclass(frozen=True)
 class IdempotencyRecord:
-    job_id: str
+    job_id: str  # '' when the key created a storyboard
     request_hash: str
     expires_at: int
+    storyboard_id: str | None = None
 
 
-def claim_op(owner: str, claim: IdempotencyClaim, job_id: str, now: float) -> dict[str, Any]:
-    """The transaction item that records the key, unless a live record holds it."""
+def claim_op(owner: str, claim: IdempotencyClaim, job_id: str, now: float, *,
+             field: str = 'job_id') -> dict[str, Any]:
+    """The transaction item that records the key, unless a live record holds it. `field` names what the key
+    created: `job_id`, or `storyboard_id` (then `job_id` is the storyboard's id)."""
     # Rounded up: a key is kept at least the whole TTL (int() cut up to a second off the 24 hours).
     expires_at = math.ceil(now + claim.ttl_seconds)
-    item = idempotency_key(owner, claim.key) | {'job_id': job_id, 'request_hash': claim.request_hash,
+    item = idempotency_key(owner, claim.key) | {field: job_id, 'request_hash': claim.request_hash,
                                                  'expires_at': expires_at}
     return {'Put': {'TableName': table().name, 'Item': item,
                     'ConditionExpression': 'attribute_not_exists(PK) OR expires_at < :now',
@@ -46,5 +49,5 @@ def find_live(owner: str, key: str, now: float) -> IdempotencyRecord | None:
     item = table().get_item(Key=idempotency_key(owner, key), ConsistentRead=True).get('Item')
     if item is None or int(item['expires_at']) < now:
         return None
-    return IdempotencyRecord(job_id=str(item['job_id']), request_hash=str(item['request_hash']),
-                             expires_at=int(item['expires_at']))
+    return IdempotencyRecord(job_id=str(item.get('job_id', '')), request_hash=str(item['request_hash']),
+                             expires_at=int(item['expires_at']), storyboard_id=item.get('storyboard_id'))

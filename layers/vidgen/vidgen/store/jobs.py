@@ -56,6 +56,7 @@ class Job:
     webhook_url: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     request_hash: str | None = None
+    storyboard_id: str | None = None  # set on a storyboard's scene jobs
     provider_task_id: str | None = None
     task_token: str | None = None
     outputs: list[StoredOutput] = field(default_factory=list)

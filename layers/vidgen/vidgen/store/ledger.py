@@ -39,11 +39,12 @@ from vidgen.store.table import (
 
 
 def entry_op(user_id: str, *, type_: str, amount: int, at: float, job_id: str | None = None,
-             reference_id: str | None = None, reason: str | None = None,
+             reference_id: str | None = None, reason: str | None = None, storyboard_id: str | None = None,
              table_name: str | None = None) -> dict[str, Any]:
-    """The transaction item that writes one ledger entry (its id sorts by time)."""
+    """The transaction item that writes one ledger entry (its id sorts by time; entries written in the same
+    millisecond still get distinct ids from the ulid's random part)."""
     entry = {'type': type_, 'amount': amount, 'at': ids.iso(at), 'job_id': job_id, 'reference_id': reference_id,
-             'reason': reason}
+             'reason': reason, 'storyboard_id': storyboard_id}
     item = ledger_key(user_id, ids.ulid(int(at * 1000))) | {k: v for k, v in entry.items() if v is not None}
     return {'Put': {'TableName': table_name or table().name, 'Item': item,
                     'ConditionExpression': 'attribute_not_exists(PK)'}}
@@ -95,7 +96,7 @@ def submit_debit(job: job_store.Job, *, max_active_jobs: int, sweep_at: float,
     except TransactionCanceled as exc:
         record = exc.old('idempotency')
         if exc.refused('idempotency') and record is not None:
-            raise Replayed(str(record['job_id']), str(record['request_hash'])) from exc
+            raise Replayed(str(record.get('job_id', '')), str(record['request_hash'])) from exc
         if exc.refused('debit'):
             profile = exc.old('debit')
             if profile is None:

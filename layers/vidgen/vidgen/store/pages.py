@@ -11,9 +11,10 @@ PageKey = dict[str, Any]
 
 
 def page_key_belongs_to(key: Any, owner: str, owner_fields: tuple[str, ...]) -> bool:
-    """Whether a page key read back from a client's cursor is the owner's: a job-index key names its owner
-    in `owner_fields`; a ledger key's partition is the owner's."""
+    """Whether a page key read back from a client's cursor is the owner's: a job- or storyboard-index key names
+    its owner in `owner_fields`; a ledger key's partition is the owner's."""
     if not isinstance(key, dict) or not all(isinstance(v, str) for v in key.values()):
         return False
     pk = key.get('PK', '')
-    return all(key.get(f) == owner for f in owner_fields) and (pk == user_key(owner)['PK'] or pk.startswith('JOB#'))
+    return all(key.get(f) == owner for f in owner_fields) and (
+        pk == user_key(owner)['PK'] or pk.startswith(('JOB#', 'STORYBOARD#')))

@@ -10,9 +10,11 @@ Key design (also in the README):
 | API key           | APIKEY#<sha256 of key>     | APIKEY              | user_id                                   |
 | job               | JOB#<job_id>               | JOB                 | UserJobs (owner, created_key), Sweep      |
 | idempotency key   | IDEMPOTENCY#<user>#<hash>  | IDEMPOTENCY         | expires_at (TTL)                          |
+| storyboard        | STORYBOARD#<id>            | STORYBOARD          | UserStoryboards (storyboard_owner,        |
+|                   |                            |                     | created_key), Sweep                       |
 
-`Sweep` is sparse: only active jobs carry `sweep_status`/`sweep_at`, so a sweep reads the jobs that need
-attention and nothing else.
+`Sweep` is sparse: only active jobs and storyboards (as `storyboard.<status>`) carry `sweep_status`/`sweep_at`,
+so a sweep reads what needs attention and nothing else.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from vidgen.errors import StoreError, TransactionCanceled
 
 USER_JOBS_INDEX = 'UserJobs'
 SWEEP_INDEX = 'Sweep'
+USER_STORYBOARDS_INDEX = 'UserStoryboards'
 
 
 def user_key(user_id: str) -> dict[str, str]:
@@ -54,6 +57,10 @@ def api_key_key(key_hash: str) -> dict[str, str]:
 
 def job_key(job_id: str) -> dict[str, str]:
     return {'PK': f'JOB#{job_id}', 'SK': 'JOB'}
+
+
+def storyboard_key(storyboard_id: str) -> dict[str, str]:
+    return {'PK': f'STORYBOARD#{storyboard_id}', 'SK': 'STORYBOARD'}
 
 
 def idempotency_key(user_id: str, key: str) -> dict[str, str]:
