@@ -58,7 +58,7 @@ def submit_job(owner: str, request: JobRequest, idempotency_key_value: str | Non
     settings = get_settings()
     resolved = catalog.resolve(request)
     if request.webhook_url:
-        _check_webhook_url(request.webhook_url, settings.allow_private_urls)
+        check_webhook_url(request.webhook_url, settings.allow_private_urls)
     fingerprint = request_fingerprint(request)
     now = ids.now()
     if idempotency_key_value:
@@ -132,7 +132,8 @@ def cancel_active_job(job: job_store.Job) -> bool:
     return True
 
 
-def _check_webhook_url(url: str, allow_private: bool) -> None:
+def check_webhook_url(url: str, allow_private: bool) -> None:
+    """422 on `webhook_url` for a URL the service must not call (private addresses, other schemes)."""
     try:
         check_url(url, allow_private=allow_private)
     except UnsafeUrlError as exc:

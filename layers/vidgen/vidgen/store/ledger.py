@@ -22,6 +22,7 @@ from vidgen.errors import (
     AlreadySettled,
     InsufficientCredits,
     Replayed,
+    StoreOutcome,
     TransactionCanceled,
     UnknownUser,
 )
@@ -98,14 +99,19 @@ def submit_debit(job: job_store.Job, *, max_active_jobs: int, sweep_at: float,
         if exc.refused('idempotency') and record is not None:
             raise Replayed(str(record.get('job_id', '')), str(record['request_hash'])) from exc
         if exc.refused('debit'):
-            profile = exc.old('debit')
-            if profile is None:
-                raise UnknownUser(job.owner) from exc
-            balance = int(profile.get('balance', 0))
-            if balance < job.credits:
-                raise InsufficientCredits(balance) from exc
-            raise ActiveCapReached(int(profile.get('active_jobs', 0))) from exc
+            raise debit_refusal(exc.old('debit'), job.owner, job.credits) from exc
         raise
+
+
+def debit_refusal(profile: dict[str, Any] | None, owner: str, cost: int) -> StoreOutcome:
+    """Why a debit's condition failed, read from the owner's profile as it was: no such user, not enough
+    credits, or (the balance was enough) no room under the active-job cap."""
+    if profile is None:
+        return UnknownUser(owner)
+    balance = int(profile.get('balance', 0))
+    if balance < cost:
+        return InsufficientCredits(balance)
+    return ActiveCapReached(int(profile.get('active_jobs', 0)))
 
 
 def settle(job: job_store.Job, *, status: str, now: float, refund: bool, extra: dict[str, Any]) -> None:

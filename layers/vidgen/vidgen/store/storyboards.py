@@ -24,18 +24,15 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from vidgen.errors import (
-    ActiveCapReached,
-    InsufficientCredits,
     NotFoundError,
     StoreError,
     StoryboardMovedOn,
     StoryboardReplayed,
     TransactionCanceled,
-    UnknownUser,
 )
 from vidgen.store import jobs as job_store
 from vidgen.store.idempotency import IdempotencyClaim, claim_op
-from vidgen.store.ledger import entry_op
+from vidgen.store.ledger import debit_refusal, entry_op
 from vidgen.store.pages import PageKey
 from vidgen.store.table import (
     SWEEP_INDEX,
@@ -50,7 +47,6 @@ from vidgen.store.table import (
 
 WRITING, GENERATING = 'writing', 'generating'
 ACTIVE_STATUSES = (WRITING, GENERATING)
-FINAL_STATUSES = ('succeeded', 'partial', 'failed', 'canceled')
 # Storyboards share the sparse Sweep index with jobs; their hash keys cannot collide with a job status.
 SWEEP_PREFIX = 'storyboard.'
 
@@ -147,13 +143,7 @@ def submit(storyboard: Storyboard, *, max_active_jobs: int, sweep_at: float,
         if exc.refused('idempotency') and record is not None:
             raise StoryboardReplayed(str(record.get('storyboard_id', '')), str(record['request_hash'])) from exc
         if exc.refused('debit'):
-            profile = exc.old('debit')
-            if profile is None:
-                raise UnknownUser(sb.owner) from exc
-            balance = int(profile.get('balance', 0))
-            if balance < sb.credits:
-                raise InsufficientCredits(balance) from exc
-            raise ActiveCapReached(int(profile.get('active_jobs', 0))) from exc
+            raise debit_refusal(exc.old('debit'), sb.owner, sb.credits) from exc
         raise
 
 

@@ -29,11 +29,9 @@ from vidgen.errors import (
     StoryboardMovedOn,
     StoryboardReplayed,
     UnknownUser,
-    UnsafeUrlError,
 )
-from vidgen.jobs.submit import cancel_active_job
+from vidgen.jobs.submit import cancel_active_job, check_webhook_url
 from vidgen.models import JobRequest, StoryboardRequest
-from vidgen.netguard import check_url
 from vidgen.observability import MetricUnit, logger, metrics
 from vidgen.store import idempotency, ledger, media
 from vidgen.store import storyboards as store
@@ -82,11 +80,7 @@ def submit_storyboard(owner: str, request: StoryboardRequest, idempotency_key: s
     settings = get_settings()
     resolved = resolve(request)
     if request.webhook_url:
-        try:
-            check_url(request.webhook_url, allow_private=settings.allow_private_urls)
-        except UnsafeUrlError as exc:
-            raise InvalidParametersError(f'webhook_url is not usable: {exc.message}',
-                                         details={'field': 'webhook_url'}) from exc
+        check_webhook_url(request.webhook_url, settings.allow_private_urls)
     digest = fingerprint(request)
     now = ids.now()
     if idempotency_key and (replay := _replay(owner, idempotency_key, digest, now)):
