@@ -1,7 +1,8 @@
 """Poller function: the job state machine's steps, and the scheduled sweep.
 
 Events: {"action": "create_task", "job_id", "task_token"} | {"action": "poll", "job_id", "attempt"} |
-{"action": "finalize", "job_id"} | {"action": "fail", "job_id", "failure": {"Error", "Cause"}} |
+{"action": "finalize", "job_id"} -> {"kind", "outputs"} | {"action": "succeed", "job_id", "outputs"} |
+{"action": "fail", "job_id", "failure": {"Error", "Cause"}} |
 {"action": "notify", "job_id"} from the
 state machine; {"action": "sweep"} from the EventBridge schedule. Errors propagate on purpose: their
 class name is the errorType that the ASL's Retry and Catch match.
@@ -27,7 +28,9 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if action == 'poll':
         return tasks.poll_job(event['job_id'], int(event.get('attempt', 0)))
     if action == 'finalize':
-        tasks.finalize_job(event['job_id'])
+        return tasks.finalize_job(event['job_id'])
+    if action == 'succeed':
+        tasks.succeed_job(event['job_id'], event.get('outputs') or [])
         return {}
     if action == 'fail':
         tasks.fail_job(event['job_id'], event.get('failure') or {})

@@ -756,6 +756,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--no-layer', dest='layer', action='store_false', help='skip building the layer')
     parser.add_argument('--json', type=Path, metavar='PATH', help='also write the figures as JSON to PATH')
     parser.add_argument('--markdown', type=Path, metavar='PATH', help="also write the README's tables to PATH")
+    parser.add_argument('--media-mb', type=int, default=500,
+                        help='size of the video the media section inspects from S3 (default 500; 0 skips it)')
     args = parser.parse_args(argv)
     # Bounded: the bench must end in minutes on a laptop, and the thread pool must stay small.
     if not 1 <= args.jobs <= 2000:
@@ -772,6 +774,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error('--import-rounds must be within 0..50')
     if not 1 <= args.timeout <= 900:
         parser.error('--timeout must be within 1..900')
+    if not 0 <= args.media_mb <= 4096:
+        parser.error('--media-mb must be within 0..4096')
     return args
 
 
@@ -787,13 +791,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(f'The benchmark could not run: {exc}')
         return 1
     report(result, say)
+    media = run_media_section(args.media_mb, say)
     if args.json:
-        args.json.write_text(json.dumps(result.figures(args), indent=2) + '\n')
+        figures = result.figures(args) | ({'media': media.figures()} if media else {})
+        args.json.write_text(json.dumps(figures, indent=2) + '\n')
         say(f'Figures written to {args.json}')
     if args.markdown:
         args.markdown.write_text(markdown(result))
         say(f'Tables written to {args.markdown}')
-    return 0 if result.ok else 1
+    return 0 if result.ok and (media is None or media.ok) else 1
+
+
+def run_media_section(megabytes: int, say: Callable[[str], None]) -> Any:
+    """Media: a large video inspected from S3 by the media step's code, its peak RSS growth against 64 MB."""
+    if not megabytes:
+        return None
+    from vidgen_local import bench_media
+
+    say(f'\nMedia: a {megabytes} MB video, inspected from S3 by the media step in its own process...')
+    figures = bench_media.run_media_bench(megabytes, say)
+    bench_media.report(figures, say)
+    return figures
 
 
 if __name__ == '__main__':

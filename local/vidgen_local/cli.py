@@ -51,7 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument('--port', type=int, help='Gateway port (default: VIDGEN_PORT or 3000).')
     serve.add_argument('--time-scale', type=float, default=10.0, help='Run waits and schedules N times faster.')
     serve.add_argument('--credits', type=int, default=LOCAL_USER_CREDITS, help='Credits of the ready local user.')
-    command('demo', cmd_demo, 'Run a set of jobs against a fresh local cloud and show how each ends.')
+    demo = command('demo', cmd_demo, 'Run a set of jobs against a fresh local cloud and show how each ends.')
+    demo.add_argument('--output', type=Path, default=Path('vidgen-downloads'),
+                      help='Where the results and their posters are saved.')
 
     submit = command('submit', cmd_submit, 'Submit a job.')
     submit.add_argument('--model', required=True)
@@ -255,7 +257,7 @@ def cmd_grant(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from vidgen_local.demo import run_demo
 
-    return run_demo()
+    return run_demo(downloads=args.output)
 
 
 # --- serve -------------------------------------------------------------------------------------------------

@@ -153,3 +153,29 @@ def output_filename(job_id: str, index: int, output: dict[str, Any]) -> str:
     suffix = Path(urlsplit(output.get('url', '')).path).suffix
     guessed = mimetypes.guess_extension((output.get('content_type') or '').split(';')[0].strip())
     return f'{job_id}-{index}{guessed or suffix or ".bin"}'
+
+
+def media_summary(output: dict[str, Any]) -> str:
+    """One line of what an output is: '1920x1080 h264 mp4, 5.0 s, 24 fps, sound' or '1024x1024 png'."""
+    media = output.get('media') or {}
+    if not media:
+        return 'not inspected'
+    size = f'{media["width"]}x{media["height"]}'
+    if 'duration_seconds' not in media:
+        return f'{size} {media["format"]}'
+    fps = f', {media["fps"]:g} fps' if media.get('fps') else ''
+    return (f'{size} {media["video_codec"]} {media["container"]}, {media["duration_seconds"]:g} s{fps}, '
+            f'{"sound" if media["has_audio"] else "silent"}')
+
+
+def save_output(client: VidgenClient, job_id: str, index: int, output: dict[str, Any], directory: Path) -> list[Path]:
+    """Download an output into `directory`, and its poster next to it (`<name>.poster.jpg`) when it has one."""
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / output_filename(job_id, index, output)
+    client.download(output['url'], target)
+    saved = [target]
+    if output.get('poster_url'):
+        poster = target.with_name(f'{target.stem}.poster.jpg')
+        client.download(output['poster_url'], poster)
+        saved.append(poster)
+    return saved

@@ -11,9 +11,10 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TextIO
 
-from vidgen_local.client import VidgenClient
+from vidgen_local.client import VidgenClient, media_summary, save_output
 from vidgen_local.images import png_data_uri
 
 START_CREDITS = 1000
@@ -40,8 +41,10 @@ def scenarios() -> list[Scenario]:
                  'succeeded'),
         Scenario('Kling, content policy', {'model': 'kling-v2-6', 'prompt': 'Something forbidden [sim:content-policy]'},
                  'failed', 'CONTENT_POLICY'),
+        Scenario('Kling, result does not play', {'model': 'kling-v2-6', 'prompt': 'Static noise [sim:undecodable]'},
+                 'failed', 'GENERATION_FAILED'),
         Scenario('Veo 3.1 image-to-video', {'model': 'veo-3-1-fast', 'prompt': 'The camera drifts over the hills',
-                                            'image': start}, 'succeeded'),
+                                            'image': start, 'aspect_ratio': '9:16'}, 'succeeded'),
         Scenario('Seedream text-to-image', {'model': 'seedream-4-5', 'prompt': 'A red bicycle against a blue wall'},
                  'succeeded'),
     ]
@@ -54,7 +57,7 @@ STORYBOARD: dict[str, Any] = {
 }
 
 
-def run_demo(out: TextIO = sys.stdout) -> int:
+def run_demo(out: TextIO = sys.stdout, downloads: Path = Path('vidgen-downloads')) -> int:
     from vidgen_local.cloud import LocalCloud
 
     say = _printer(out)
@@ -71,7 +74,7 @@ def run_demo(out: TextIO = sys.stdout) -> int:
         for scenario in plan:
             job = client.submit(scenario.body)
             jobs.append(job)
-            say(f'  submitted {job["id"]}  {scenario.title:<26} {job["model"]:<14} {job["credits"]:>3} credits')
+            say(f'  submitted {job["id"]}  {scenario.title:<28} {job["model"]:<14} {job["credits"]:>3} credits')
         storyboard = client.submit_storyboard(STORYBOARD)
         say(f'  submitted {storyboard["id"]}  storyboard of {storyboard["scene_count"]} scenes from a product photo, '
             f'{storyboard["credits"]} credits')
@@ -79,7 +82,21 @@ def run_demo(out: TextIO = sys.stdout) -> int:
         finished = _follow(client, jobs, plan, say)
         storyboard = _follow_storyboard(client, storyboard, say)
         credits = client.credits()
+        _save_outputs(client, plan, finished, downloads, say)
     return _report(plan, finished, storyboard, credits, say, time.monotonic() - began)
+
+
+def _save_outputs(client: VidgenClient, plan: list[Scenario], jobs: list[dict], downloads: Path, say: Any) -> None:
+    """What each result is (read from the file before its job succeeded), downloaded with its poster."""
+    say(f'\nOutputs (saved in {downloads}/, each poster next to its file):')
+    for scenario, job in zip(plan, jobs, strict=True):
+        for index, output in enumerate(job['outputs']):
+            saved = save_output(client, job['id'], index, output, downloads)
+            if len(saved) > 1:
+                poster = f' + {saved[1].name}'
+            else:
+                poster = f' ({output["note"]})' if output.get('note') else ''
+            say(f'  {scenario.title:<28} {media_summary(output):<38} {saved[0].name}{poster}')
 
 
 def _follow(client: VidgenClient, jobs: list[dict], plan: list[Scenario], say: Any) -> list[dict]:
@@ -94,7 +111,7 @@ def _follow(client: VidgenClient, jobs: list[dict], plan: list[Scenario], say: A
             if current['status'] != seen[job['id']]:
                 seen[job['id']] = current['status']
                 detail = f' ({current["error"]["code"]})' if current.get('error') else ''
-                say(f'  {time.monotonic() - started:5.1f}s  {scenario.title:<26} -> {current["status"]}{detail}')
+                say(f'  {time.monotonic() - started:5.1f}s  {scenario.title:<28} -> {current["status"]}{detail}')
         if all(job['status'] in ('succeeded', 'failed', 'canceled') for job in latest.values()):
             break
         time.sleep(0.5)

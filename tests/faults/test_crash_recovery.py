@@ -2,7 +2,8 @@
 puts each job right, charging nothing twice and losing nothing.
 
 (a) between the credit transaction and StartExecution: the job is paid for and queued, with no execution;
-(b) inside finalize, after the results were copied to S3 but before the job was marked succeeded;
+(b) after the results were copied to S3 and checked by the media step, before the job was marked succeeded
+    (the sweep copies and checks them again, through the media function, and marks it);
 (c) inside the fail step, on every attempt, so the execution gives up in RefundPending.
 
 And one loss of the same family that is not a crash: (d) the create step still waiting for the provider when
@@ -221,9 +222,10 @@ def test_crash_in_finalize_after_the_copy_is_finalized_by_one_sweep(cloud, user,
     ended = wait_for(lambda: execution_status(cloud, job_id) not in (None, 'RUNNING') and execution_status(cloud, job_id),
                      30, 'the crashed execution to end')
     assert ended in ('ABORTED', 'FAILED'), ended
-    assert states_entered(cloud, job_id)[-1] == 'Finalize'
+    assert states_entered(cloud, job_id)[-3:] == ['Finalize', 'InspectMedia', 'MarkSucceeded']
     [crash] = crashes
     assert crash['outputs'][0]['bytes'] == RESULT_BYTES  # the copy had finished
+    assert crash['outputs'][0]['media']['video_codec'] == 'h264'  # and the media step had checked it
     wait_until_swept(cloud, job_id)  # the liveness window passes: nothing else touches the job meanwhile
     assert job_item(cloud, job_id)['status'] == 'running' and settles == ['succeeded']
     assert money(cloud, user.user_id, job_id)['balance'] == CREDITS - COST
@@ -233,6 +235,8 @@ def test_crash_in_finalize_after_the_copy_is_finalized_by_one_sweep(cloud, user,
     assert report['finalized'] == [job_id], report
     figures = assert_succeeded_and_charged_once(cloud, user, job_id)
     assert settles == ['succeeded', 'succeeded']  # the crashed attempt and the sweep's: one execution of each
+    (output,) = job_item(cloud, job_id)['outputs']
+    assert output['media']['width'] == 480 and output['poster_key'].endswith('0.poster.jpg')  # the sweep's check
     assert_second_sweep_changes_nothing(cloud, user, job_id, figures)
     FIGURES['inside_finalize_after_copy'] = {
         'sweeps': 1, 'sweep_finalized': len(report['finalized']), 'status': 'succeeded', **figures,
@@ -240,6 +244,51 @@ def test_crash_in_finalize_after_the_copy_is_finalized_by_one_sweep(cloud, user,
         'summary': f'execution {ended} (stopped) after the copy; finalized by 1 sweep, outputs {RESULT_BYTES} bytes; '
                    f'debits of the job {figures["debits_of_job"]}, refunds {figures["refunds_of_job"]}, '
                    f'balance {figures["balance"]} = ledger {figures["ledger_sum"]}',
+    }
+
+
+# --- (b2) after the copy of a result that does not play -------------------------------------------------------
+
+
+def test_crash_after_copying_a_result_that_does_not_play_is_failed_by_one_sweep_with_nothing_kept(
+        cloud, user, monkeypatch):
+    original_finalize = tasks.finalize_job
+    crashes: list[str] = []
+
+    def finalize_job(job_id):
+        copied = original_finalize(job_id)
+        if not crashes and copied['outputs'] and 'crash-bad-result' in tasks.job_store.get_job(job_id).prompt:
+            # The noise is in our bucket, the media step never ran: the Lambda dies with its execution.
+            crashes.append(job_id)
+            boto3.client('stepfunctions').stop_execution(executionArn=execution_arn(cloud, job_id),
+                                                         error='Crash', cause='injected after the S3 copy')
+            raise SimulatedCrash('the finalize step died after copying the results')
+        return copied
+
+    monkeypatch.setattr(tasks, 'finalize_job', finalize_job)
+    job_id = user.submit({'model': 'kling-v2-6', 'prompt': 'crash-bad-result [sim:undecodable]'}).json()['id']
+    wait_for(lambda: execution_status(cloud, job_id) not in (None, 'RUNNING'), 30, 'the crashed execution to end')
+    s3, bucket = boto3.client('s3'), cloud.handler_env['BUCKET_NAME']
+    prefix = f'results/{user.user_id}/{job_id}/'
+    assert s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get('KeyCount') == 1  # the noise, copied
+    wait_until_swept(cloud, job_id)
+
+    report = sweep_once(cloud)  # copies again, has the media function check it, fails and refunds
+
+    assert report['failed'] == [job_id], report
+    job = user.job(job_id)
+    assert job['status'] == 'failed' and job['refunded'] is True and job['error']['code'] == 'GENERATION_FAILED', job
+    assert 'not a playable video' in job['error']['message']
+    assert s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get('KeyCount') == 0  # nothing of it kept
+    figures = money(cloud, user.user_id, job_id)
+    assert figures == {'grants': CREDITS, 'debits': COST, 'refunds': COST, 'ledger_sum': CREDITS, 'balance': CREDITS,
+                       'active_jobs': 0, 'debits_of_job': 1, 'refunds_of_job': 1}, figures
+    assert_second_sweep_changes_nothing(cloud, user, job_id, figures)
+    FIGURES['after_copy_of_unplayable_result'] = {
+        'sweeps': 1, 'sweep_failed': len(report['failed']), 'status': 'failed', **figures,
+        'summary': f'execution stopped after copying noise; failed by 1 sweep (media function: not playable), '
+                   f'nothing left under results/; refunds of the job {figures["refunds_of_job"]}, '
+                   f'balance {figures["balance"]} = ledger {figures["ledger_sum"]} = {CREDITS}',
     }
 
 

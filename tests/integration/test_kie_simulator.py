@@ -7,6 +7,7 @@ generation takes a fraction of a second, so the file stays fast.
 from __future__ import annotations
 
 import base64
+import io
 import json
 import time
 from typing import Any, Callable, Iterator
@@ -26,6 +27,7 @@ from vidgen.errors import (
     ProviderThrottledError,
     ProviderUnavailableError,
 )
+from vidgen.media.inspect import inspect
 from vidgen.models import JobRequest
 from vidgen.providers.base import GenerationRequest, ImageInput, ProviderTask
 from vidgen.providers.kie_market import KieMarketProvider
@@ -129,7 +131,8 @@ def test_veo_text_to_video_succeeds_and_calls_back_once(sim, receiver):
     assert seen[0] == 'successFlag=0' and seen[-1] == 'successFlag=1'
     assert task.state == 'succeeded' and len(task.outputs) == 1 and task.outputs[0].content_type == 'video/mp4'
     video = requests.get(task.outputs[0].url, timeout=FAST_TIMEOUT)
-    assert video.status_code == 200 and len(video.content) == 64 * 1024 and video.content[4:8] == b'ftyp'
+    assert video.status_code == 200 and len(video.content) >= 64 * 1024 and video.content[4:8] == b'ftyp'
+    assert inspect(io.BytesIO(video.content), 'video').media['duration_seconds'] == 8.0  # Veo's clip length
     calls = receiver.wait_for(1, WAIT_SECONDS)
     time.sleep(0.2)  # a second callback would have arrived by now
     assert len(receiver.calls) == 1

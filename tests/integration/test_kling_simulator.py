@@ -6,6 +6,7 @@ Every wait is bounded; generation takes a fraction of a second so the whole file
 from __future__ import annotations
 
 import base64
+import io
 import struct
 import threading
 import time
@@ -24,11 +25,12 @@ from vidgen.errors import (
     ProviderThrottledError,
     ProviderUnavailableError,
 )
+from vidgen.media.inspect import inspect
 from vidgen.providers.base import GenerationRequest, ImageInput, ProviderTask
 from vidgen.providers.http import HttpReply
 from vidgen.providers.kling import KlingProvider, error_for_reply, make_token
 from vidgen_local.simulators.faults import FaultPlan
-from vidgen_local.simulators.kling import KlingSimConfig, KlingSimulator, result_payload
+from vidgen_local.simulators.kling import KlingSimConfig, KlingSimulator
 
 # The simulator's fake keys are shorter than Kling's real 32-character ones; pyjwt warns about that.
 pytestmark = pytest.mark.filterwarnings('ignore::jwt.warnings.InsecureKeyLengthWarning')
@@ -146,7 +148,9 @@ def test_text_to_video_runs_to_a_downloadable_result(sim: KlingSimulator) -> Non
     assert download.status_code == 200
     assert download.headers['Content-Type'] == 'video/mp4'
     assert int(download.headers['Content-Length']) == len(download.content) == 64 * 1024
-    assert download.content == result_payload(task_id, 0, 64 * 1024)
+    # a real MP4 of the request's shape and length, padded to the configured size
+    facts = inspect(io.BytesIO(download.content), 'video').media
+    assert (facts['width'], facts['height'], facts['duration_seconds']) == (480, 270, 5.0)
     sent = sim.tasks()[0]['request']
     assert sent['duration'] == '5' and sent['aspect_ratio'] == '16:9' and sent['external_task_id'] == 'job-1'
 

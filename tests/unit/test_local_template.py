@@ -42,13 +42,18 @@ def test_every_asl_placeholder_is_substituted_with_a_template_arn(template, mach
     raw = machine.definition_path.read_text()
     # When the local stack substitutes them
     definition = machine.definition()
-    # Then nothing like ${...} is left, and every Lambda target is its function's ARN
+    # Then nothing like ${...} is left, and every Lambda target is its function's ARN (the job machine's
+    # media steps run in the media function, where FFmpeg is)
     assert set(re.findall(r'\$\{(\w+)\}', raw)) == set(machine.substitutions)
     assert '${' not in definition
     function = template.function(function_id)
-    targets = {state['Parameters']['FunctionName'] for state in json.loads(definition)['States'].values()
+    targets = {name: state['Parameters']['FunctionName'] for name, state in json.loads(definition)['States'].items()
                if state['Type'] == 'Task'}
-    assert targets == {function.arn} == {f'arn:aws:lambda:us-east-1:123456789012:function:{function.name}'}
+    media = template.function('MediaFunction')
+    on_media = {name for name, arn in targets.items() if arn == media.arn}
+    assert on_media == ({'InspectMedia', 'DiscardResults'} if machine_id == 'JobStateMachine' else set())
+    assert {arn for name, arn in targets.items() if name not in on_media} == {function.arn}
+    assert function.arn == f'arn:aws:lambda:us-east-1:123456789012:function:{function.name}'
     assert machine.arn == f'arn:aws:states:us-east-1:123456789012:stateMachine:{machine.name}'
 
 

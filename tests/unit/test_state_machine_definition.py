@@ -65,12 +65,18 @@ def test_the_callback_wait_and_the_poll_loop_are_bounded():
 
 def test_every_failure_path_funnels_into_the_refunding_fail_step():
     # Notify runs after the job is settled (succeeded, or failed and refunded): a notification that never
-    # lands must not touch the job, so its Catch ends the execution instead.
-    for name, state in ASL['States'].items():
+    # lands must not touch the job, so its Catch ends the execution instead. A failed media check first
+    # discards the stored copies, then fails the job whatever the discard does.
+    states = ASL['States']
+    for name, state in states.items():
         for catch in state.get('Catch', []):
-            if 'States.Timeout' not in catch['ErrorEquals'] and name not in ('FailJob', 'Notify'):
+            if 'States.Timeout' not in catch['ErrorEquals'] and name not in ('FailJob', 'Notify', 'InspectMedia'):
                 assert catch['Next'] == 'FailJob', name
-    assert ASL['States']['Finalize']['Next'] == ASL['States']['FailJob']['Next'] == 'Notify'
+    assert [c['Next'] for c in states['InspectMedia']['Catch']] == ['DiscardResults']
+    assert states['DiscardResults']['Next'] == 'FailJob'
+    # a job succeeds only through the media check: Finalize -> InspectMedia -> MarkSucceeded -> Notify
+    assert states['Finalize']['Next'] == 'InspectMedia' and states['InspectMedia']['Next'] == 'MarkSucceeded'
+    assert states['MarkSucceeded']['Next'] == states['FailJob']['Next'] == 'Notify'
 
 
 def test_retried_and_caught_error_names_exist_in_the_error_tree():

@@ -20,6 +20,7 @@ class Settings(BaseModel):
     bucket_name: str = Field('vidgen-results', alias='BUCKET_NAME')
     state_machine_arn: str = Field('', alias='STATE_MACHINE_ARN')
     storyboard_state_machine_arn: str = Field('', alias='STORYBOARD_STATE_MACHINE_ARN')
+    media_function_name: str = Field('', alias='MEDIA_FUNCTION_NAME', description='The sweep inspects results with it.')
 
     admin_secret_name: str = Field('vidgen/admin', alias='ADMIN_SECRET_NAME')
     callback_secret_name: str = Field('vidgen/callback', alias='CALLBACK_SECRET_NAME')

@@ -150,6 +150,13 @@ class GenerationFailedError(ProviderError):
     job_code = 'GENERATION_FAILED'
 
 
+class UnplayableResultError(ProviderError):
+    """The provider's result is not what its model makes (noise, a web page, a cut-off file, an image where a
+    video was due): the job fails and is refunded, and nothing of the result is kept."""
+
+    job_code = 'GENERATION_FAILED'
+
+
 class ProviderTimeoutError(ProviderError):
     """The job passed its deadline without the provider finishing it."""
 
@@ -167,6 +174,13 @@ class OutputDownloadError(VidgenError):
 
     code = 'GENERATION_FAILED'
     job_code = 'GENERATION_FAILED'
+    retryable = True
+
+
+class MediaStorageError(VidgenError):
+    """Reading a stored result, or writing its poster, failed part-way; safe to retry."""
+
+    code = 'SYSTEM_ERROR'
     retryable = True
 
 

@@ -107,10 +107,33 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
+class VideoFacts(BaseModel):
+    container: str = Field(description='mp4, mov, webm, mkv, ...')
+    video_codec: str = Field(description="FFmpeg's codec name: h264, hevc, vp9, av1, ...")
+    width: int
+    height: int
+    duration_seconds: float
+    fps: float | None
+    has_audio: bool
+
+
+class ImageFacts(BaseModel):
+    format: str = Field(description='png, jpeg, webp, ...')
+    width: int
+    height: int
+
+
 class JobOutput(BaseModel):
     url: str = Field(description='Presigned GET URL of the copy in our bucket; it expires, read the job again.')
     content_type: str
     bytes: int
+    media: VideoFacts | ImageFacts | None = Field(
+        None, description='What the file is, read from the file itself before the job succeeded.')
+    poster_url: str | None = Field(
+        None, description='Presigned URL of a full-size JPEG frame (videos); null for images, or when no frame decoded.')
+    thumbnail_url: str | None = Field(
+        None, description='Presigned URL of a JPEG at most 320 px on its long side, aspect kept.')
+    note: str | None = Field(None, description='Why a poster or thumbnail is missing.')
 
 
 class JobErrorView(BaseModel):

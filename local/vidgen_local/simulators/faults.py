@@ -70,6 +70,8 @@ class FaultPlan:
     callback_delay_seconds: float = 0.0
     # A result download whose connection closes half way through the file.
     download_fail_midway: float = 0.0
+    # A result download that serves undecodable bytes (noise behind an MP4 header) instead of the file.
+    download_undecodable: float = 0.0
     # How long a timeout fault stalls before answering; bounded so a stopped simulator never hangs.
     timeout_sleep_seconds: float = 6.0
     seed: int | None = 0

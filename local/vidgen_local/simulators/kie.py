@@ -50,6 +50,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from vidgen_local import sample_media
 from vidgen_local.simulators.faults import Counters, FaultPlan
 
 logger = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ class KieSimConfig:
     api_key: str = 'kie-sim-local-key'  # fake
     webhook_hmac_key: str | None = None  # when set, callbacks carry X-Webhook-Timestamp / X-Webhook-Signature
     generation_seconds: float = 2.0
-    result_bytes: int = 256 * 1024
+    result_bytes: int = 0  # pad each served video to this size (0: the clip as made, a few dozen KB)
     credits: int = 10_000  # /api/v1/chat/credit; drops per task; 402 when exhausted
     credits_per_task: int = 10
     errors_in_http_200: bool = True  # error codes inside an HTTP 200 envelope, or as the HTTP status too
@@ -139,6 +140,7 @@ class SimTask:
     drop_callbacks: bool
     is_image: bool
     callback_done: bool = False
+    prompt: str = ''
 
     @property
     def ends_at(self) -> float:
@@ -312,7 +314,7 @@ class KieSimulator:
             callback_url=body.get('callBackUrl'), created=time.time(),
             seconds=float(tags['slow']) if tags.get('slow') else self.config.generation_seconds,
             fail_code=fail_code, fail_message=_MESSAGES.get(fail_code or 0, 'Generation failed.'),
-            drop_callbacks='drop-callbacks' in tags, is_image=is_image,
+            drop_callbacks='drop-callbacks' in tags, is_image=is_image, prompt=prompt,
         )
         with self._lock:
             self._credits -= self.config.credits_per_task
@@ -411,8 +413,9 @@ class KieSimulator:
             return None
         return entry[0], entry[1]
 
-    def result(self, task_id: str, name: str) -> tuple[int, str, int, bytes | None] | None:
-        """(seed, content type, size, png bytes or None for video) of a live result, or None."""
+    def result(self, task_id: str, name: str, *, bad: str | None = None) -> tuple[str, bytes] | None:
+        """(content type, bytes) of a live result, or None: a real PNG or MP4 of the task's shape, or the bad
+        file its prompt (`[sim:undecodable]`, ...) or a fault asks for."""
         with self._lock:
             task = self._tasks.get(task_id)
         now = time.time()
@@ -420,11 +423,17 @@ class KieSimulator:
             return None
         if now > task.ends_at + self.config.result_ttl_seconds:
             return None
-        seed = int.from_bytes(hashlib.sha256(f'{task_id}/{name}'.encode()).digest()[:4], 'big')
+        values = task.body.get('input') if isinstance(task.body.get('input'), dict) else task.body
+        ratio = values.get('aspect_ratio') or values.get('aspectRatio')
+        bad = bad or sample_media.bad_result(task.prompt)
         if name.endswith('.png'):
-            png = _png(seed)
-            return seed, 'image/png', len(png), png
-        return seed, 'video/mp4', self.config.result_bytes, None
+            return 'image/png', sample_media.image_result(aspect_ratio=ratio, seed=f'{task_id}/{name}', bad=bad)
+        # Veo makes 8-second clips with sound; Market video models take duration and sound as inputs.
+        seconds = float(values.get('duration') or 8) if task.api == 'market' else 8.0
+        audio = bool(values.get('sound')) if task.api == 'market' else True
+        return 'video/mp4', sample_media.video_result(
+            aspect_ratio=None if ratio == 'Auto' else ratio, seconds=seconds, audio=audio,
+            size=self.config.result_bytes, seed=f'{task_id}/{name}', bad=bad)
 
     # --- callbacks ---------------------------------------------------------------------------------------------
 
@@ -706,24 +715,25 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_result(self, path: str, query: dict[str, str]) -> None:
         parts = path.split('/')
-        found = self.sim.result(parts[2], parts[3]) if len(parts) == 4 else None
+        bad = None
+        if len(parts) == 4 and self.sim.config.faults.roll('download_undecodable'):
+            self.sim.stats.incr('faults.download_undecodable')
+            bad = 'undecodable'
+        found = self.sim.result(parts[2], parts[3], bad=bad) if len(parts) == 4 else None
         expires = query.get('expires')
         if found is None or (expires and expires.isdigit() and int(expires) < time.time()):
             self.sim.stats.incr('downloads_missing')
             return self._send_raw(404, b'Not Found', 'text/plain')
-        seed, content_type, size, png = found
+        content_type, data = found
         self.sim.stats.incr('downloads')
         self.send_response(200)
         self.send_header('Content-Type', content_type)
-        self.send_header('Content-Length', str(size))
+        self.send_header('Content-Length', str(len(data)))
         self.end_headers()
-        cut = size // 2 if self.sim.config.faults.roll('download_fail_midway') else size
-        if png is not None:
-            self.wfile.write(png[:cut])
-        else:
-            for start in range(0, cut, 64 * 1024):
-                self.wfile.write(_video_bytes(seed, start, min(start + 64 * 1024, cut)))
-        if cut < size:
+        cut = len(data) // 2 if self.sim.config.faults.roll('download_fail_midway') else len(data)
+        for start in range(0, cut, 64 * 1024):
+            self.wfile.write(data[start:min(start + 64 * 1024, cut)])
+        if cut < len(data):
             self.sim.stats.incr('faults.download_fail_midway')
             self._reset()
 
@@ -780,20 +790,6 @@ def _market_updated(task: SimTask, now: float) -> float:
 
 def _ms(seconds: float) -> int:
     return int(seconds * 1000)
-
-
-_MP4_HEADER = b'\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41'
-
-
-def _video_bytes(seed: int, start: int, end: int) -> bytes:
-    """Bytes [start, end) of a deterministic fake MP4: an ftyp box, then a seeded repeating pattern."""
-    pattern = hashlib.sha256(seed.to_bytes(4, 'big')).digest() * 8
-    phase = start % len(pattern)
-    out = bytearray((pattern * ((end - start) // len(pattern) + 2))[phase:phase + end - start])
-    if start < len(_MP4_HEADER):
-        head = _MP4_HEADER[start:end]
-        out[:len(head)] = head
-    return bytes(out)
 
 
 def _png(seed: int, size: int = 8) -> bytes:

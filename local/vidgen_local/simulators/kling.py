@@ -49,6 +49,7 @@ from urllib.parse import parse_qs, urlsplit
 import jwt
 import requests
 
+from vidgen_local import sample_media
 from vidgen_local.simulators.faults import Counters, FaultPlan
 
 logger = logging.getLogger(__name__)
@@ -129,7 +130,7 @@ class KlingSimConfig:
     access_key: str = 'ak-sim-local'  # fake keys only
     secret_key: str = 'sk-sim-local-not-a-real-secret-key-0000'  # 32+ bytes: PyJWT warns on shorter HMAC keys
     generation_seconds: float = 2.0  # submitted -> processing -> succeed spread over this time
-    result_bytes: int = 256 * 1024  # size of each served result file
+    result_bytes: int = 0  # pad each served result file to this size (0: the clip as made, a few dozen KB)
     callback_envelope: bool = False  # POST the bare task object (official) or the enveloped form
     callback_retries: int = 0  # extra attempts when the callback endpoint answers non-2xx
     max_concurrency: int = 0  # >0: creates past this many unfinished tasks get 429/1303
@@ -157,11 +158,13 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def result_payload(task_id: str, index: int, size: int) -> bytes:
-    """The deterministic bytes served for a result file (an MP4 `ftyp` box, then seeded noise)."""
-    head = struct.pack('>I', 24) + b'ftypmp42' + b'\x00\x00\x00\x00' + b'isommp42'
-    noise = random.Random(f'{task_id}/{index}').randbytes(max(size - len(head), 0))
-    return (head + noise)[:size]
+def result_payload(task: _Task, size: int, *, bad: str | None = None) -> bytes:
+    """The result file: a real MP4 of the task's aspect ratio, duration and sound, at least `size` bytes;
+    or the bad file its prompt (`[sim:undecodable]`, ...) or a fault asks for."""
+    return sample_media.video_result(
+        aspect_ratio=task.request.get('aspect_ratio'), seconds=float(task.duration),
+        audio=task.request.get('sound') == 'on', size=size, seed=task.task_id,
+        bad=bad or sample_media.bad_result(task.request.get('prompt')))
 
 
 # --- Tasks --------------------------------------------------------------------------------------------
@@ -849,7 +852,12 @@ class KlingSimulator:
             self.stats.incr('downloads_expired' if expired else 'downloads_missing')
             handler.send_bytes(404, b'Not Found', 'text/plain')
             return
-        body = result_payload(task_id, index, self.config.result_bytes)
+        bad = None
+        if self.config.faults.roll('download_undecodable'):
+            self.stats.incr('faults.download_undecodable')
+            bad = 'undecodable'
+        assert task is not None
+        body = result_payload(task, self.config.result_bytes, bad=bad)
         self.stats.incr('downloads')
         if self.config.faults.roll('download_fail_midway'):
             self.stats.incr('faults.download_fail_midway')

@@ -78,9 +78,10 @@ def _settle_here(job: job_store.Job, now: float, report: SweepReport) -> None:
     try:
         state = _provider_state(job)
         if state == 'succeeded':
-            tasks.finalize_job(job.id)
-            report.finalized.append(job.id)
-            tasks.notify_once(job.id)
+            outcome = tasks.finalize_here(job)
+            if outcome is not None:
+                (report.finalized if outcome == 'succeeded' else report.failed).append(job.id)
+                tasks.notify_once(job.id)
             return
         if now >= job.deadline_at:
             raise ProviderTimeoutError(f'The provider did not finish the job within '

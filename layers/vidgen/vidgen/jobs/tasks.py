@@ -19,12 +19,13 @@ from vidgen.errors import (
     ProviderThrottledError,
     ProviderTimeoutError,
     ProviderUnavailableError,
+    UnplayableResultError,
     VidgenError,
     WebhookDeliveryError,
     error_class_for_job_code,
     job_code_for_error_type,
 )
-from vidgen.jobs import notifications
+from vidgen.jobs import media_calls, notifications
 from vidgen.observability import MetricUnit, logger, metrics
 from vidgen.providers.base import GenerationRequest, ImageInput, ProviderTask
 from vidgen.providers.registry import get_provider
@@ -120,11 +121,13 @@ def raise_if_failed(task: ProviderTask) -> None:
         raise error_class_for_job_code(code)(message, provider_code=failure.provider_code if failure else None)
 
 
-def finalize_job(job_id: str) -> None:
-    """Copy every result into our bucket, then mark the job succeeded (once, conditionally)."""
+def finalize_job(job_id: str) -> dict[str, Any]:
+    """Copy every result into our bucket: {'kind': 'video'|'image', 'outputs': [...]} for the media step.
+    A job that already ended gets no outputs, and the steps after this one leave it alone."""
     job = job_store.get_job(job_id)
+    kind = catalog.get_model(job.model).kind
     if not job.is_active:
-        return
+        return {'kind': kind, 'outputs': []}
     task = fetch_task(job)
     raise_if_failed(task)
     if task.state != 'succeeded':
@@ -133,13 +136,39 @@ def finalize_job(job_id: str) -> None:
         raise GenerationFailedError('The provider finished the task but returned no result.')
     outputs = [media.copy_result(out.url, job.owner, job.id, index, out.content_type)
                for index, out in enumerate(task.outputs)]
+    return {'kind': kind, 'outputs': job_store.outputs_value(outputs)}
+
+
+def succeed_job(job_id: str, outputs: list[dict[str, Any]]) -> bool:
+    """Mark the job succeeded with its inspected outputs (once, conditionally on it still being active)."""
+    job = job_store.get_job(job_id)
+    if not job.is_active:
+        return False
+    stored = [job_store.StoredOutput(**o) for o in outputs]
+    if not stored or any(o.media is None for o in stored):
+        raise GenerationFailedError('The results were not checked before the job was to succeed.')
     try:
         ledger.settle(job, status='succeeded', now=ids.now(), refund=False,
-                      extra={'outputs': job_store.outputs_value(outputs)})
+                      extra={'outputs': job_store.outputs_value(stored)})
     except AlreadySettled:
-        return
+        return False
     metrics.add_metric(name='JobSucceeded', unit=MetricUnit.Count, value=1)
-    logger.info('job succeeded', job_id=job_id, outputs=len(outputs), bytes=sum(o.bytes for o in outputs))
+    logger.info('job succeeded', job_id=job_id, outputs=len(stored), bytes=sum(o.bytes for o in stored))
+    return True
+
+
+def finalize_here(job: job_store.Job) -> str | None:
+    """Copy, inspect and settle a job outside the state machine (the sweep): 'succeeded' when its results
+    play, else 'failed' (refunded, nothing kept); None when someone else settled it first."""
+    copied = finalize_job(job.id)
+    if not copied['outputs']:
+        return None
+    try:
+        inspected = media_calls.inspect(job.id, copied['kind'], copied['outputs'])
+    except UnplayableResultError as exc:
+        media_calls.discard(job.id, copied['outputs'])
+        return 'failed' if fail_from_error(job, exc) else None
+    return 'succeeded' if succeed_job(job.id, inspected['outputs']) else None
 
 
 def fail_job(job_id: str, failure: dict[str, Any]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from vidgen import ids
 from vidgen.models import JobErrorView, JobOutput, JobView, ProviderRef
-from vidgen.store.jobs import Job
+from vidgen.store.jobs import Job, StoredOutput
 from vidgen.store.media import bucket_origin, presigned_url
 
 
@@ -18,7 +18,7 @@ def job_view(job: Job) -> JobView:
         params=job.params,
         credits=job.credits,
         refunded=job.refunded,
-        outputs=[JobOutput(url=presigned_url(o.key), content_type=o.content_type, bytes=o.bytes) for o in job.outputs],
+        outputs=[_output(o) for o in job.outputs],
         error=JobErrorView(**job.error) if job.error else None,
         provider=ProviderRef(name=job.provider, task_id=job.provider_task_id),
         created_at=ids.iso(job.created_at),
@@ -32,3 +32,12 @@ def job_view(job: Job) -> JobView:
 def results_origin() -> str:
     """Where the URLs of job outputs point (scheme://host[:port]): pages allow media from there."""
     return bucket_origin()
+
+
+def _output(stored: StoredOutput) -> JobOutput:
+    return JobOutput(
+        url=presigned_url(stored.key), content_type=stored.content_type, bytes=stored.bytes, media=stored.media,
+        poster_url=presigned_url(stored.poster_key) if stored.poster_key else None,
+        thumbnail_url=presigned_url(stored.thumbnail_key) if stored.thumbnail_key else None,
+        note=stored.note,
+    )

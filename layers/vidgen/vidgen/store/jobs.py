@@ -31,6 +31,12 @@ class StoredOutput:
     key: str
     content_type: str
     bytes: int
+    # Set by the media step: the facts it read, the keys of the poster (videos) and thumbnail stored beside
+    # the result, and why one of them is missing.
+    media: dict[str, Any] | None = None
+    poster_key: str | None = None
+    thumbnail_key: str | None = None
+    note: str | None = None
 
 
 @dataclass

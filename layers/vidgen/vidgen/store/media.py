@@ -1,8 +1,10 @@
-"""The results bucket: input images the client sent inline, and the copies of generated results.
+"""The results bucket: input images the client sent inline, the copies of generated results, and their
+posters and thumbnails.
 
 Results are streamed from the provider straight into a multipart upload (boto3's managed transfer with
-8 MiB parts and one thread), so memory stays bounded whatever the file size. Keys:
-`inputs/{user_id}/{job_id}/{name}.{ext}` and `results/{user_id}/{job_id}/{index}.{ext}`.
+8 MiB parts and one thread), so memory stays bounded whatever the file size; the media step reads them
+back with ranged GETs (`result_reader`). Keys: `inputs/{user_id}/{job_id}/{name}.{ext}`,
+`results/{user_id}/{job_id}/{index}.{ext}` and beside it `{index}.poster.jpg` and `{index}.thumb.jpg`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from vidgen import aws
 from vidgen.config import get_settings
-from vidgen.errors import OutputDownloadError, UnsafeUrlError
+from vidgen.errors import MediaStorageError, OutputDownloadError, UnsafeUrlError
+from vidgen.media.ranged import RangedReader
 from vidgen.netguard import check_url
 from vidgen.store.jobs import StoredOutput
 
@@ -62,6 +65,46 @@ def bucket_origin() -> str:
     local (no request is made), so this costs nothing and always agrees with `presigned_url`."""
     parts = urlsplit(presigned_url('results/origin-probe'))
     return f'{parts.scheme}://{parts.netloc}'
+
+
+def result_reader(key: str, size: int) -> RangedReader:
+    """A stored result as a seekable file that fetches only the byte ranges it is asked for."""
+    s3, bucket = aws.client('s3'), get_settings().bucket_name
+
+    def fetch(start: int, end: int) -> bytes:
+        try:
+            return s3.get_object(Bucket=bucket, Key=key, Range=f'bytes={start}-{end - 1}')['Body'].read()
+        except (BotoCoreError, ClientError) as exc:
+            raise MediaStorageError('Reading a stored result failed; it will be retried.') from exc
+
+    return RangedReader(fetch, size)
+
+
+def picture_keys(result_key: str) -> tuple[str, str]:
+    """(poster key, thumbnail key) beside a result."""
+    stem = result_key.rsplit('.', 1)[0]
+    return f'{stem}.poster.jpg', f'{stem}.thumb.jpg'
+
+
+def put_picture(key: str, data: bytes) -> str:
+    try:
+        aws.client('s3').put_object(Bucket=get_settings().bucket_name, Key=key, Body=data, ContentType='image/jpeg')
+    except (BotoCoreError, ClientError) as exc:
+        raise MediaStorageError('Storing a poster failed; it will be retried.') from exc
+    return key
+
+
+def discard_results(keys: list[str]) -> None:
+    """Delete results (and whatever was stored beside them): a result that does not play is not kept."""
+    if not keys:
+        return
+    try:
+        response = aws.client('s3').delete_objects(
+            Bucket=get_settings().bucket_name, Delete={'Objects': [{'Key': k} for k in keys], 'Quiet': True})
+    except (BotoCoreError, ClientError) as exc:
+        raise MediaStorageError('Deleting a result that does not play failed; it will be retried.') from exc
+    if response.get('Errors'):
+        raise MediaStorageError('Deleting a result that does not play failed; it will be retried.')
 
 
 class _CountingReader:

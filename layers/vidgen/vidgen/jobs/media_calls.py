@@ -1,0 +1,36 @@
+"""Calls to the media function from outside the state machine (the sweep finishing a job whose execution
+died). The poller has no FFmpeg; it asks the function that has, and a raised error comes back by name."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from vidgen import aws
+from vidgen.config import get_settings
+from vidgen.errors import MediaStorageError, UnplayableResultError
+
+
+def inspect(job_id: str, kind: str, outputs: list[dict[str, Any]]) -> dict[str, Any]:
+    return _invoke({'action': 'inspect', 'job_id': job_id, 'kind': kind, 'outputs': outputs})
+
+
+def discard(job_id: str, outputs: list[dict[str, Any]]) -> None:
+    _invoke({'action': 'discard', 'job_id': job_id, 'outputs': outputs})
+
+
+def _invoke(event: dict[str, Any]) -> dict[str, Any]:
+    try:
+        response = aws.client('lambda').invoke(FunctionName=get_settings().media_function_name,
+                                               Payload=json.dumps(event).encode())
+        payload = json.loads(response['Payload'].read() or b'null')
+    except (BotoCoreError, ClientError, ValueError) as exc:
+        raise MediaStorageError('The media function could not be called; the sweep will try again.') from exc
+    if response.get('FunctionError'):
+        error = payload if isinstance(payload, dict) else {}
+        if error.get('errorType') == 'UnplayableResultError':
+            raise UnplayableResultError(str(error.get('errorMessage') or 'The result does not play.'))
+        raise MediaStorageError('The media function failed; the sweep will try again.')
+    return payload if isinstance(payload, dict) else {}
