@@ -21,9 +21,10 @@ import av
 
 MP4_HEADER = struct.pack('>I', 24) + b'ftypmp42' + b'\x00\x00\x00\x00' + b'isommp42'
 SAMPLE_RATE = 16_000
+LONG_SIDE = 480  # px on the long side of the simulators' videos: small files, thumbnails still scale down
 
 
-def dimensions(aspect_ratio: str | None, long_side: int = 480) -> tuple[int, int]:
+def dimensions(aspect_ratio: str | None, long_side: int = LONG_SIDE) -> tuple[int, int]:
     """Even width and height for a `W:H` ratio (16:9 when absent or unreadable), `long_side` on the long side."""
     try:
         w, h = (float(part) for part in (aspect_ratio or '16:9').split(':'))
@@ -148,13 +149,13 @@ def bad_result(prompt: object) -> str | None:
 
 
 def video_result(*, aspect_ratio: str | None, seconds: float, audio: bool, size: int, seed: str,
-                 bad: str | None = None) -> bytes:
+                 bad: str | None = None, long_side: int = LONG_SIDE) -> bytes:
     """A video result of the asked shape and length, padded to `size` bytes (never cut); or the `bad` one."""
     if bad == 'undecodable':
         return noise_video(max(size, 4096), seed)
     if bad == 'still-image':
-        return image(*dimensions(aspect_ratio), 'png')
-    clip = video(*dimensions(aspect_ratio), seconds, audio=audio)
+        return image(*dimensions(aspect_ratio, long_side), 'png')
+    clip = video(*dimensions(aspect_ratio, long_side), seconds, audio=audio)
     return padded(with_broken_first_picture(clip) if bad == 'broken-frame' else clip, size)
 
 

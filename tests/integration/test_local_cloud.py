@@ -35,17 +35,24 @@ def scenario(observed: dict[str, Any], name: str) -> dict[str, Any]:
 def test_the_real_state_machine_runs_every_path_with_stub_handlers(observed):
     paths = scenario(observed, 'paths')
     callback = paths['callback']
-    assert callback['status'] == 'SUCCEEDED' and callback['actions'] == ['create_task', 'finalize', 'notify']
+    assert callback['status'] == 'SUCCEEDED'
+    assert callback['actions'] == ['create_task', 'finalize', 'inspect', 'succeed', 'notify']
     failed = paths['content_policy']
     assert failed['status'] == 'SUCCEEDED' and failed['actions'] == ['create_task', 'fail', 'notify']
     assert failed['failure']['Error'] == 'ProviderContentPolicyError'
     assert json.loads(failed['failure']['Cause'])['errorMessage'] == 'refused'
     polled = paths['no_callback']
-    assert polled['status'] == 'SUCCEEDED' and polled['actions'] == ['create_task', 'poll', 'finalize', 'notify']
+    assert polled['status'] == 'SUCCEEDED'
+    assert polled['actions'] == ['create_task', 'poll', 'finalize', 'inspect', 'succeed', 'notify']
     assert 0.9 <= polled['seconds'] < 4  # CALLBACK_WAIT_SECONDS 300 at time scale 300 = 1 s, then one poll
     throttled = paths['throttled_once']
     assert throttled['status'] == 'SUCCEEDED'
-    assert throttled['actions'] == ['create_task', 'create_task', 'finalize', 'notify']  # Retry matched our error name
+    # Retry matched our error name
+    assert throttled['actions'] == ['create_task', 'create_task', 'finalize', 'inspect', 'succeed', 'notify']
+    unplayable = paths['unplayable']  # the media check refused the result: discarded, then failed and refunded
+    assert unplayable['status'] == 'SUCCEEDED'
+    assert unplayable['actions'] == ['create_task', 'finalize', 'inspect', 'discard', 'fail', 'notify']
+    assert unplayable['failure']['Error'] == 'UnplayableResultError'
 
 
 def test_routes_reach_the_handlers_and_schedules_fire(observed):
@@ -133,6 +140,9 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
     class ProviderThrottledError(Exception):
         pass
 
+    class UnplayableResultError(Exception):
+        pass
+
     actions: dict[str, list[str]] = {}
     tokens: dict[str, str] = {}
     failures: dict[str, Any] = {}
@@ -153,15 +163,27 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
             return {}
         if event['action'] == 'poll':
             return {'state': 'succeeded', 'attempt': event['attempt'] + 1, 'wait_seconds': 0}
+        if event['action'] == 'finalize':
+            return {'kind': 'video', 'outputs': [{'key': f'results/u/{job}/0.mp4', 'content_type': 'video/mp4',
+                                                  'bytes': 1}]}
         if event['action'] == 'fail':
             failures[job] = event['failure']
+        return {}
+
+    def media(event: dict[str, Any], context: Any) -> Any:
+        job = event['job_id']
+        actions.setdefault(job, []).append(event['action'])
+        if event['action'] == 'inspect':
+            if job.startswith('unplayable'):
+                raise UnplayableResultError('noise')
+            return {'outputs': [o | {'media': {'format': 'png'}} for o in event['outputs']]}
         return {}
 
     def http(event: dict[str, Any], context: Any) -> Any:
         return {'statusCode': 200, 'body': json.dumps({'route': event['routeKey'], 'function': context.function_name})}
 
     stubs = {'PollerFunction': poller, 'StatusFunction': http, 'SubmitFunction': http, 'CallbackFunction': http,
-             'AdminFunction': http}
+             'AdminFunction': http, 'MediaFunction': media}
     cloud = LocalCloud(ROOT, port=0, time_scale=300, handlers=stubs, admin_key='admin-test-key',
                        env={'POWERTOOLS_LOG_LEVEL': 'WARNING', 'VIDGEN_MAX_ACTIVE_JOBS_PER_USER': '7'})
     cloud.start()
@@ -184,7 +206,8 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
                 'failure': failures.get(job)}
 
     record('paths', lambda: {'callback': run('callback-1', 30, True), 'content_policy': run('policy-1', 30, False),
-                             'no_callback': run('silent-1', 1, False), 'throttled_once': run('throttled-1', 30, True)})
+                             'no_callback': run('silent-1', 1, False), 'throttled_once': run('throttled-1', 30, True),
+                             'unplayable': run('unplayable-1', 30, True)})
 
     def wiring() -> dict[str, Any]:
         health = requests.get(f'{cloud.api_url}/v1/health', timeout=5)

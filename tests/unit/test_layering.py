@@ -20,6 +20,7 @@ RANKS = {
     'jobs': 2,
     'store': 1, 'providers': 1, 'catalog': 1, 'executions': 1, 'callback_tokens': 1,
     'errors': 0, 'config': 0, 'ids': 0, 'models': 0, 'aws': 0, 'observability': 0, 'netguard': 0, 'secrets': 0,
+    'media': 0,  # reading media with FFmpeg: knows files, not jobs; `store.media` hands it S3 ranges
 }
 
 

@@ -433,7 +433,8 @@ class KieSimulator:
         audio = bool(values.get('sound')) if task.api == 'market' else True
         return 'video/mp4', sample_media.video_result(
             aspect_ratio=None if ratio == 'Auto' else ratio, seconds=seconds, audio=audio,
-            size=self.config.result_bytes, seed=f'{task_id}/{name}', bad=bad)
+            size=self.config.result_bytes, seed=f'{task_id}/{name}', bad=bad,
+            long_side=1920 if name == '1080p.mp4' else sample_media.LONG_SIDE)  # Veo's 1080p render
 
     # --- callbacks ---------------------------------------------------------------------------------------------
 
