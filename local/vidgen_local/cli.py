@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from vidgen_local import storyboard_cli
-from vidgen_local.client import ApiError, VidgenClient, image_input, output_filename
+from vidgen_local.client import ApiError, VidgenClient, image_input, media_summary, save_output
 
 TERMINAL = ('succeeded', 'failed', 'canceled')
 LOCAL_USER_CREDITS = 1000
@@ -144,11 +144,12 @@ def cmd_submit(args: argparse.Namespace) -> int:
         print(f'{job["id"]} {job["status"]}: {error.get("message", "no reason given")} '
               f'({error.get("code", "?")}; refunded: {job.get("refunded")})', file=sys.stderr)
         return 1
-    args.output.mkdir(parents=True, exist_ok=True)
     for index, output in enumerate(job.get('outputs') or []):
-        target = args.output / output_filename(job['id'], index, output)
-        size = client.download(output['url'], target)
-        print(f'saved {target} ({size} bytes)')
+        target, *poster = save_output(client, job['id'], index, output, args.output)
+        facts = f': {media_summary(output)}' if output.get('media') else ''
+        print(f'saved {target} ({target.stat().st_size} bytes){facts}')
+        for path in poster:
+            print(f'saved {path} (its poster)')
     if args.json:
         _print_json(job)
     return 0

@@ -112,10 +112,11 @@ def test_serve_prints_keys_serves_the_client_commands_and_stops_on_sigterm(serve
     assert cli.main(['submit', '--model', 'kling-v2-6', '--prompt', 'a red fox in the snow', '--wait',
                      '--output', str(tmp_path), '--poll-interval', '0.2', '--timeout', '120']) == 0
     out = capsys.readouterr().out
-    saved = list(tmp_path.iterdir())
-    # Then the job succeeded and its output was downloaded from the local bucket
-    assert len(saved) == 1 and saved[0].suffix == '.mp4' and saved[0].stat().st_size > 0, out
-    job_id = saved[0].name.split('-0.')[0]
+    saved = sorted(tmp_path.iterdir(), key=lambda path: path.suffix)
+    # Then the job succeeded and its output was downloaded from the local bucket, its poster next to it
+    assert [path.suffix for path in saved] == ['.jpg', '.mp4'] and saved[1].stat().st_size > 0, out
+    assert saved[0].name == saved[1].name.replace('.mp4', '.poster.jpg') and '480x270 h264 mp4, 5 s' in out
+    job_id = saved[1].name.split('-0.')[0]
     assert cli.main(['jobs', '--status', 'succeeded']) == 0
     assert job_id in capsys.readouterr().out
     assert cli.main(['job', job_id]) == 0

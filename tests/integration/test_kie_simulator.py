@@ -26,6 +26,7 @@ from vidgen.errors import (
     ProviderRejectedError,
     ProviderThrottledError,
     ProviderUnavailableError,
+    UnplayableResultError,
 )
 from vidgen.media.inspect import inspect
 from vidgen.models import JobRequest
@@ -406,6 +407,20 @@ def test_a_download_can_break_half_way(start_sim):
     with pytest.raises(requests.RequestException):
         requests.get(task.outputs[0].url, timeout=FAST_TIMEOUT).raise_for_status()
     assert sim.stats['faults.download_fail_midway'] == 1
+
+
+@pytest.mark.parametrize(('model', 'kind'), [('veo-3-1', 'video'), ('seedream-4-5', 'image')])
+def test_the_undecodable_fault_serves_bytes_that_do_not_decode(start_sim, model, kind):
+    sim = start_sim(faults=FaultPlan(download_undecodable=1.0))
+    provider = veo(sim) if model == 'veo-3-1' else market(sim)
+    request = request_for(model)
+    task, _ = wait_terminal(provider, provider.create_task(request, None), request)
+    body = requests.get(task.outputs[0].url, timeout=FAST_TIMEOUT).content
+    with pytest.raises(UnplayableResultError):
+        inspect(io.BytesIO(body), kind)
+    assert sim.stats['faults.download_undecodable'] == 1
+    sim.config.faults.download_undecodable = 0.0
+    assert inspect(io.BytesIO(requests.get(task.outputs[0].url, timeout=FAST_TIMEOUT).content), kind).thumbnail
 
 
 # --- Callbacks ---------------------------------------------------------------------------------------------------

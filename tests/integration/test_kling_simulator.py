@@ -24,6 +24,7 @@ from vidgen.errors import (
     ProviderRejectedError,
     ProviderThrottledError,
     ProviderUnavailableError,
+    UnplayableResultError,
 )
 from vidgen.media.inspect import inspect
 from vidgen.providers.base import GenerationRequest, ImageInput, ProviderTask
@@ -430,6 +431,22 @@ def test_result_download_can_break_midway_and_results_expire(start_sim) -> None:
     time.sleep(0.6)
     assert requests.get(url, timeout=FAST_TIMEOUT).status_code == 404
     assert sim.stats['downloads_expired'] == 1
+
+
+def test_the_undecodable_fault_serves_noise_behind_an_mp4_header(start_sim) -> None:
+    sim = start_sim(faults=FaultPlan(download_undecodable=1.0))
+    provider = provider_for(sim)
+    task = wait_until_terminal(provider, provider.create_task(make_request(), None), make_request())
+    url = task.outputs[0].url
+
+    noise = requests.get(url, timeout=FAST_TIMEOUT).content
+    assert noise[4:8] == b'ftyp' and len(noise) == 64 * 1024  # looks like an MP4 to a header check
+    with pytest.raises(UnplayableResultError):
+        inspect(io.BytesIO(noise), 'video')
+    assert sim.stats['faults.download_undecodable'] == 1
+
+    sim.config.faults.download_undecodable = 0.0
+    assert inspect(io.BytesIO(requests.get(url, timeout=FAST_TIMEOUT).content), 'video').poster is not None
 
 
 # --- callbacks ----------------------------------------------------------------------------------------

@@ -44,6 +44,16 @@ def test_storyboard_sample_events_reach_the_storyboard_handler(cloud):
             cloud.invoke('StoryboardFunction', json.loads(path.read_text()))
 
 
+def test_media_sample_events_are_understood_by_the_media_function(cloud):
+    from vidgen.errors import MediaStorageError
+
+    discard = json.loads((EVENTS / 'media-discard.json').read_text())
+    assert cloud.invoke('MediaFunction', discard) == {}  # deleting what is not there is not an error
+    inspect = json.loads((EVENTS / 'media-inspect.json').read_text())
+    with pytest.raises(MediaStorageError):  # the sample names an object that is not in the bucket
+        cloud.invoke('MediaFunction', inspect)
+
+
 def test_sample_events_carry_no_secret_looking_values():
     for path in EVENTS.glob('*.json'):
         text = path.read_text()
