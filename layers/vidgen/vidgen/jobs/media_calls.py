@@ -4,8 +4,11 @@ died). The poller has no FFmpeg; it asks the function that has, and a raised err
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Any
 
+import boto3
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from vidgen import aws
@@ -21,9 +24,16 @@ def discard(job_id: str, outputs: list[dict[str, Any]]) -> None:
     _invoke({'action': 'discard', 'job_id': job_id, 'outputs': outputs})
 
 
+@lru_cache(maxsize=1)
+def _lambda() -> Any:
+    # The media function may run up to its 120 s timeout: wait for it rather than time out at 30 s and retry.
+    return boto3.client('lambda', config=aws.CLIENT_CONFIG.merge(Config(read_timeout=150,
+                                                                        retries={'mode': 'standard', 'max_attempts': 2})))
+
+
 def _invoke(event: dict[str, Any]) -> dict[str, Any]:
     try:
-        response = aws.client('lambda').invoke(FunctionName=get_settings().media_function_name,
+        response = _lambda().invoke(FunctionName=get_settings().media_function_name,
                                                Payload=json.dumps(event).encode())
         payload = json.loads(response['Payload'].read() or b'null')
     except (BotoCoreError, ClientError, ValueError) as exc:
