@@ -41,9 +41,6 @@ class MediaFigures:
     media: dict[str, Any] = field(default_factory=dict)
     poster: bool = False
     error: str | None = None
-    # Cold start: seconds to import each function's handler in a fresh interpreter, and whether it loaded PyAV.
-    imports: dict[str, dict[str, Any]] = field(default_factory=dict)
-    av_import_seconds: float = 0.0
 
     @property
     def growth_mb(self) -> float:
@@ -51,9 +48,7 @@ class MediaFigures:
 
     @property
     def ok(self) -> bool:
-        ffmpeg_free = all(not row['loads_av'] for row in self.imports.values())
-        return (self.error is None and self.poster and bool(self.media) and self.growth_mb <= RSS_GROWTH_LIMIT_MB
-                and ffmpeg_free)
+        return self.error is None and self.poster and bool(self.media) and self.growth_mb <= RSS_GROWTH_LIMIT_MB
 
     def figures(self) -> dict[str, Any]:
         return asdict(self) | {'growth_mb': round(self.growth_mb, 1), 'limit_mb': RSS_GROWTH_LIMIT_MB, 'ok': self.ok}
@@ -132,30 +127,6 @@ def child(size: int) -> dict[str, Any]:
             'poster': result.poster is not None}
 
 
-_IMPORT_PROBE = """
-import runpy, sys, time
-started = time.perf_counter()
-runpy.run_path(sys.argv[1])
-print(time.perf_counter() - started, 'av' in sys.modules)
-"""
-
-
-def cold_imports(root: Path) -> tuple[dict[str, dict[str, Any]], float]:
-    """Per function: seconds to import its handler in a fresh interpreter (median of 3) and whether that
-    loaded PyAV; and what importing PyAV itself costs."""
-    env = {**os.environ, 'POWERTOOLS_SERVICE_NAME': 'vidgen', 'AWS_DEFAULT_REGION': 'us-east-1'}
-    rows: dict[str, dict[str, Any]] = {}
-    for app in sorted((root / 'functions').glob('*/app.py')):
-        runs = [subprocess.run([sys.executable, '-c', _IMPORT_PROBE, str(app)], env=env, capture_output=True,
-                               text=True, timeout=60, check=True).stdout.split() for _ in range(3)]
-        rows[app.parent.name] = {'seconds': round(sorted(float(r[0]) for r in runs)[1], 3),
-                                 'loads_av': any(r[1] == 'True' for r in runs)}
-    av_runs = [subprocess.run([sys.executable, '-c', 'import time; t = time.perf_counter(); import av; '
-                               'print(time.perf_counter() - t)'], capture_output=True, text=True, timeout=60,
-                              check=True).stdout for _ in range(3)]
-    return rows, round(sorted(float(r) for r in av_runs)[1], 3)
-
-
 def run_media_bench(megabytes: int, say: Callable[[str], None]) -> MediaFigures:
     import logging
 
@@ -188,7 +159,6 @@ def run_media_bench(megabytes: int, say: Callable[[str], None]) -> MediaFigures:
                                  capture_output=True, text=True, timeout=300, check=False)
         finally:
             server.stop()
-    figures.imports, figures.av_import_seconds = cold_imports(Path(__file__).resolve().parents[2])
     if run.returncode != 0:
         figures.error = (run.stderr.strip().splitlines() or ['the child process failed'])[-1]
         return figures
@@ -206,10 +176,6 @@ def report(figures: MediaFigures, say: Callable[[str], None]) -> None:
         f'{figures.bytes_read / 1024**2:.1f} MB; peak RSS {figures.rss_before_mb:.0f} -> {figures.rss_peak_mb:.0f} MB, '
         f'growth {figures.growth_mb:.1f} MB (limit {RSS_GROWTH_LIMIT_MB:g} MB): {"OK" if figures.ok else "FAILED"}'
         f'{"; " + figures.error if figures.error else ""}')
-    imports = ', '.join(f'{name} {row["seconds"]:.2f} s{" (LOADS FFmpeg)" if row["loads_av"] else ""}'
-                        for name, row in figures.imports.items())
-    say(f'Cold start (handler import in a fresh interpreter, median of 3): {imports}; none loads FFmpeg, '
-        f'which would add {figures.av_import_seconds:.2f} s (the media step imports it on first use)')
 
 
 if __name__ == '__main__' and sys.argv[1:2] == ['--child']:

@@ -24,7 +24,9 @@ LAMBDA_ENV = {'LAMBDA_TASK_ROOT': '/var/task', 'AWS_LAMBDA_FUNCTION_NAME': 'vidg
 # Imported by no function at import time: each waits for the events that need it.
 NEVER_AT_IMPORT = ('aws_xray_sdk', 'aws_lambda_powertools.utilities.parameters', 'standardwebhooks', 'jwt',
                    'vidgen.providers.kling', 'vidgen.providers.kie_veo',
-                   'vidgen.providers.kie_market')
+                   'vidgen.providers.kie_market',
+                   # FFmpeg (PyAV) is in the media layer, which only the media function carries
+                   'av', 'vidgen.media.inspect')
 ROUTERS = {'submit': 'vidgen.api.submit', 'status': 'vidgen.api.status', 'admin': 'vidgen.api.admin',
            'callback': 'vidgen.api.callbacks', 'storyboard submit': 'vidgen.api.storyboards',
            'storyboard reads': 'vidgen.api.storyboard_reads'}
