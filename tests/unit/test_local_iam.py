@@ -77,9 +77,17 @@ def test_policies_are_resolved_against_the_local_resources(template, roles):
         assert 'Fn::' not in text and '"Ref"' not in text and '${' not in text, role.logical_id
     assert grants(roles.role_of('StatusFunction'), 'dynamodb:Query') == [table_arn, f'{table_arn}/index/*']
     assert grants(roles.role_of('SubmitFunction'), 's3:PutObject') == [f'{bucket_arn}/inputs/*']
-    # The SAM policy template LambdaInvokePolicy, expanded by the translator with the poller's name.
-    poller = template.function('PollerFunction')
-    assert grants(roles.role_of('JobStateMachine'), 'lambda:InvokeFunction') == [f'{poller.arn}*']
+    # The SAM policy template LambdaInvokePolicy, expanded by the translator with the functions' names.
+    poller, media = template.function('PollerFunction'), template.function('MediaFunction')
+    assert sorted(grants(roles.role_of('JobStateMachine'), 'lambda:InvokeFunction')) == sorted(
+        [f'{poller.arn}*', f'{media.arn}*'])
+    # The media function reads, writes and deletes results and nothing else; only the poller may call it.
+    for action in ('s3:GetObject', 's3:PutObject', 's3:DeleteObject'):
+        assert grants(roles.role_of('MediaFunction'), action) == [f'{bucket_arn}/results/*']
+    assert grants(roles.role_of('MediaFunction'), 'dynamodb:GetItem') == [table_arn]
+    assert not grants(roles.role_of('MediaFunction'), 'dynamodb:UpdateItem')
+    assert not grants(roles.role_of('MediaFunction'), 'secretsmanager:GetSecretValue')
+    assert grants(roles.role_of('PollerFunction'), 'lambda:InvokeFunction') == [media.arn]
     storyboard = template.function('StoryboardFunction')
     assert grants(roles.role_of('StoryboardStateMachine'), 'lambda:InvokeFunction') == [f'{storyboard.arn}*']
 
