@@ -68,10 +68,11 @@ def test_playground_end_to_end(cloud, new_user, chromium, screenshots) -> None:
     page.step('submitted')
 
     # The prompt is shown as text: no script ran, no element was made from it.
-    card = page.card(first)
-    assert page.css('.job-prompt', card).text == XSS_PROMPT
+    # (The card is re-rendered in place when the status moves on, so each look finds it afresh.)
+    shown = page.wait(lambda: page.css('.job-prompt', page.card(first)).text, 'the prompt on the card')
+    assert shown == XSS_PROMPT
     assert page.js('return window.__pwned === undefined')
-    assert page.all('script, img[src="x"]', card) == []
+    assert page.wait(lambda: len(page.all('script, img[src="x"]', page.card(first))) == 0, 'no element from the prompt')
 
     # Watch it succeed without a reload; the <video> plays the presigned copy from the bucket.
     page.wait(lambda: page.status_of(first) == 'succeeded', 'the job to succeed', timeout=60)
