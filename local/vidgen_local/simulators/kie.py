@@ -36,30 +36,24 @@ import hmac
 import json
 import logging
 import re
-import socket
 import struct
-import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 import zlib
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from vidgen_local import sample_media
-from vidgen_local.simulators.faults import Counters, FaultPlan
+from vidgen_local.simulators.base import LOOPBACK, Delivery, Reply, SimHandler, Simulator, SimulatorError
+from vidgen_local.simulators.faults import FaultPlan
 
 logger = logging.getLogger(__name__)
 
-_LOOPBACK = ('127.0.0.1', 'localhost')
 _UPLOAD_TTL_SECONDS = 3 * 24 * 3600
 _DOWNLOAD_URL_TTL_SECONDS = 20 * 60
 _CALLBACK_TIMEOUT_SECONDS = 15.0
-_MAX_BODY_BYTES = 32 * 1024 * 1024
 _TAG = re.compile(r'\[sim:([a-z-]+)(?:=(\d+(?:\.\d+)?))?\]')
 _VEO_MODELS = ('veo3', 'veo3_fast')
 _VEO_TYPES = {'TEXT_2_VIDEO': (0, 0), 'FIRST_AND_LAST_FRAMES_2_VIDEO': (1, 2), 'REFERENCE_2_VIDEO': (1, 3)}
@@ -147,69 +141,89 @@ class SimTask:
         return self.created + self.seconds
 
 
-class SimError(Exception):
+class SimError(SimulatorError):
     """An error envelope to answer with."""
 
     def __init__(self, code: int, message: str | None = None) -> None:
-        super().__init__(message or _MESSAGES.get(code, 'Error'))
-        self.code = code
-        self.message = message or _MESSAGES.get(code, 'Error')
+        super().__init__(code, message or _MESSAGES.get(code, 'Error'))
 
 
-class KieSimulator:
+class KieSimulator(Simulator):
     """Start with `start()` (returns the base URL), stop with `stop()`; safe to use as a context manager."""
 
-    def __init__(self, config: KieSimConfig | None = None, host: str = '127.0.0.1', port: int = 0) -> None:
-        if host not in _LOOPBACK:
-            raise ValueError('The Kie simulator binds to loopback only (127.0.0.1).')
-        self.config = config or KieSimConfig()
-        self.stats = Counters()
+    name = 'kie-sim'
+    callback_timeout = _CALLBACK_TIMEOUT_SECONDS
+    throttle_code = 429
+    server_error_codes = (500, 455)
+    internal_error_code = 500
+    config: KieSimConfig
+
+    def __init__(self, config: KieSimConfig | None = None, host: str = LOOPBACK, port: int = 0) -> None:
+        super().__init__(config or KieSimConfig(), host, port)
+        self.handler_class = _Handler
         self.market_models = dict(MARKET_MODELS)
-        self._address = ('127.0.0.1', port)
-        self._lock = threading.Lock()
         self._tasks: dict[str, SimTask] = {}
         self._files: dict[str, tuple[bytes, str, float]] = {}  # path -> (bytes, mime, expires_at)
         self._creates: deque[float] = deque()
         self._credits = self.config.credits
-        self._queued_errors: dict[str, list[int]] = {'create': [], 'status': []}
-        self._stopping = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
-        self._threads: list[threading.Thread] = []
 
-    # --- lifecycle ---------------------------------------------------------------------------------------------
+    # --- the protocol ------------------------------------------------------------------------------------------
 
-    def start(self) -> str:
-        handler = type('KieSimHandler', (_Handler,), {'sim': self})
-        self._server = ThreadingHTTPServer(self._address, handler)
-        self._server.daemon_threads = True
-        # A short poll interval so that stop() returns at once rather than after half a second.
-        for name, target in (('serve', lambda: self._server.serve_forever(poll_interval=0.05)),
-                             ('callbacks', self._dispatch_callbacks)):
-            thread = threading.Thread(target=target, name=f'kie-sim-{name}', daemon=True)
-            thread.start()
-            self._threads.append(thread)
-        return self.base_url
+    def make_error(self, code: int, message: str | None = None) -> SimError:
+        return SimError(code, message)
 
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        for thread in self._threads:
-            thread.join(timeout=5)
+    def known_error(self, code: int) -> bool:
+        return code in _MESSAGES
 
-    def __enter__(self) -> KieSimulator:
-        self.start()
-        return self
+    def body_too_large(self) -> SimError:
+        return SimError(422, 'The request body is too large.')
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def error_reply(self, handler: SimHandler, error: SimulatorError) -> Reply:
+        return self.envelope(handler, error.code, error.message, None)
 
-    @property
-    def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError('The Kie simulator is not started.')
-        return f'http://127.0.0.1:{self._server.server_address[1]}'
+    def envelope(self, handler: SimHandler, code: int, message: str, data: Any) -> Reply:
+        status = 200 if code == 200 or self.config.errors_in_http_200 else code
+        body: dict[str, Any] = {'code': code, 'msg': message, 'data': data}
+        if handler.path.startswith('/api/file-'):
+            body['success'] = code == 200
+        if code == 200 and handler.path.startswith('/api/file-'):
+            body['msg'] = 'File uploaded successfully'
+        return Reply.json(status, body)
+
+    def callback_headers(self, delivery: Delivery) -> dict[str, str]:
+        key = self.config.webhook_hmac_key
+        if not key:
+            return {}
+        stamp = str(int(time.time()))
+        return {'X-Webhook-Timestamp': stamp, 'X-Webhook-Signature': hmac_sha256(key, f'{delivery.task_id}.{stamp}')}
+
+    def callback_retry_delays(self) -> tuple[float, ...]:
+        return self.config.callback_retry_seconds
+
+    def route(self, handler: SimHandler, method: str) -> Reply | None:
+        assert isinstance(handler, _Handler)
+        url = urlsplit(handler.path)
+        query = {key: values[0] for key, values in parse_qs(url.query).items()}
+        if method == 'GET' and url.path.startswith('/files/'):
+            handler.send_file(url.path)
+            return None
+        if method == 'GET' and url.path.startswith('/results/'):
+            handler.send_result(url.path, query)
+            return None
+        route = _ROUTES.get((method, url.path))
+        if route is None:
+            raise SimError(404)
+        stage, handle = route
+        if stage:
+            self.stats.incr('creates' if stage == 'create' else 'gets')
+            if self.transport_fault(handler, stage):
+                return None
+        if handler.headers.get('Authorization', '') != f'Bearer {self.config.api_key}':
+            self.stats.incr('auth_failures')
+            raise SimError(401)
+        if stage:
+            self.raise_queued(stage)
+        return self.envelope(handler, 200, 'success', handle(handler, query))
 
     @property
     def credits(self) -> int:
@@ -222,20 +236,6 @@ class KieSimulator:
             tasks = list(self._tasks.values())
         return [{'task_id': t.task_id, 'api': t.api, 'model': t.model, 'state': _market_state(t, now),
                  'callback_done': t.callback_done, 'body': t.body} for t in tasks]
-
-    def queue_error(self, code: int, *, times: int = 1, stage: str = 'create') -> None:
-        """Answer the next `times` creates (stage 'create') or status queries ('status') with this Kie code."""
-        if code not in _MESSAGES or stage not in self._queued_errors:
-            raise ValueError(f'unknown Kie code {code} or stage {stage!r}')
-        with self._lock:
-            self._queued_errors[stage].extend([code] * times)
-
-    def raise_queued(self, stage: str) -> None:
-        with self._lock:
-            code = self._queued_errors[stage].pop(0) if self._queued_errors[stage] else None
-        if code is not None:
-            self.stats.incr(f'injected.{code}')
-            raise SimError(code)
 
     # --- creates -----------------------------------------------------------------------------------------------
 
@@ -319,6 +319,7 @@ class KieSimulator:
         with self._lock:
             self._credits -= self.config.credits_per_task
             self._tasks[task.task_id] = task
+        self._scheduler.call_later(task.seconds, self._task_ended, task.task_id)
         self.stats.incr('tasks_created')
         self.stats.incr(f'tasks_created.{api}')
         return task
@@ -438,32 +439,12 @@ class KieSimulator:
 
     # --- callbacks ---------------------------------------------------------------------------------------------
 
-    def _dispatch_callbacks(self) -> None:
-        while not self._stopping.wait(0.05):
-            now = time.time()
-            with self._lock:
-                due = [t for t in self._tasks.values() if not t.callback_done and now >= t.ends_at]
-                for task in due:
-                    task.callback_done = True
-            for task in due:
-                if task.callback_url:
-                    threading.Thread(target=self._deliver, args=(task,), daemon=True).start()
-
-    def _deliver(self, task: SimTask) -> None:
-        faults = self.config.faults
-        if task.drop_callbacks or faults.roll('callback_drop'):
-            self.stats.incr('callbacks_dropped')
-            return
-        if self.config.loopback_callbacks_only and not is_loopback_url(task.callback_url or ''):
-            self.stats.incr('callbacks_blocked')
-            return
-        if faults.callback_delay_seconds and self._stopping.wait(faults.callback_delay_seconds):
-            return
-        body = self.callback_body(task)
-        duplicate = faults.roll('callback_duplicate')
-        self.stats.incr('callbacks_duplicated', int(duplicate))
-        for _ in range(2 if duplicate else 1):
-            self._post_with_retries(task, body)
+    def _task_ended(self, task_id: str) -> None:
+        """One callback per task, when it ends."""
+        with self._lock:
+            task = self._tasks[task_id]
+            task.callback_done = True
+        self.send_callback(task.task_id, task.callback_url, self.callback_body(task), drop=task.drop_callbacks)
 
     def callback_body(self, task: SimTask) -> dict[str, Any]:
         if task.api == 'market':
@@ -478,132 +459,25 @@ class KieSimulator:
         return {'code': task.fail_code, 'msg': task.fail_message,
                 'data': {'taskId': task.task_id, 'fallbackFlag': False}}
 
-    def _post_with_retries(self, task: SimTask, body: dict[str, Any]) -> None:
-        for delay in (0.0, *self.config.callback_retry_seconds):
-            if delay and self._stopping.wait(delay):
-                return
-            if self._stopping.is_set():
-                return
-            self.stats.incr('callbacks_sent')
-            if self._post(task, body):
-                self.stats.incr('callbacks_delivered')
-                return
-            self.stats.incr('callbacks_failed')
-
-    def _post(self, task: SimTask, body: dict[str, Any]) -> bool:
-        headers = {'Content-Type': 'application/json'}
-        key = self.config.webhook_hmac_key
-        if key:
-            stamp = str(int(time.time()))
-            digest = hmac_sha256(key, f'{task.task_id}.{stamp}')
-            headers.update({'X-Webhook-Timestamp': stamp, 'X-Webhook-Signature': digest})
-        request = urllib.request.Request(task.callback_url or '', data=json.dumps(body).encode(), headers=headers,
-                                         method='POST')
-        try:
-            with urllib.request.urlopen(request, timeout=_CALLBACK_TIMEOUT_SECONDS) as response:
-                return 200 <= response.status < 300
-        except (urllib.error.URLError, OSError, ValueError):
-            return False
-
-
-def is_loopback_url(url: str) -> bool:
-    host = urlsplit(url).hostname or ''
-    return host == 'localhost' or host == '::1' or host.startswith('127.')
-
 
 def hmac_sha256(key: str, message: str) -> str:
     return base64.b64encode(hmac.new(key.encode(), message.encode(), hashlib.sha256).digest()).decode('ascii')
 
 
-class _Handler(BaseHTTPRequestHandler):
-    sim: KieSimulator
+class _Handler(SimHandler):
     server_version = 'KieSim/1.0'
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
-        pass  # quiet: tests read stats, not logs
-
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
-        self._route('GET')
-
-    def do_POST(self) -> None:  # noqa: N802
-        self._route('POST')
-
-    def _route(self, method: str) -> None:
-        url = urlsplit(self.path)
-        query = {key: values[0] for key, values in parse_qs(url.query).items()}
-        if method == 'GET' and url.path.startswith('/files/'):
-            return self._send_file(url.path)
-        if method == 'GET' and url.path.startswith('/results/'):
-            return self._send_result(url.path, query)
-        stall = False
-        try:
-            route = _ROUTES.get((method, url.path))
-            if route is None:
-                raise SimError(404)
-            stage, handle = route
-            if stage:
-                self.sim.stats.incr('creates' if stage == 'create' else 'gets')
-                fault = self._transport_fault(stage)
-                if fault in ('reset', 'malformed'):
-                    return None
-                stall = fault == 'timeout'
-            if self.headers.get('Authorization', '') != f'Bearer {self.sim.config.api_key}':
-                self.sim.stats.incr('auth_failures')
-                raise SimError(401)
-            if stage:
-                self.sim.raise_queued(stage)
-            code, message, data = 200, 'success', handle(self, query)
-        except SimError as error:
-            self.sim.stats.incr(f'errors.{error.code}')
-            code, message, data = error.code, error.message, None
-        except Exception:  # a simulator bug: answer like Kie's own internal error rather than hang up
-            logger.exception('kie simulator: request failed')
-            code, message, data = 500, _MESSAGES[500], None
-        if stall:
-            # Answer only after the client has stopped waiting: the work is done, the answer is lost.
-            self.sim._stopping.wait(self.sim.config.faults.timeout_sleep_seconds)
-        try:
-            self._send_envelope(code, message, data)
-        except OSError:
-            self.close_connection = True  # the client went away, e.g. after its read timeout
-
-    def _transport_fault(self, stage: str) -> str | None:
-        """This request's injected fault; answers it here when it is a reset or a malformed body."""
-        faults = self.sim.config.faults
-        fault = faults.pick(stage)
-        if fault is None:
-            return None
-        self.sim.stats.incr(f'faults.{stage}_{fault}')
-        if fault == 'reset':
-            self._reset()
-        elif fault == 'malformed':
-            self._send_raw(200, b'<html><body><h1>502 Bad Gateway</h1></body></html>', 'text/html')
-        elif fault == 'throttle':
-            raise SimError(429)
-        elif fault == 'server_error':
-            raise SimError(int(faults.choice((500, 455))))
-        return fault
-
-    def _reset(self) -> None:
-        """Drop the connection without an answer (RST rather than a polite FIN)."""
-        self.close_connection = True
-        try:
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
-        except OSError:
-            pass
+    @property
+    def sim(self) -> KieSimulator:
+        simulator = self.server.simulator
+        assert isinstance(simulator, KieSimulator)
+        return simulator
 
     # --- API routes --------------------------------------------------------------------------------------------
 
-    def _body(self) -> bytes:
-        length = int(self.headers.get('Content-Length') or 0)
-        if length > _MAX_BODY_BYTES:
-            self.close_connection = True  # the unread body would otherwise be parsed as the next request
-            raise SimError(422, 'The request body is too large.')
-        return self.rfile.read(length) if length else b''
-
     def _json(self) -> dict[str, Any]:
         try:
-            body = json.loads(self._body() or b'{}')
+            body = json.loads(self.read_body() or b'{}')
         except ValueError as exc:
             raise SimError(422, 'The request body is not valid JSON.') from exc
         if not isinstance(body, dict):
@@ -655,7 +529,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self._stored(body, data, mime)
 
     def upload_stream(self, query: dict[str, str]) -> Any:
-        raw = self._body()
+        raw = self.read_body()
         message = email.parser.BytesParser(policy=email.policy.default).parsebytes(
             f'Content-Type: {self.headers.get("Content-Type", "")}\r\n\r\n'.encode() + raw)
         form: dict[str, Any] = {}
@@ -690,31 +564,15 @@ class _Handler(BaseHTTPRequestHandler):
         file_name = str(form.get('fileName') or f'{uuid.uuid4().hex}')
         return self.sim.store_file(upload_path, file_name, data, mime)
 
-    # --- responses ---------------------------------------------------------------------------------------------
+    # --- files ------------------------------------------------------------------------------------------------
 
-    def _send_envelope(self, code: int, message: str, data: Any) -> None:
-        status = 200 if code == 200 or self.sim.config.errors_in_http_200 else code
-        body: dict[str, Any] = {'code': code, 'msg': message, 'data': data}
-        if self.path.startswith('/api/file-'):
-            body['success'] = code == 200
-        if code == 200 and self.path.startswith('/api/file-'):
-            body['msg'] = 'File uploaded successfully'
-        self._send_raw(status, json.dumps(body).encode(), 'application/json')
-
-    def _send_raw(self, status: int, payload: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header('Content-Type', content_type)
-        self.send_header('Content-Length', str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def _send_file(self, path: str) -> None:
+    def send_file(self, path: str) -> None:
         found = self.sim._file(path)
         if found is None:
-            return self._send_raw(404, b'Not Found', 'text/plain')
-        self._send_raw(200, found[0], found[1])
+            return self.send_bytes(404, b'Not Found', 'text/plain')
+        self.send_bytes(200, found[0], found[1])
 
-    def _send_result(self, path: str, query: dict[str, str]) -> None:
+    def send_result(self, path: str, query: dict[str, str]) -> None:
         parts = path.split('/')
         bad = None
         if len(parts) == 4 and self.sim.config.faults.roll('download_undecodable'):
@@ -724,7 +582,7 @@ class _Handler(BaseHTTPRequestHandler):
         expires = query.get('expires')
         if found is None or (expires and expires.isdigit() and int(expires) < time.time()):
             self.sim.stats.incr('downloads_missing')
-            return self._send_raw(404, b'Not Found', 'text/plain')
+            return self.send_bytes(404, b'Not Found', 'text/plain')
         content_type, data = found
         self.sim.stats.incr('downloads')
         self.send_response(200)
@@ -736,7 +594,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data[start:min(start + 64 * 1024, cut)])
         if cut < len(data):
             self.sim.stats.incr('faults.download_fail_midway')
-            self._reset()
+            self.reset()
 
 
 _ROUTES = {

@@ -29,38 +29,29 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
-import heapq
-import itertools
 import json
 import logging
-import queue
 import random
 import re
-import socket
 import struct
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
-import requests
 
 from vidgen_local import sample_media
-from vidgen_local.simulators.faults import Counters, FaultPlan
+from vidgen_local.simulators.base import LOOPBACK, Reply, SimHandler, Simulator, SimulatorError
+from vidgen_local.simulators.faults import FaultPlan
 
 logger = logging.getLogger(__name__)
 
-LOOPBACK = '127.0.0.1'
 ENDPOINTS = ('text2video', 'image2video')
-MAX_BODY_BYTES = 32 * 1024 * 1024
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 CALLBACK_TIMEOUT = (1.0, 3.0)
 CALLBACK_RETRY_SECONDS = 0.25
-CALLBACK_LANES = 4
 PROCESSING_AT = 0.25  # share of the generation time a task spends in `submitted`
 
 # HTTP status and Kling's wording for every error code the simulator can answer.
@@ -140,14 +131,12 @@ class KlingSimConfig:
     loopback_callbacks_only: bool = True  # never POST a callback off this machine
 
 
-class KlingApiError(Exception):
+class KlingApiError(SimulatorError):
     """An error answer: HTTP status from Kling's table, code, and a descriptive message."""
 
     def __init__(self, code: int, message: str | None = None) -> None:
         self.status, default = ERRORS[code]
-        self.code = code
-        self.message = message or default
-        super().__init__(self.message)
+        super().__init__(code, message or default)
 
 
 def _invalid(message: str) -> KlingApiError:
@@ -377,156 +366,11 @@ def image_size(raw: bytes) -> tuple[int, int] | None:
     return None
 
 
-# --- Background work: one scheduler thread, a few callback lanes ---------------------------------------
-
-
-class _Scheduler:
-    """Runs callables at monotonic times on one daemon thread."""
-
-    def __init__(self) -> None:
-        self._heap: list[tuple[float, int, Callable[..., None], tuple]] = []
-        self._cond = threading.Condition()
-        self._seq = itertools.count()
-        self._stopped = False
-        self._thread = threading.Thread(target=self._run, name='kling-sim-scheduler', daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def call_later(self, delay: float, fn: Callable[..., None], *args: Any) -> None:
-        with self._cond:
-            heapq.heappush(self._heap, (time.monotonic() + max(delay, 0.0), next(self._seq), fn, args))
-            self._cond.notify()
-
-    def stop(self) -> None:
-        with self._cond:
-            self._stopped = True
-            self._cond.notify()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._stopped and (not self._heap or self._heap[0][0] > time.monotonic()):
-                    self._cond.wait(timeout=self._heap[0][0] - time.monotonic() if self._heap else None)
-                if self._stopped:
-                    return
-                _, _, fn, args = heapq.heappop(self._heap)
-            try:
-                fn(*args)
-            except Exception:  # one bad step must not stop every later task
-                logger.exception('kling simulator: a scheduled step failed')
-
-
-@dataclass(frozen=True)
-class _Delivery:
-    task_id: str
-    url: str
-    body: dict[str, Any]
-    attempt: int = 1
-
-
-class _CallbackLanes:
-    """A few sender threads; one task always uses the same lane, so its callbacks keep their order."""
-
-    def __init__(self, deliver: Callable[[requests.Session, _Delivery], None], lanes: int = CALLBACK_LANES) -> None:
-        self._deliver = deliver
-        self._queues: list[queue.Queue[_Delivery | None]] = [queue.Queue() for _ in range(lanes)]
-        self._threads = [threading.Thread(target=self._run, args=(q,), name=f'kling-sim-callbacks-{n}', daemon=True)
-                         for n, q in enumerate(self._queues)]
-
-    def start(self) -> None:
-        for thread in self._threads:
-            thread.start()
-
-    def put(self, delivery: _Delivery) -> None:
-        self._queues[int(delivery.task_id) % len(self._queues)].put(delivery)
-
-    def stop(self) -> None:
-        for q in self._queues:
-            q.put(None)
-        for thread in self._threads:
-            if thread.is_alive():
-                thread.join(timeout=CALLBACK_TIMEOUT[0] + CALLBACK_TIMEOUT[1] + 1)
-
-    def _run(self, q: queue.Queue[_Delivery | None]) -> None:
-        with requests.Session() as session:
-            while (delivery := q.get()) is not None:
-                try:
-                    self._deliver(session, delivery)
-                except Exception:
-                    logger.exception('kling simulator: a callback delivery failed')
-
-
-def is_loopback_url(url: str) -> bool:
-    host = urlsplit(url).hostname or ''
-    return host == 'localhost' or host == '::1' or host.startswith('127.')
-
-
-# --- HTTP ---------------------------------------------------------------------------------------------
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-
-    def __init__(self, address: tuple[str, int], simulator: KlingSimulator) -> None:
-        self.simulator = simulator
-        super().__init__(address, _Handler)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = 'HTTP/1.1'
-    server: _Server
-    stall = False  # set by a timeout fault: the answer goes out after the client has given up
-
-    def do_GET(self) -> None:  # noqa: N802 - the http.server naming
-        self.server.simulator._dispatch(self, 'GET')
-
-    def do_POST(self) -> None:  # noqa: N802
-        self.server.simulator._dispatch(self, 'POST')
-
-    def do_PUT(self) -> None:  # noqa: N802
-        self.server.simulator._dispatch(self, 'PUT')
-
-    def do_DELETE(self) -> None:  # noqa: N802
-        self.server.simulator._dispatch(self, 'DELETE')
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        pass  # request lines are noise in test output, and a simulator must not log headers
-
-    def read_body(self) -> bytes:
-        length = int(self.headers.get('Content-Length') or 0)
-        if length > MAX_BODY_BYTES:
-            self.close_connection = True  # the unread body would otherwise be parsed as the next request
-            raise KlingApiError(1200, 'request body is too large')
-        return self.rfile.read(length) if length else b''
-
-    def send_bytes(self, status: int, body: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header('Content-Type', content_type)
-        self.send_header('Content-Length', str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def send_json(self, status: int, payload: dict[str, Any]) -> None:
-        self.send_bytes(status, json.dumps(payload).encode(), 'application/json')
-
-    def reset(self) -> None:
-        """Drop the connection without an answer (RST rather than a polite FIN)."""
-        self.close_connection = True
-        try:
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
-        except OSError:
-            pass
-
-
 def _envelope(data: Any) -> dict[str, Any]:
     return {'code': 0, 'message': 'SUCCEED', 'request_id': str(uuid.uuid4()), 'data': data}
 
 
-class KlingSimulator:
+class KlingSimulator(Simulator):
     """The simulated Kling API on 127.0.0.1. `start()` returns its base URL; `stop()` ends every thread.
 
     `stats` counts what happened: `creates`, `gets` (requests received), `tasks_created`,
@@ -535,65 +379,36 @@ class KlingSimulator:
     `injected.<code>` (from `queue_error`) and `faults.<kind>`.
     """
 
+    name = 'kling-sim'
+    callback_timeout = CALLBACK_TIMEOUT
+    throttle_code = 1302
+    server_error_codes = SERVER_ERROR_CODES
+    internal_error_code = 5000
+    config: KlingSimConfig
+
     def __init__(self, config: KlingSimConfig | None = None, host: str = LOOPBACK, port: int = 0) -> None:
-        if host != LOOPBACK:
-            raise ValueError(f'the Kling simulator binds {LOOPBACK} only, not {host!r}')
-        self.config = config or KlingSimConfig()
-        self.stats = Counters()
-        self._address = (host, port)
-        self._lock = threading.Lock()
+        super().__init__(config or KlingSimConfig(), host, port)
         self._tasks: dict[str, _Task] = {}
         self._by_external: dict[str, str] = {}
-        self._queued_errors: dict[str, list[int]] = {'create': [], 'status': []}
         self._next_id = random.Random().randrange(7 * 10**17, 8 * 10**17)
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._server_thread: threading.Thread | None = None
-        self._scheduler = _Scheduler()
-        self._lanes = _CallbackLanes(self._deliver)
-        self._stopped = False
 
-    # --- lifecycle -------------------------------------------------------------------------------------
+    # --- the protocol ----------------------------------------------------------------------------------
 
-    def start(self) -> str:
-        with self._lock:
-            if self._stopped:
-                raise RuntimeError('a stopped KlingSimulator cannot be started again; make a new one')
-            if self._server is None:
-                self._server = _Server(self._address, self)
-                self._server_thread = threading.Thread(target=self._server.serve_forever, kwargs={'poll_interval': 0.05},
-                                                       name='kling-sim-http', daemon=True)
-                self._scheduler.start()
-                self._lanes.start()
-                self._server_thread.start()
-        return self.base_url
+    def make_error(self, code: int, message: str | None = None) -> KlingApiError:
+        return KlingApiError(code, message)
 
-    def stop(self) -> None:
-        with self._lock:
-            if self._stopped:
-                return
-            self._stopped = True
-            server = self._server
-        self._stopping.set()  # wakes handlers stalled by a timeout fault
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-            self._scheduler.stop()
-            self._lanes.stop()
+    def known_error(self, code: int) -> bool:
+        return code in ERRORS
 
-    def __enter__(self) -> KlingSimulator:
-        self.start()
-        return self
+    def body_too_large(self) -> KlingApiError:
+        return KlingApiError(1200, 'request body is too large')
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def error_reply(self, handler: SimHandler, error: SimulatorError) -> Reply:
+        status = error.status if isinstance(error, KlingApiError) else 500
+        return Reply.json(status, {'code': error.code, 'message': error.message, 'request_id': str(uuid.uuid4())})
 
-    @property
-    def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError('the Kling simulator is not started')
-        host, port = self._server.server_address[:2]
-        return f'http://{host}:{port}'
+    def callback_retry_delays(self) -> tuple[float, ...]:
+        return tuple(CALLBACK_RETRY_SECONDS * n for n in range(1, self.config.callback_retries + 1))
 
     # --- test hooks ------------------------------------------------------------------------------------
 
@@ -603,39 +418,9 @@ class KlingSimulator:
             return [dict(task.wire(self.base_url), endpoint=task.endpoint, request=copy.deepcopy(task.request),
                          callback_url=task.callback_url) for task in self._tasks.values()]
 
-    def queue_error(self, code: int, *, times: int = 1, stage: str = 'create') -> None:
-        """Answer the next `times` creates (stage 'create') or queries ('status') with this Kling error."""
-        if code not in ERRORS or stage not in self._queued_errors:
-            raise ValueError(f'unknown error code {code} or stage {stage!r}')
-        with self._lock:
-            self._queued_errors[stage].extend([code] * times)
-
     # --- requests --------------------------------------------------------------------------------------
 
-    def _dispatch(self, handler: _Handler, method: str) -> None:
-        handler.stall = False
-        try:
-            payload = self._route(handler, method)
-            status = 200
-        except KlingApiError as exc:
-            self.stats.incr(f'errors.{exc.code}')
-            payload = {'code': exc.code, 'message': exc.message, 'request_id': str(uuid.uuid4())}
-            status = exc.status
-        except Exception:  # a simulator bug: answer like Kling's own internal error rather than hang up
-            logger.exception('kling simulator: request failed')
-            payload = {'code': 5000, 'message': ERRORS[5000][1], 'request_id': str(uuid.uuid4())}
-            status = 500
-        if payload is None:
-            return  # already answered (a result file, or a transport fault)
-        if handler.stall:
-            # Answer only after the client has stopped waiting: the work is done, the answer is lost.
-            self._stopping.wait(self.config.faults.timeout_sleep_seconds)
-        try:
-            handler.send_json(status, payload)
-        except OSError:
-            handler.close_connection = True  # the client went away, e.g. after its read timeout
-
-    def _route(self, handler: _Handler, method: str) -> dict[str, Any] | None:
+    def route(self, handler: SimHandler, method: str) -> Reply | None:
         url = urlsplit(handler.path)
         if method == 'GET' and (match := _RESULT_PATH.match(url.path)):
             self._serve_result(handler, match.group(1), int(match.group(2)))
@@ -649,34 +434,15 @@ class KlingSimulator:
             raise KlingApiError(1202, f'{method} is not supported on {url.path}')
         stage = 'create' if method == 'POST' else 'status'
         self.stats.incr('creates' if stage == 'create' else 'gets')
-        if self._transport_fault(handler, stage):
+        if self.transport_fault(handler, stage):
             return None
         self._authenticate(handler.headers.get('Authorization'))
-        self._raise_queued(stage)
+        self.raise_queued(stage)
         if stage == 'create':
-            return _envelope(self._create(endpoint, body))
+            return Reply.json(200, _envelope(self._create(endpoint, body)))
         if task_ref is None:
-            return _envelope(self._list(endpoint, parse_qs(url.query)))
-        return _envelope(self._get(endpoint, task_ref))
-
-    def _transport_fault(self, handler: _Handler, stage: str) -> bool:
-        """Inject this request's fault, if any; True when it has answered (or dropped) the request itself."""
-        fault = self.config.faults.pick(stage)
-        if fault is None:
-            return False
-        self.stats.incr(f'faults.{stage}_{fault}')
-        if fault == 'reset':
-            handler.reset()
-            return True
-        if fault == 'malformed':
-            handler.send_bytes(200, b'<html><body>502 Bad Gateway</body></html>', 'text/html')
-            return True
-        if fault == 'server_error':
-            raise KlingApiError(self.config.faults.choice(SERVER_ERROR_CODES))
-        if fault == 'throttle':
-            raise KlingApiError(1302)
-        handler.stall = True  # timeout: carry the request out, answer too late
-        return False
+            return Reply.json(200, _envelope(self._list(endpoint, parse_qs(url.query))))
+        return Reply.json(200, _envelope(self._get(endpoint, task_ref)))
 
     def _authenticate(self, header: str | None) -> None:
         code = self._token_error(header)
@@ -701,13 +467,6 @@ class KlingSimulator:
         except jwt.PyJWTError:
             return 1002
         return None
-
-    def _raise_queued(self, stage: str) -> None:
-        with self._lock:
-            code = self._queued_errors[stage].pop(0) if self._queued_errors[stage] else None
-        if code is not None:
-            self.stats.incr(f'injected.{code}')
-            raise KlingApiError(code)
 
     # --- task endpoints --------------------------------------------------------------------------------
 
@@ -805,45 +564,13 @@ class KlingSimulator:
             url, drop = task.callback_url, task.drop_callbacks
             earlier = task.history[-1] if task.history else None
             task.history.append(wire)
-        if not url:
-            return
-        faults = self.config.faults
-        if drop or faults.roll('callback_drop'):
-            self.stats.incr('callbacks_dropped')
-            return
-        if self.config.loopback_callbacks_only and not is_loopback_url(url):
-            self.stats.incr('callbacks_blocked')
-            return
-        duplicate = faults.roll('callback_duplicate')
-        reorder = final and earlier is not None and faults.roll('callback_reorder')
-        bodies = [wire] * (2 if duplicate else 1) + ([earlier] if reorder else [])  # reorder: an old status last
-        self.stats.incr('callbacks_duplicated', int(duplicate))
-        self.stats.incr('callbacks_reordered', int(reorder))
-        delay = faults.callback_delay_seconds if final else 0.0
-        for body in bodies:
-            payload = _envelope(body) if self.config.callback_envelope else body
-            self._scheduler.call_later(delay, self._lanes.put, _Delivery(task_id, url, payload))
-
-    def _deliver(self, session: requests.Session, delivery: _Delivery) -> None:
-        if self._stopping.is_set():
-            return
-        self.stats.incr('callbacks_sent')
-        try:
-            with session.post(delivery.url, json=delivery.body, timeout=CALLBACK_TIMEOUT) as response:
-                delivered = 200 <= response.status_code < 300
-        except requests.RequestException:
-            delivered = False
-        if delivered:
-            self.stats.incr('callbacks_delivered')
-            return
-        self.stats.incr('callbacks_failed')
-        if delivery.attempt <= self.config.callback_retries:
-            retry = _Delivery(delivery.task_id, delivery.url, delivery.body, delivery.attempt + 1)
-            self._scheduler.call_later(CALLBACK_RETRY_SECONDS * delivery.attempt, self._lanes.put, retry)
+        if self.config.callback_envelope:
+            wire, earlier = _envelope(wire), _envelope(earlier) if earlier is not None else None
+        self.send_callback(task_id, url, wire, drop=drop, final=final, earlier=earlier)
 
     # --- result files ----------------------------------------------------------------------------------
 
-    def _serve_result(self, handler: _Handler, task_id: str, index: int) -> None:
+    def _serve_result(self, handler: SimHandler, task_id: str, index: int) -> None:
         with self._lock:
             task = self._tasks.get(task_id)
             finished_at = task.finished_at if task is not None and task.status == 'succeed' else None
