@@ -1,7 +1,8 @@
 """A small client for any vidgen API (local or deployed), used by the `vidgen` command.
 
-Errors follow DESIGN §2: the API answers `{"error": {"code", "message", "request_id"}}`, which becomes an
-`ApiError` carrying the message; API Gateway's own answers (`{"message": ...}`) are mapped the same way.
+Errors follow the API contract (README.md, 'The HTTP API (v1)'): the API answers
+`{"error": {"code", "message", "request_id"}}`, which becomes an `ApiError` carrying the message; API
+Gateway's own answers (`{"message": ...}`) are mapped the same way.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class VidgenClient:
             raise ApiError(f'{self.api_url} did not answer in time.') from exc
         return _decode(response)
 
-    # -- the API (DESIGN §2) --------------------------------------------------------------------------
+    # -- the API (README.md, 'The HTTP API (v1)') -----------------------------------------------------------------------
 
     def health(self) -> Any:
         return self.request('GET', '/v1/health', auth=False)

@@ -1,4 +1,4 @@
-"""LocalCloud: the real vidgen stack on one machine, with no AWS account and no Docker (DESIGN §6).
+"""LocalCloud: the real vidgen stack on one machine, with no AWS account and no Docker (docs/local-cloud.md).
 
     with LocalCloud(port=0) as cloud:          # 0 = an ephemeral port (tests); default VIDGEN_PORT or 3000
         requests.get(f'{cloud.api_url}/v1/health')
@@ -282,7 +282,7 @@ class LocalCloud:
         self._moto.start()
         host, port = self._moto.get_host_and_port()
         self.moto_url = f'http://{host}:{port}'
-        # MOTO_PORT: the Step Functions interpreter calls Lambda at localhost:$MOTO_PORT (research §1).
+        # MOTO_PORT: the Step Functions interpreter calls Lambda at localhost:$MOTO_PORT (docs/local-cloud.md).
         self._env.set({**_AWS_ENV, 'AWS_ENDPOINT_URL': self.moto_url, 'MOTO_PORT': str(port)},
                       remove=(*_AWS_ENV_REMOVED, *(k for k in os.environ if k.startswith('AWS_ENDPOINT_URL_'))))
         response = requests.post(f'{self.moto_url}/moto-api/config', timeout=10, json={

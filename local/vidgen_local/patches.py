@@ -1,4 +1,4 @@
-"""Every change the local cloud makes to moto, in one place (research/local-stack.md has the evidence).
+"""Every change the local cloud makes to moto, in one place (docs/local-cloud.md says why).
 
 moto 5.2.x runs the real ASL, but five gaps would make the local stack behave unlike AWS (Lambda dispatch,
 serialised DynamoDB writes, time-scaled waits, SendTaskFailure's cause, unnamed executions), and two make
@@ -156,7 +156,7 @@ def _install_lambda_dispatch() -> None:
 def _install_dynamodb_lock() -> None:
     # moto's werkzeug app locks only while routing; UpdateItem and TransactWriteItems are an unlocked
     # read-check-write. Under 50 concurrent conditional debits this lost accepted debits and drove balances
-    # negative (research §2); DynamoDB itself never does. The handler methods are wrapped (not the backend)
+    # negative (docs/local-cloud.md); DynamoDB itself never does. The handler methods are wrapped (not the backend)
     # so ReturnValues=ALL_OLD, which moto reads before the write, is part of the same critical section.
     from moto.dynamodb.responses import DynamoHandler
 

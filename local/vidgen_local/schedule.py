@@ -1,6 +1,6 @@
 """The local EventBridge: fires the template's Schedule events on a time-scaled clock.
 
-moto accepts schedules but never fires them (research §4), so a daemon thread does. The clock runs
+moto accepts schedules but never fires them (docs/local-cloud.md), so a daemon thread does. The clock runs
 `time_scale` times faster than the wall clock from the moment the ticker starts: `rate(2 minutes)` at
 scale 10 fires every 12 s; a `cron(...)` fires at the scaled moments its fields match (UTC, as AWS does).
 """

@@ -417,7 +417,7 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
                          AttributeDefinitions=[{'AttributeName': 'PK', 'AttributeType': 'S'}],
                          KeySchema=[{'AttributeName': 'PK', 'KeyType': 'HASH'}])
         clients = [boto3.client('dynamodb') for _ in range(8)]
-        rounds = 8  # without the lock about half the rounds go wrong (research §2; 6 of 12 here)
+        rounds = 8  # without the lock about half the rounds go wrong (docs/local-cloud.md, patch (b); 6 of 12 here)
 
         def debit(kind: str, client: Any, user: str) -> bool:
             update = {'TableName': 'credits', 'Key': {'PK': {'S': user}}, 'UpdateExpression': 'SET balance = balance - :c',
@@ -437,7 +437,7 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
 
         results: dict[str, Any] = {'rounds': rounds}
         previous = sys.getswitchinterval()
-        sys.setswitchinterval(1e-6)  # the interleaving that lost updates without the lock (research §2)
+        sys.setswitchinterval(1e-6)  # the interleaving that lost updates without the lock (docs/local-cloud.md, patch (b))
         try:
             for kind in ('update_item', 'transact_write_items'):
                 results[kind] = []

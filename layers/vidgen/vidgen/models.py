@@ -1,6 +1,6 @@
 """The API's request and response models, and the job record they are made from.
 
-These pydantic models are the HTTP contract (DESIGN §2): Powertools validates request bodies against
+These pydantic models are the HTTP contract (README.md, 'The HTTP API (v1)'): Powertools validates request bodies against
 them and publishes them in the OpenAPI document. What a model accepts beyond shape (which inputs, which
 parameter values) is the catalog's call, not these models'.
 """

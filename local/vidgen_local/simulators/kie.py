@@ -1,6 +1,6 @@
 """A local Kie.ai: Veo 3.1, the Market, file upload and the common endpoints, over loopback HTTP.
 
-It speaks Kie's wire protocol as research/providers.md §2 and §4 describe it, so the real adapters run
+It speaks Kie's wire protocol as docs/providers/kie.md describes it, so the real adapters run
 against it unchanged. ONE server serves both hosts Kie has: point `KIE_BASE_URL` and
 `KIE_UPLOAD_BASE_URL` at the same `base_url`. It also serves what the real CDNs would: uploaded files under
 `/files/...` and generated results under `/results/...`, both without auth and both expiring.

@@ -1,4 +1,4 @@
-"""A local Kling AI server that speaks the official wire protocol (research/providers.md §1 and §4).
+"""A local Kling AI server that speaks the official wire protocol (docs/providers/kling.md).
 
 It checks the JWT the way Kling documents it (401 with codes 1001-1004), validates creates (400/1201,
 404/1203), moves tasks submitted -> processing -> succeed | failed on one scheduler thread, POSTs a
@@ -98,7 +98,7 @@ class ModelRule:
 
 
 _BOTH = ('text2video', 'image2video')
-# The capability map of research/providers.md §1.4-1.5.
+# Kling's capability map (docs/providers/kling.md §3).
 MODELS: dict[str, ModelRule] = {
     'kling-v1': ModelRule(_BOTH, tail_modes=('std', 'pro'), tail_durations=('5',)),
     'kling-v1-5': ModelRule(('image2video',)),

@@ -1,7 +1,7 @@
 """What Kie.ai's two APIs (Veo 3.1 and the Market) share: auth, the envelope, error mapping, callback signatures.
 
 Kie answers `{code, msg | message, data}`. An error code may come inside an HTTP 200 or as the HTTP status
-itself (research/providers.md §2.9), so both are checked. Error messages are our own sentences: Kie's text
+itself (docs/providers/kie.md §1), so both are checked. Error messages are our own sentences: Kie's text
 can echo the request, and a message must never carry the key.
 """
 
@@ -149,7 +149,7 @@ def failure_for(code: Any, provider_text: str | None) -> TaskFailure:
                        code_text)
 
 
-# --- Callback signatures (§2.6): base64(HMAC-SHA256(key, f'{taskId}.{timestamp}')) ------------------------------
+# --- Callback signatures (docs/providers/kie.md §4): base64(HMAC-SHA256(key, f'{taskId}.{timestamp}')) -------------
 
 
 def webhook_signature(task_id: str, timestamp: str | int, key: str) -> str:

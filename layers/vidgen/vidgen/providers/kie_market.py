@@ -1,4 +1,4 @@
-"""Kie.ai's Market API (research/providers.md §2.5): one createTask / recordInfo pair for many models.
+"""Kie.ai's Market API (docs/providers/kie.md §3): one createTask / recordInfo pair for many models.
 
 Which Market model a job runs and what its `input` looks like is catalog data, not code:
 - `provider_modes` maps a mode to the Market model id (`{"t2v": "kling-2.6/text-to-video", ...}`); the catalog

@@ -1,4 +1,4 @@
-"""Kie's file-upload API (research/providers.md §2.7): how a `data:` image becomes a URL Kie can fetch.
+"""Kie's file-upload API (docs/providers/kie.md §5): how a `data:` image becomes a URL Kie can fetch.
 
 Kie's generation endpoints take image URLs only. A `data:` URI is uploaded to the separate upload host
 right before the task is created (uploads are deleted after 3 days): as JSON base64 when it is small, as a

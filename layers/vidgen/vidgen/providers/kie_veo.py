@@ -1,4 +1,4 @@
-"""Kie.ai's Veo 3.1 API (research/providers.md §2.1-2.4): generate, record-info, the 1080p fetch, callbacks."""
+"""Kie.ai's Veo 3.1 API (docs/providers/kie.md §2): generate, record-info, the 1080p fetch, callbacks."""
 
 from __future__ import annotations
 

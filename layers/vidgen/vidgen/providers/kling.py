@@ -1,6 +1,6 @@
 """Kling AI (official API): text-to-video, image-to-video and first/last-frame video.
 
-Wire protocol: `research/providers.md` section 1. Every request carries a fresh HS256 JWT signed with the
+Wire protocol: `docs/providers/kling.md`. Every request carries a fresh HS256 JWT signed with the
 secret key; every answer is a `{code, message, request_id, data}` envelope whose `code` says what went
 wrong, so errors are mapped by code first and by HTTP status only when there is no envelope. Error
 messages are our own sentences: the provider's text may echo the request, and nothing here may leak the
@@ -54,7 +54,7 @@ _STATES: dict[str, TaskState] = {
 _POLICY_WORDS = ('risk', 'content', 'policy', 'sensitive', 'violat', 'moderat', 'prohibit', '风控', '敏感', '违规')
 _CONTENT_POLICY_MESSAGE = 'Kling refused the prompt or image under its content policy; change them and submit again.'
 _GENERATION_FAILED_MESSAGE = 'Kling could not generate this video; submit it again, or change the prompt or image.'
-# The duplicate-external_task_id answer is UNCONFIRMED in Kling's docs (research/providers.md §4.3). We
+# The duplicate-external_task_id answer is not documented by Kling (docs/providers/kling.md §3). We
 # take the documented "invalid parameter" answer, 400 / code 1201, whose message names external_task_id;
 # the local simulator answers a duplicate exactly that way.
 _DUPLICATE_CODE = 1201
