@@ -16,6 +16,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # Powertools reads these when `vidgen.observability` is first imported, during collection.
 os.environ.setdefault('POWERTOOLS_SERVICE_NAME', 'vidgen')
 os.environ.setdefault('POWERTOOLS_METRICS_NAMESPACE', 'Vidgen')
+# The deployment settings the template gives every function (a local cloud sets its own while it runs).
+os.environ.setdefault('TABLE_NAME', 'vidgen-unit')
+os.environ.setdefault('BUCKET_NAME', 'vidgen-unit-results')
+os.environ.setdefault('STATE_MACHINE_ARN', 'arn:aws:states:us-east-1:123456789012:stateMachine:vidgen-unit-job')
 
 from support import Api  # noqa: E402
 

@@ -10,8 +10,11 @@ class name is the errorType that the ASL's Retry and Catch match.
 
 from typing import Any
 
+from vidgen.config import require_settings
 from vidgen.jobs import sweep, tasks
 from vidgen.observability import logger, metrics, tracer
+
+require_settings()  # at cold start: a misconfigured deployment fails here, naming the variable
 
 
 # log_event stays off: the create_task event carries the execution's task token.

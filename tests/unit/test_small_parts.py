@@ -49,3 +49,25 @@ def test_job_request_refuses_unknown_fields_and_bad_images():
     with pytest.raises(ValidationError):
         JobRequest(model='m', prompt='x', image='data:text/html;base64,PGI+')
     assert JobRequest(model='m', image='data:image/png;base64,iVBORw0KGgo=').image.startswith('data:image/png')
+
+
+@pytest.mark.parametrize('variable', ['TABLE_NAME', 'BUCKET_NAME', 'STATE_MACHINE_ARN'])
+def test_a_missing_deployment_setting_fails_at_cold_start_naming_it(monkeypatch, variable):
+    from vidgen.api import status
+    from vidgen.api.entry import http_handler
+    from vidgen.config import get_settings
+    from vidgen.errors import ConfigurationError
+
+    monkeypatch.delenv(variable)
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(ConfigurationError, match=f'{variable} is not set'):
+            http_handler(status.router)  # what each function's module does when Lambda loads it
+        monkeypatch.setenv(variable, '')
+        get_settings.cache_clear()
+        with pytest.raises(ConfigurationError, match=f'{variable} is not valid'):
+            get_settings()
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    assert get_settings().table_name

@@ -1,7 +1,9 @@
 """Settings: the one place that reads the environment.
 
-Read lazily through `get_settings()` (cached), never at import, so a cold start pays only for what it
-uses and tests change settings with `get_settings.cache_clear()`. Secrets are not settings: only their
+Read through `get_settings()` (cached; tests change settings with `get_settings.cache_clear()`). What a
+deployment must provide - the table, the bucket, the state machine - has no default: each function reads
+its settings once at cold start (`require_settings()`), so a misconfigured deploy fails there, with a
+message naming the missing variable, instead of at some later request. Secrets are not settings: only their
 names live here, the values come from Secrets Manager through `vidgen.secrets`.
 """
 
@@ -10,15 +12,18 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from vidgen.errors import ConfigurationError
 
 
 class Settings(BaseModel):
     model_config = ConfigDict(extra='ignore', populate_by_name=True, frozen=True)
 
-    table_name: str = Field('vidgen', alias='TABLE_NAME')
-    bucket_name: str = Field('vidgen-results', alias='BUCKET_NAME')
-    state_machine_arn: str = Field('', alias='STATE_MACHINE_ARN')
+    # Required: set by the template for every function.
+    table_name: str = Field(alias='TABLE_NAME', min_length=1)
+    bucket_name: str = Field(alias='BUCKET_NAME', min_length=1)
+    state_machine_arn: str = Field(alias='STATE_MACHINE_ARN', min_length=1)
     storyboard_state_machine_arn: str = Field('', alias='STORYBOARD_STATE_MACHINE_ARN')
     media_function_name: str = Field('', alias='MEDIA_FUNCTION_NAME', description='The sweep inspects results with it.')
 
@@ -67,4 +72,17 @@ class Settings(BaseModel):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings.model_validate(dict(os.environ))
+    try:
+        return Settings.model_validate(dict(os.environ))
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            variable = '.'.join(str(part) for part in error['loc'])
+            problems.append(f'{variable} is not set' if error['type'] == 'missing'
+                            else f'{variable} is not valid ({error["msg"]})')
+        raise ConfigurationError('vidgen is misconfigured: ' + '; '.join(problems) + '.') from None
+
+
+def require_settings() -> Settings:
+    """Read the settings at cold start: raises `ConfigurationError` naming every missing variable."""
+    return get_settings()

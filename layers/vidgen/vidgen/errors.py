@@ -212,6 +212,10 @@ class StoreError(VidgenError):
     """The database refused or could not take a read or write (not a business outcome)."""
 
 
+class ConfigurationError(VidgenError):
+    """A deployment setting is missing or invalid; the message names the environment variable."""
+
+
 class SecretUnavailableError(VidgenError):
     """A secret is missing or malformed; reported by its name only, never by its value."""
 

@@ -8,10 +8,12 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from aws_lambda_powertools.logging import correlation_paths
 
 from vidgen.api.http import create_app, refuse_before_parsing
+from vidgen.config import require_settings
 from vidgen.observability import logger, metrics, tracer
 
 
 def http_handler(*routers: APIGatewayHttpRouter) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    require_settings()  # at cold start: a misconfigured deployment fails here, naming the variable
     app = create_app(*routers)
 
     # Never log the event: it carries API keys, callback tokens and inline images. clear_state: keys a
