@@ -8,7 +8,7 @@ SAM := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} 
 SAM_CLI_VERSION := 1.170.0
 PYTEST_ARGS ?=
 
-.PHONY: help install browser-deps demo serve test test-unit test-integration test-browser test-faults check-template build bench lint clean
+.PHONY: help install browser-deps demo serve test test-unit test-integration test-browser test-faults check-template build bench lint typecheck clean
 
 help:
 	@echo "make demo    run the real stack locally (moto + provider simulators) and a set of jobs"
@@ -50,13 +50,17 @@ serve: install
 lint: install
 	$(BIN)/ruff check layers functions local tests
 
+# mypy --strict on layers/ (settings in pyproject.toml).
+typecheck: install
+	$(BIN)/mypy
+
 check-template: $(SAM_VENV)/.installed
 	$(SAM) validate --lint --template template.yaml
 	$(SAM) build --template template.yaml --build-dir .aws-sam/build --no-cached
 
 build: check-template
 
-test: install browser-deps check-template lint
+test: install browser-deps check-template lint typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-unit: install

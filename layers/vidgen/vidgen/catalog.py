@@ -44,7 +44,8 @@ class ModelSpec:
 
     @property
     def parameters(self) -> dict[str, dict[str, Any]]:
-        return self.raw.get('parameters', {})
+        parameters: dict[str, dict[str, Any]] = self.raw.get('parameters', {})
+        return parameters
 
     def provider_model_for(self, mode: str) -> str:
         """The provider's model id that runs this mode (`provider_modes`, else `provider_model`)."""

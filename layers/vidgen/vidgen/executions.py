@@ -44,7 +44,7 @@ def storyboard_status(storyboard_id: str) -> str | None:
 
 def _start(state_machine_arn: str, name: str, payload: dict[str, Any]) -> bool:
     try:
-        aws.client('stepfunctions').start_execution(stateMachineArn=state_machine_arn, name=name,
+        aws.stepfunctions().start_execution(stateMachineArn=state_machine_arn, name=name,
                                                     input=json.dumps(payload))
     except ClientError as exc:
         if exc.response['Error']['Code'] == 'ExecutionAlreadyExists':
@@ -55,7 +55,7 @@ def _start(state_machine_arn: str, name: str, payload: dict[str, Any]) -> bool:
 
 def _status(execution_arn: str) -> str | None:
     try:
-        return aws.client('stepfunctions').describe_execution(executionArn=execution_arn)['status']
+        return aws.stepfunctions().describe_execution(executionArn=execution_arn)['status']
     except ClientError as exc:
         if exc.response['Error']['Code'] in ('ExecutionDoesNotExist', 'ResourceNotFound'):
             return None
@@ -64,7 +64,7 @@ def _status(execution_arn: str) -> str | None:
 
 def stop(job_id: str, cause: str) -> None:
     try:
-        aws.client('stepfunctions').stop_execution(executionArn=_execution_arn(job_id), error='Canceled', cause=cause)
+        aws.stepfunctions().stop_execution(executionArn=_execution_arn(job_id), error='Canceled', cause=cause)
     except ClientError as exc:
         logger.info('execution not stopped', job_id=job_id, reason=exc.response['Error']['Code'])
 
@@ -72,7 +72,7 @@ def stop(job_id: str, cause: str) -> None:
 def send_success(task_token: str, output: dict[str, Any]) -> bool:
     """Wake the waiting execution. False when the token was already used or expired."""
     try:
-        aws.client('stepfunctions').send_task_success(taskToken=task_token, output=json.dumps(output))
+        aws.stepfunctions().send_task_success(taskToken=task_token, output=json.dumps(output))
     except ClientError as exc:
         if exc.response['Error']['Code'] in _TOKEN_GONE:
             return False
@@ -82,7 +82,7 @@ def send_success(task_token: str, output: dict[str, Any]) -> bool:
 
 def send_failure(task_token: str, error: str, cause: str) -> bool:
     try:
-        aws.client('stepfunctions').send_task_failure(taskToken=task_token, error=error, cause=cause)
+        aws.stepfunctions().send_task_failure(taskToken=task_token, error=error, cause=cause)
     except ClientError as exc:
         if exc.response['Error']['Code'] in _TOKEN_GONE:
             return False

@@ -27,6 +27,6 @@ def check_url(url: str, *, allow_private: bool) -> None:
     except (socket.gaierror, UnicodeError) as exc:
         raise UnsafeUrlError(f'The host {parts.hostname!r} does not resolve.') from exc
     for info in infos:
-        address = ipaddress.ip_address(info[4][0].split('%', 1)[0])
+        address = ipaddress.ip_address(str(info[4][0]).split('%', 1)[0])
         if not address.is_global:
             raise UnsafeUrlError(f'The host {parts.hostname!r} resolves to a private or reserved address.')

@@ -30,4 +30,5 @@ def openapi_document() -> str:
 def get_openapi() -> dict[str, Any]:
     import json
 
-    return json.loads(openapi_document())
+    document: dict[str, Any] = json.loads(openapi_document())
+    return document

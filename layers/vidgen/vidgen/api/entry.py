@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from aws_lambda_powertools.logging import correlation_paths
@@ -25,5 +25,6 @@ def http_handler(*routers: APIGatewayHttpRouter) -> Callable[[dict[str, Any], An
     def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return refuse_before_parsing(event) or app.resolve(event, context)
 
-    lambda_handler.app = app  # type: ignore[attr-defined]
-    return lambda_handler
+    # Powertools' decorators are untyped, so the decorated handler is Any: name its type once, here.
+    lambda_handler.app = app
+    return cast(Callable[[dict[str, Any], Any], dict[str, Any]], lambda_handler)

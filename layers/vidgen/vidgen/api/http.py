@@ -6,13 +6,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from vidgen.config import get_settings
@@ -21,7 +22,7 @@ from vidgen.models import ErrorResponse
 from vidgen.observability import logger
 
 
-def error_doc(description: str) -> dict[str, Any]:
+def error_doc(description: str) -> OpenAPIResponse:
     """An error response in the OpenAPI document: its description and the one error body every error has."""
     return {'description': description, 'content': {'application/json': {'model': ErrorResponse}}}
 
@@ -30,12 +31,12 @@ def error_doc(description: str) -> dict[str, Any]:
 _GATEWAY_ERROR = {'type': 'object', 'properties': {'message': {'type': 'string'}}, 'required': ['message']}
 
 
-def _error_or_gateway_doc(description: str) -> dict[str, Any]:
+def _error_or_gateway_doc(description: str) -> OpenAPIResponse:
     schema = {'anyOf': [{'$ref': '#/components/schemas/ErrorResponse'}, _GATEWAY_ERROR]}
     return {'description': description, 'content': {'application/json': {'schema': schema}}}
 
 
-ERROR_RESPONSES: dict[int, Any] = {
+ERROR_RESPONSES: dict[int, OpenAPIResponse] = {
     400: error_doc('Malformed request (e.g. the body is not JSON).'),
     401: error_doc('Missing or invalid API key (AUTH_FAILED).'),
     404: error_doc('No such resource, or not yours (NOT_FOUND).'),
@@ -63,7 +64,7 @@ def create_app(*routers: APIGatewayHttpRouter) -> APIGatewayHttpResolver:
         app.include_router(router)
 
     @app.exception_handler(VidgenError)
-    def _vidgen_error(exc: VidgenError) -> Response:
+    def _vidgen_error(exc: VidgenError) -> Response[str]:
         if exc.http_status >= 500:
             logger.exception('request failed', error=type(exc).__name__)
         headers = {'Retry-After': str(exc.retry_after)} if isinstance(exc, RateLimitExceededError) else None
@@ -71,7 +72,7 @@ def create_app(*routers: APIGatewayHttpRouter) -> APIGatewayHttpResolver:
                               field=exc.details.get('field'))
 
     @app.exception_handler(RequestValidationError)
-    def _validation_error(exc: RequestValidationError) -> Response:
+    def _validation_error(exc: RequestValidationError) -> Response[str]:
         errors = exc.errors()
         if any(e.get('type') == 'json_invalid' for e in errors):
             return error_response(app, 400, 'INVALID_PARAMETERS', 'The request body is not valid JSON.')
@@ -79,15 +80,15 @@ def create_app(*routers: APIGatewayHttpRouter) -> APIGatewayHttpResolver:
         return error_response(app, 422, 'INVALID_PARAMETERS', message, field=field)
 
     @app.exception_handler(RequestUnsupportedContentType)
-    def _content_type(exc: RequestUnsupportedContentType) -> Response:
+    def _content_type(exc: RequestUnsupportedContentType) -> Response[str]:
         return error_response(app, 400, 'INVALID_PARAMETERS', 'Send the request body as application/json.')
 
     @app.not_found
-    def _not_found(exc: Exception) -> Response:
+    def _not_found(exc: Exception) -> Response[str]:
         return error_response(app, 404, 'NOT_FOUND', 'No such route.')
 
     @app.exception_handler(Exception)
-    def _unexpected(exc: Exception) -> Response:
+    def _unexpected(exc: Exception) -> Response[str]:
         logger.exception('unexpected error', error=type(exc).__name__)
         return error_response(app, 500, 'SYSTEM_ERROR', 'vidgen hit an internal error; try again later.')
 
@@ -95,7 +96,7 @@ def create_app(*routers: APIGatewayHttpRouter) -> APIGatewayHttpResolver:
 
 
 def error_response(app: APIGatewayHttpResolver, status: int, code: str, message: str, *,
-                   headers: dict[str, str] | None = None, field: str | None = None) -> Response:
+                   headers: dict[str, str] | None = None, field: str | None = None) -> Response[str]:
     error: dict[str, Any] = {'code': code, 'message': message, 'request_id': request_id(app)}
     if field:
         error['field'] = field
@@ -110,7 +111,7 @@ def request_id(app: APIGatewayHttpResolver) -> str:
         return ''
 
 
-def describe_validation_errors(errors: list[dict[str, Any]]) -> tuple[str, str | None]:
+def describe_validation_errors(errors: Sequence[Mapping[str, Any]]) -> tuple[str, str | None]:
     """One readable sentence per problem, naming the field (`body.duration`, `query.limit`, ...)."""
     sentences = []
     first_field = None

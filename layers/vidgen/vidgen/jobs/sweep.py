@@ -49,7 +49,7 @@ def sweep() -> SweepReport:
     for name in ('started', 'finalized', 'failed'):
         if getattr(report, name):
             metrics.add_metric(name=f'Sweep{name.capitalize()}', unit=MetricUnit.Count, value=len(getattr(report, name)))
-    logger.info('sweep done', **{k: len(v) for k, v in report.as_dict().items()})
+    logger.info('sweep done', extra={k: len(v) for k, v in report.as_dict().items()})
     return report
 
 

@@ -11,7 +11,7 @@ from vidgen.store.media import bucket_origin, presigned_url
 def job_view(job: Job) -> JobView:
     return JobView(
         id=job.id,
-        status=job.status,  # type: ignore[arg-type]
+        status=job.status,
         model=job.model,
         kind=job.kind,
         prompt=job.prompt,

@@ -35,6 +35,8 @@ STATES: dict[str, TaskState] = {
     'fail': 'failed',
 }
 _VIDEO_MODES = ('t2v', 'i2v', 'flf2v', 'ref2v')
+# A callback's code when its record carries no state: 200 is a success, 501 a failure.
+_CALLBACK_CODE_STATES: dict[object, TaskState] = {200: 'succeeded', 501: 'failed'}
 
 
 class KieMarketProvider(KieProvider):
@@ -61,9 +63,9 @@ class KieMarketProvider(KieProvider):
         if task_id is None or not isinstance(body, dict):
             raise CallbackRejectedError('The callback could not be verified.')
         verify_callback(body, headers, self._webhook_key)
-        state = STATES.get(str(body['data'].get('state')))
+        state: TaskState | None = STATES.get(str(body['data'].get('state')))
         if state is None:
-            state = {200: 'succeeded', 501: 'failed'}.get(body.get('code'))
+            state = _CALLBACK_CODE_STATES.get(body.get('code'))
         return CallbackHint(task_id=task_id, claimed_state=state)
 
 

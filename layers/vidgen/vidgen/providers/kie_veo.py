@@ -12,7 +12,14 @@ from vidgen.errors import (
     ProviderRejectedError,
     ProviderUnavailableError,
 )
-from vidgen.providers.base import CallbackHint, GenerationRequest, ProviderTask, TaskOutput
+from vidgen.providers.base import (
+    CallbackHint,
+    GenerationRequest,
+    ImageInput,
+    ProviderTask,
+    TaskOutput,
+    TaskState,
+)
 from vidgen.providers.kie_client import KieProvider
 from vidgen.providers.kie_common import (
     callback_task_id,
@@ -53,7 +60,7 @@ class KieVeoProvider(KieProvider):
             return ProviderTask(task_id, 'failed', failure=failure, raw_status=raw_status)
         if flag != 1:
             return ProviderTask(task_id, 'running', raw_status=raw_status)
-        response = data.get('response') if isinstance(data.get('response'), dict) else {}
+        response = data['response'] if isinstance(data.get('response'), dict) else {}
         urls = parse_url_list(response.get('resultUrls'))
         if not urls:
             raise ProviderUnavailableError('Kie.ai reported a finished Veo video without its URL; will retry.')
@@ -72,7 +79,7 @@ class KieVeoProvider(KieProvider):
             raise CallbackRejectedError('The callback could not be verified.')
         verify_callback(body, headers, self._webhook_key)
         code = body.get('code')
-        claimed = 'succeeded' if code == 200 else 'failed' if code in _CALLBACK_FAILURES else None
+        claimed: TaskState | None = 'succeeded' if code == 200 else 'failed' if code in _CALLBACK_FAILURES else None
         return CallbackHint(task_id=task_id, claimed_state=claimed)
 
     def _hd_url(self, task_id: str) -> str | None:
@@ -85,13 +92,14 @@ class KieVeoProvider(KieProvider):
         return url if isinstance(url, str) and url else None
 
 
-def input_images(request: GenerationRequest) -> list[tuple[str, Any]]:
+def input_images(request: GenerationRequest) -> list[tuple[str, ImageInput]]:
     """The images this mode sends, in Veo's order: start then end frame, or the reference images.
 
     Checked before anything is uploaded, so a wrong request costs no upload.
     """
     if request.kind == 'ref2v':
-        slots = [(f'ref{index}', image) for index, image in enumerate(request.reference_images)]
+        slots: list[tuple[str, ImageInput | None]] = [(f'ref{index}', image)
+                                                      for index, image in enumerate(request.reference_images)]
     else:
         slots = [('start', request.image), ('end', request.end_image if request.kind == 'flf2v' else None)]
     images = [(slot, image) for slot, image in slots if image is not None]

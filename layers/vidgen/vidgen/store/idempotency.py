@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from vidgen.store.table import idempotency_key, table
+from vidgen.store.table import idempotency_key, number, table
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def claim_op(owner: str, claim: IdempotencyClaim, job_id: str, now: float, *,
 def find_live(owner: str, key: str, now: float) -> IdempotencyRecord | None:
     """The key's record if it is still live (TTL deletion lags, so the expiry is checked here too)."""
     item = table().get_item(Key=idempotency_key(owner, key), ConsistentRead=True).get('Item')
-    if item is None or int(item['expires_at']) < now:
+    if item is None or number(item['expires_at']) < now:
         return None
     return IdempotencyRecord(job_id=str(item.get('job_id', '')), request_hash=str(item['request_hash']),
-                             expires_at=int(item['expires_at']), storyboard_id=item.get('storyboard_id'))
+                             expires_at=number(item['expires_at']), storyboard_id=item.get('storyboard_id'))

@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError
 
 from vidgen.errors import NotFoundError, StoreError
 from vidgen.models import ACTIVE_STATUSES
+from vidgen.store.pages import PageKey
 from vidgen.store.table import (
     SWEEP_INDEX,
     USER_JOBS_INDEX,
@@ -89,7 +90,8 @@ class Job:
         # Active jobs carry the sparse Sweep index's hash key; `sweep_at` is set by whoever knows when the
         # job next needs attention (`put_item_op` at submit, the transitions after that).
         item['sweep_status'] = self.status
-        return storable(item)
+        stored: dict[str, Any] = storable(item)
+        return stored
 
 
 def get_job(job_id: str, *, consistent: bool = True) -> Job:
@@ -153,7 +155,8 @@ def claim_task_token(job_id: str) -> str | None:
         if exc.response['Error']['Code'] == 'ConditionalCheckFailedException':
             return None
         raise StoreError('The database refused a job update; try again.') from exc
-    return response['Attributes'].get('task_token')
+    token = response['Attributes'].get('task_token')
+    return str(token) if token is not None else None
 
 
 def mark_running(job_id: str, task_id: str, now: float, sweep_at: float) -> Job | None:
@@ -198,7 +201,7 @@ def outputs_value(outputs: list[StoredOutput]) -> list[dict[str, Any]]:
     return [asdict(o) for o in outputs]
 
 
-def list_user_jobs(owner: str, *, status: str | None, limit: int, cursor: dict[str, Any] | None) -> tuple[list[Job], dict | None]:
+def list_user_jobs(owner: str, *, status: str | None, limit: int, cursor: PageKey | None) -> tuple[list[Job], PageKey | None]:
     """The owner's jobs, newest first, from the UserJobs index; a status filter keeps reading pages
     until `limit` jobs match or the index ends."""
     jobs: list[Job] = []
@@ -243,4 +246,4 @@ def jobs_needing_attention(status: str, now: float, limit: int) -> list[str]:
         KeyConditionExpression=Key('sweep_status').eq(status) & Key('sweep_at').lte(storable(float(int(now)))),
         Limit=limit,
     )
-    return [item['PK'].removeprefix('JOB#') for item in response.get('Items', [])]
+    return [str(item['PK']).removeprefix('JOB#') for item in response.get('Items', [])]

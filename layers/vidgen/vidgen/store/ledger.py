@@ -32,6 +32,7 @@ from vidgen.store.pages import PageKey
 from vidgen.store.table import (
     grant_key,
     ledger_key,
+    number,
     plain,
     table,
     transact,
@@ -169,7 +170,7 @@ def balance(user_id: str, *, consistent: bool = True) -> int:
     item = table().get_item(Key=user_key(user_id), ConsistentRead=consistent).get('Item')
     if item is None:
         raise UnknownUser(user_id)
-    return int(item.get('balance', 0))
+    return number(item.get('balance', 0))
 
 
 def ledger_page(user_id: str, *, limit: int,

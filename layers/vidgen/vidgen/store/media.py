@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import mimetypes
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import urljoin, urlsplit
 
 from boto3.s3.transfer import TransferConfig
@@ -39,7 +39,7 @@ def save_input_image(user_id: str, job_id: str, name: str, data_uri: str) -> str
     header, payload = data_uri.split(',', 1)
     content_type = header[5:].split(';', 1)[0]
     key = f'inputs/{user_id}/{job_id}/{name}.{_EXTENSIONS.get(content_type, "bin")}'
-    aws.client('s3').put_object(Bucket=get_settings().bucket_name, Key=key, Body=base64.b64decode(payload),
+    aws.s3().put_object(Bucket=get_settings().bucket_name, Key=key, Body=base64.b64decode(payload),
                                 ContentType=content_type)
     return f's3://{key}'
 
@@ -48,14 +48,14 @@ def load_input_image(reference: str) -> str:
     """The image as the adapters take it: the client's URL as given, or a data URI rebuilt from S3."""
     if not reference.startswith('s3://'):
         return reference
-    response = aws.client('s3').get_object(Bucket=get_settings().bucket_name, Key=reference[5:])
+    response = aws.s3().get_object(Bucket=get_settings().bucket_name, Key=reference[5:])
     data = base64.b64encode(response['Body'].read()).decode()
     return f'data:{response.get("ContentType", "image/png")};base64,{data}'
 
 
 def presigned_url(key: str) -> str:
     settings = get_settings()
-    return aws.client('s3').generate_presigned_url(
+    return aws.s3().generate_presigned_url(
         'get_object', Params={'Bucket': settings.bucket_name, 'Key': key}, ExpiresIn=settings.result_url_ttl_seconds,
     )
 
@@ -69,7 +69,7 @@ def bucket_origin() -> str:
 
 def result_reader(key: str, size: int) -> RangedReader:
     """A stored result as a seekable file that fetches only the byte ranges it is asked for."""
-    s3, bucket = aws.client('s3'), get_settings().bucket_name
+    s3, bucket = aws.s3(), get_settings().bucket_name
 
     def fetch(start: int, end: int) -> bytes:
         try:
@@ -88,7 +88,7 @@ def picture_keys(result_key: str) -> tuple[str, str]:
 
 def put_picture(key: str, data: bytes) -> str:
     try:
-        aws.client('s3').put_object(Bucket=get_settings().bucket_name, Key=key, Body=data, ContentType='image/jpeg')
+        aws.s3().put_object(Bucket=get_settings().bucket_name, Key=key, Body=data, ContentType='image/jpeg')
     except (BotoCoreError, ClientError) as exc:
         raise MediaStorageError('Storing a poster failed; it will be retried.') from exc
     return key
@@ -99,7 +99,7 @@ def discard_results(keys: list[str]) -> None:
     if not keys:
         return
     try:
-        response = aws.client('s3').delete_objects(
+        response = aws.s3().delete_objects(
             Bucket=get_settings().bucket_name, Delete={'Objects': [{'Key': k} for k in keys], 'Quiet': True})
     except (BotoCoreError, ClientError) as exc:
         raise MediaStorageError('Deleting a result that does not play failed; it will be retried.') from exc
@@ -107,10 +107,14 @@ def discard_results(keys: list[str]) -> None:
         raise MediaStorageError('Deleting a result that does not play failed; it will be retried.')
 
 
+class _Readable(Protocol):
+    def read(self, size: int, /) -> bytes: ...
+
+
 class _CountingReader:
     """Reads the response body for the uploader, counting bytes and stopping at the size limit."""
 
-    def __init__(self, raw: IO[bytes], limit: int) -> None:
+    def __init__(self, raw: _Readable, limit: int) -> None:
         self._raw = raw
         self._limit = limit
         self.count = 0
@@ -140,8 +144,9 @@ def copy_result(url: str, user_id: str, job_id: str, index: int, content_type_hi
         expected = response.headers.get('Content-Length')
         reader = _CountingReader(response.raw, settings.max_output_bytes)
         try:
-            aws.client('s3').upload_fileobj(reader, settings.bucket_name, key, Config=_TRANSFER,
-                                            ExtraArgs={'ContentType': content_type})
+            # The managed transfer only calls read(): the counting reader is file-like enough.
+            aws.s3().upload_fileobj(cast(IO[bytes], reader), settings.bucket_name, key, Config=_TRANSFER,
+                                    ExtraArgs={'ContentType': content_type})
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, BotoCoreError, ClientError) as exc:
             # urllib3 raises its own ProtocolError when the provider cuts the body short.
             raise OutputDownloadError('Copying a result into storage failed part-way; it will be retried.') from exc

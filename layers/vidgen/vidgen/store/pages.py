@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 from vidgen.store.table import user_key
 
@@ -10,7 +10,7 @@ from vidgen.store.table import user_key
 PageKey = dict[str, Any]
 
 
-def page_key_belongs_to(key: Any, owner: str, owner_fields: tuple[str, ...]) -> bool:
+def page_key_belongs_to(key: object, owner: str, owner_fields: tuple[str, ...]) -> TypeGuard[PageKey]:
     """Whether a page key read back from a client's cursor is the owner's: a job- or storyboard-index key names
     its owner in `owner_fields`; a ledger key's partition is the owner's."""
     if not isinstance(key, dict) or not all(isinstance(v, str) for v in key.values()):

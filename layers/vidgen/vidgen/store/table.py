@@ -24,7 +24,7 @@ import random
 import time
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 import boto3
 from boto3.dynamodb.types import TypeDeserializer
@@ -33,6 +33,10 @@ from botocore.exceptions import ClientError
 from vidgen.aws import CLIENT_CONFIG
 from vidgen.config import get_settings
 from vidgen.errors import StoreError, TransactionCanceled
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBServiceResource
+    from mypy_boto3_dynamodb.service_resource import Table
 
 USER_JOBS_INDEX = 'UserJobs'
 SWEEP_INDEX = 'Sweep'
@@ -69,17 +73,26 @@ def idempotency_key(user_id: str, key: str) -> dict[str, str]:
 
 
 @lru_cache(maxsize=1)
-def _resource() -> Any:
+def _resource() -> DynamoDBServiceResource:
     return boto3.resource('dynamodb', config=CLIENT_CONFIG)
 
 
-def table() -> Any:
+def table() -> Table:
     return _resource().Table(get_settings().table_name)
 
 
 def client() -> Any:
-    """The resource's client: same calls as the low-level client, but takes and returns Python types."""
+    """The resource's client: the low-level calls, but taking and returning Python values (the resource
+    installs its serializer on it). The stubs type it as the wire-format client, whose items are
+    `{'S': ...}` maps, so it stays untyped here: a real boundary."""
     return _resource().meta.client
+
+
+def number(value: object) -> int:
+    """A stored whole number as Python reads it (boto3 returns DynamoDB numbers as Decimal)."""
+    if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
+        return int(value)
+    raise StoreError(f'A stored number is a {type(value).__name__}.')
 
 
 def plain(value: Any) -> Any:
@@ -139,9 +152,10 @@ def transact(items: dict[str, dict[str, Any]]) -> None:
 _DESERIALIZER = TypeDeserializer()
 
 
-def _old_item(reason: dict[str, Any]) -> dict[str, Any] | None:
+def _old_item(reason: Mapping[str, Any]) -> dict[str, Any] | None:
     """Cancellation reasons are error payloads, which boto3 does not convert: deserialize them here."""
     raw = reason.get('Item')
     if not raw:
         return None
-    return plain({k: _DESERIALIZER.deserialize(v) for k, v in raw.items()})
+    item: dict[str, Any] = plain({k: _DESERIALIZER.deserialize(v) for k, v in raw.items()})
+    return item
