@@ -346,12 +346,12 @@ def test_a_create_outlasting_the_callback_wait_is_created_by_the_poll_loop(cloud
     original_create = tasks._create_at_provider
     stalled: list[str] = []
 
-    def create_at_provider(job):
+    def create_at_provider(job, *context):
         if 'slow-create' in job.prompt and not stalled:
             stalled.append(job.id)
             time.sleep(CALLBACK_WAIT + 1)
             raise ProviderUnavailableError('Kling did not answer in time; the call will be retried.')
-        return original_create(job)
+        return original_create(job, *context)
 
     monkeypatch.setattr(tasks, '_create_at_provider', create_at_provider)
     job_id = user.submit({'model': 'kling-v2-6', 'prompt': 'slow-create'}).json()['id']

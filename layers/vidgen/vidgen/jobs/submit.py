@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from vidgen import catalog, executions, ids
+from vidgen import catalog, ids
 from vidgen.config import get_settings
 from vidgen.errors import (
     ActiveCapReached,
@@ -31,10 +31,11 @@ from vidgen.errors import (
     UnknownUser,
     UnsafeUrlError,
 )
+from vidgen.jobs.context import LIVE, Context
 from vidgen.models import JobRequest
 from vidgen.netguard import check_url
 from vidgen.observability import MetricUnit, logger, metrics
-from vidgen.store import idempotency, ledger, media
+from vidgen.store import idempotency
 from vidgen.store import jobs as job_store
 
 # How long a client at its active-job cap is told to wait before trying again.
@@ -54,18 +55,19 @@ def request_fingerprint(request: JobRequest) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def submit_job(owner: str, request: JobRequest, idempotency_key_value: str | None = None) -> Submitted:
+def submit_job(owner: str, request: JobRequest, idempotency_key_value: str | None = None,
+               ctx: Context = LIVE) -> Submitted:
     settings = get_settings()
     resolved = catalog.resolve(request)
     if request.webhook_url:
         check_webhook_url(request.webhook_url, settings.allow_private_urls)
     fingerprint = request_fingerprint(request)
-    now = ids.now()
+    now = ctx.clock()
     if idempotency_key_value:
-        replay = _replay(owner, idempotency_key_value, fingerprint, now)
+        replay = _replay(owner, idempotency_key_value, fingerprint, now, ctx)
         if replay:
             return Submitted(replay, replayed=True)
-    _precheck_balance(owner, resolved.credits)
+    _precheck_balance(owner, resolved.credits, ctx)
 
     job_id = ids.new_job_id()
     job = job_store.Job(
@@ -73,19 +75,19 @@ def submit_job(owner: str, request: JobRequest, idempotency_key_value: str | Non
         provider_model=resolved.model.provider_model_for(resolved.mode), kind=resolved.mode, prompt=request.prompt,
         negative_prompt=request.negative_prompt, params=resolved.params, credits=resolved.credits,
         created_at=now, updated_at=now, deadline_at=now + settings.job_deadline_seconds,
-        image=_store_image(owner, job_id, 'image', request.image),
-        end_image=_store_image(owner, job_id, 'end_image', request.end_image),
-        reference_images=[_store_image(owner, job_id, f'reference_{i}', img) or ''
+        image=_store_image(owner, job_id, 'image', request.image, ctx),
+        end_image=_store_image(owner, job_id, 'end_image', request.end_image, ctx),
+        reference_images=[_store_image(owner, job_id, f'reference_{i}', img, ctx) or ''
                           for i, img in enumerate(request.reference_images or [])],
         webhook_url=request.webhook_url, metadata=request.metadata or {}, request_hash=fingerprint,
     )
     claim = (idempotency.IdempotencyClaim(idempotency_key_value, fingerprint, settings.idempotency_ttl_seconds)
              if idempotency_key_value else None)
     try:
-        ledger.submit_debit(job, max_active_jobs=settings.max_active_jobs_per_user,
+        ctx.ledger.submit_debit(job, max_active_jobs=settings.max_active_jobs_per_user,
                             sweep_at=now + settings.queued_grace_seconds, idempotency=claim)
     except Replayed as replayed:
-        return Submitted(_replayed_job(replayed.job_id, replayed.request_hash, fingerprint), replayed=True)
+        return Submitted(_replayed_job(replayed.job_id, replayed.request_hash, fingerprint, ctx), replayed=True)
     except UnknownUser as exc:
         raise AuthFailedError(_NO_USER) from exc
     except InsufficientCredits as exc:
@@ -98,7 +100,7 @@ def submit_job(owner: str, request: JobRequest, idempotency_key_value: str | Non
     metrics.add_metric(name='JobSubmitted', unit=MetricUnit.Count, value=1)
     logger.info('job submitted', job_id=job_id, model=job.model, kind=job.kind, credits=job.credits)
     try:
-        executions.start(job_id)
+        ctx.executions.start(job_id)
     except (ClientError, BotoCoreError) as exc:
         # The job is paid for and stored: answering 500 now would invite a second, paid retry. The
         # sweep starts queued jobs whose execution never began.
@@ -107,27 +109,27 @@ def submit_job(owner: str, request: JobRequest, idempotency_key_value: str | Non
     return Submitted(job, replayed=False)
 
 
-def cancel_job(owner: str, job_id: str) -> job_store.Job:
+def cancel_job(owner: str, job_id: str, ctx: Context = LIVE) -> job_store.Job:
     """Cancel an active job and refund it. The provider may still finish; its result is discarded."""
-    job = job_store.get_job(job_id)
+    job = ctx.jobs.get_job(job_id)
     if job.owner != owner:
         raise NotFoundError(f'No job {job_id!r}.')
     if not job.is_active:
         raise ConflictError(f'Job {job_id} already ended as {job.status}; only queued or running jobs can be canceled.')
-    if not cancel_active_job(job):
-        job = job_store.get_job(job_id)
+    if not cancel_active_job(job, ctx):
+        job = ctx.jobs.get_job(job_id)
         raise ConflictError(f'Job {job_id} already ended as {job.status}; only queued or running jobs can be canceled.')
-    return job_store.get_job(job_id)
+    return ctx.jobs.get_job(job_id)
 
 
-def cancel_active_job(job: job_store.Job) -> bool:
+def cancel_active_job(job: job_store.Job, ctx: Context = LIVE) -> bool:
     """End an active job as canceled, refunded once, and stop its execution. False if it had ended already."""
     error = {'code': 'CANCELED', 'message': 'The job was canceled by its owner; its credits were refunded.'}
     try:
-        ledger.settle(job, status='canceled', now=ids.now(), refund=True, extra={'error': error})
+        ctx.ledger.settle(job, status='canceled', now=ctx.clock(), refund=True, extra={'error': error})
     except AlreadySettled:
         return False
-    executions.stop(job.id, 'canceled by its owner')
+    ctx.executions.stop(job.id, 'canceled by its owner')
     metrics.add_metric(name='JobCanceled', unit=MetricUnit.Count, value=1)
     return True
 
@@ -140,17 +142,17 @@ def check_webhook_url(url: str, allow_private: bool) -> None:
         raise InvalidParametersError(f'webhook_url is not usable: {exc.message}', details={'field': 'webhook_url'}) from exc
 
 
-def _store_image(owner: str, job_id: str, name: str, value: str | None) -> str | None:
+def _store_image(owner: str, job_id: str, name: str, value: str | None, ctx: Context) -> str | None:
     if value is None or not value.startswith('data:'):
         return value
-    return media.save_input_image(owner, job_id, name, value)
+    return ctx.save_input_image(owner, job_id, name, value)
 
 
-def _precheck_balance(owner: str, cost: int) -> None:
+def _precheck_balance(owner: str, cost: int, ctx: Context) -> None:
     """A cheap read so that a request that cannot be paid stores nothing (not even its images). The
     transaction's condition remains the authority; this only answers early."""
     try:
-        balance = ledger.balance(owner, consistent=False)
+        balance = ctx.ledger.balance(owner, consistent=False)
     except UnknownUser as exc:
         raise AuthFailedError(_NO_USER) from exc
     if balance < cost:
@@ -165,17 +167,17 @@ def _insufficient(cost: int, balance: int) -> InsufficientCreditsError:
     )
 
 
-def _replay(owner: str, key: str, fingerprint: str, now: float) -> job_store.Job | None:
+def _replay(owner: str, key: str, fingerprint: str, now: float, ctx: Context) -> job_store.Job | None:
     """The job an earlier request with this key created, if the key is still live."""
-    record = idempotency.find_live(owner, key, now)
+    record = ctx.find_idempotency_record(owner, key, now)
     if record is None:
         return None
-    return _replayed_job(record.job_id, record.request_hash, fingerprint)
+    return _replayed_job(record.job_id, record.request_hash, fingerprint, ctx)
 
 
-def _replayed_job(job_id: str, request_hash: str, fingerprint: str) -> job_store.Job:
+def _replayed_job(job_id: str, request_hash: str, fingerprint: str, ctx: Context) -> job_store.Job:
     """A different request under the same key is a conflict; the same request gets its job back."""
     if request_hash != fingerprint:
         raise IdempotencyConflictError(
             'This Idempotency-Key was already used with a different request; use a new key for a new job.')
-    return job_store.get_job(job_id)
+    return ctx.jobs.get_job(job_id)

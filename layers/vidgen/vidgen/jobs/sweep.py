@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from vidgen import executions, ids
 from vidgen.config import get_settings
 from vidgen.errors import ProviderError, ProviderTimeoutError, VidgenError
 from vidgen.jobs import tasks
+from vidgen.jobs.context import LIVE, Context
 from vidgen.jobs.storyboards import sweep as storyboard_sweep
 from vidgen.observability import MetricUnit, logger, metrics
 from vidgen.store import jobs as job_store
@@ -34,14 +34,14 @@ class SweepReport:
         return {k: v for k, v in self.__dict__.items()}
 
 
-def sweep() -> SweepReport:
+def sweep(ctx: Context = LIVE) -> SweepReport:
     settings = get_settings()
-    now = ids.now()
+    now = ctx.clock()
     report = SweepReport()
     for status in ('queued', 'running'):
-        for job_id in job_store.jobs_needing_attention(status, now, settings.sweep_batch_size):
+        for job_id in ctx.jobs.jobs_needing_attention(status, now, settings.sweep_batch_size):
             try:
-                _sweep_job(job_id, report)
+                _sweep_job(job_id, report, ctx)
             except VidgenError as exc:  # one bad job must not stop the sweep of the others
                 logger.warning('sweep could not settle a job', job_id=job_id, error=type(exc).__name__)
                 report.errors.append(job_id)
@@ -53,35 +53,35 @@ def sweep() -> SweepReport:
     return report
 
 
-def _sweep_job(job_id: str, report: SweepReport) -> None:
+def _sweep_job(job_id: str, report: SweepReport, ctx: Context) -> None:
     settings = get_settings()
-    job = job_store.find_job(job_id)
+    job = ctx.jobs.find_job(job_id)
     if job is None or not job.is_active:
         return
-    now = ids.now()
-    execution = executions.status(job_id)
+    now = ctx.clock()
+    execution = ctx.executions.status(job_id)
     if job.status == 'queued' and execution is None and now < job.deadline_at:
-        executions.start(job_id)
-        job_store.defer_sweep(job_id, 'queued', now + settings.queued_grace_seconds)
+        ctx.executions.start(job_id)
+        ctx.jobs.defer_sweep(job_id, 'queued', now + settings.queued_grace_seconds)
         report.started.append(job_id)
         return
     if execution == 'RUNNING' and now < job.deadline_at:
-        job_store.defer_sweep(job_id, job.status, min(job.deadline_at, now + settings.sweep_liveness_seconds))
+        ctx.jobs.defer_sweep(job_id, job.status, min(job.deadline_at, now + settings.sweep_liveness_seconds))
         report.deferred.append(job_id)
         return
-    _settle_here(job, now, report)
+    _settle_here(job, now, report, ctx)
 
 
-def _settle_here(job: job_store.Job, now: float, report: SweepReport) -> None:
+def _settle_here(job: job_store.Job, now: float, report: SweepReport, ctx: Context) -> None:
     """The execution cannot finish this job (gone, or out of time): finish it from here."""
     settings = get_settings()
     try:
-        state = _provider_state(job)
+        state = _provider_state(job, ctx)
         if state == 'succeeded':
             outcome = tasks.finalize_here(job)
             if outcome is not None:
                 (report.finalized if outcome == 'succeeded' else report.failed).append(job.id)
-                tasks.notify_once(job.id)
+                tasks.notify_once(job.id, ctx)
             return
         if now >= job.deadline_at:
             raise ProviderTimeoutError(f'The provider did not finish the job within '
@@ -91,22 +91,22 @@ def _settle_here(job: job_store.Job, now: float, report: SweepReport) -> None:
             raise ProviderError('The job could not be started at the provider; its credits were refunded.')
     except ProviderError as exc:
         if exc.retryable and now < job.deadline_at:
-            job_store.defer_sweep(job.id, job.status, now + tasks.poll_interval(0))
+            ctx.jobs.defer_sweep(job.id, job.status, now + tasks.poll_interval(0))
             report.deferred.append(job.id)
             return
-        if tasks.fail_from_error(job, exc):
+        if tasks.fail_from_error(job, exc, ctx):
             report.failed.append(job.id)
-            tasks.notify_once(job.id)
-        executions.stop(job.id, 'settled by the sweep')
+            tasks.notify_once(job.id, ctx)
+        ctx.executions.stop(job.id, 'settled by the sweep')
         return
-    job_store.defer_sweep(job.id, job.status, min(job.deadline_at, now + tasks.poll_interval(1)))
+    ctx.jobs.defer_sweep(job.id, job.status, min(job.deadline_at, now + tasks.poll_interval(1)))
     report.deferred.append(job.id)
 
 
-def _provider_state(job: job_store.Job) -> str:
+def _provider_state(job: job_store.Job, ctx: Context) -> str:
     """'succeeded', 'running' or 'never-created'; raises the task's typed error if it failed."""
     if not job.provider_task_id:
         return 'never-created'
-    task = tasks.fetch_task(job)
+    task = tasks.fetch_task(job, ctx=ctx)
     tasks.raise_if_failed(task)
     return 'succeeded' if task.state == 'succeeded' else 'running'

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from vidgen import callback_tokens, catalog, executions, ids
+from vidgen import catalog, executions, ids
 from vidgen.config import get_settings
 from vidgen.errors import (
     AlreadySettled,
@@ -26,9 +26,9 @@ from vidgen.errors import (
     job_code_for_error_type,
 )
 from vidgen.jobs import media_calls, notifications
+from vidgen.jobs.context import LIVE, Context
 from vidgen.observability import MetricUnit, logger, metrics
 from vidgen.providers.base import GenerationRequest, ImageInput, ProviderTask
-from vidgen.providers.registry import get_provider
 from vidgen.store import jobs as job_store
 from vidgen.store import ledger, media
 
@@ -48,9 +48,9 @@ def generation_request(job: job_store.Job, *, with_images: bool) -> GenerationRe
     )
 
 
-def fetch_task(job: job_store.Job, task_id: str | None = None) -> ProviderTask:
+def fetch_task(job: job_store.Job, task_id: str | None = None, ctx: Context = LIVE) -> ProviderTask:
     """The provider's current view of the job's task: the only source of truth for its outcome."""
-    return get_provider(job.provider).get_task(task_id or job.provider_task_id or '',
+    return ctx.provider(job.provider).get_task(task_id or job.provider_task_id or '',
                                                generation_request(job, with_images=False))
 
 
@@ -65,24 +65,24 @@ def create_task(job_id: str, task_token: str) -> None:
     _create_at_provider(job)
 
 
-def _create_at_provider(job: job_store.Job) -> None:
-    provider = get_provider(job.provider)
-    task_id = provider.create_task(generation_request(job, with_images=True),
-                                   callback_tokens.callback_url(job.provider, job.id))
-    if job_store.mark_running(job.id, task_id, ids.now(), _next_liveness_check(job)) is None:
+def _create_at_provider(job: job_store.Job, ctx: Context = LIVE) -> None:
+    provider = ctx.provider(job.provider)
+    task_id = provider.create_task(generation_request(job, with_images=True), ctx.callback_url(job.provider, job.id))
+    now = ctx.clock()
+    if ctx.jobs.mark_running(job.id, task_id, now, _next_liveness_check(job, now)) is None:
         logger.info('job settled, or its task created by another step, while this one created it', job_id=job.id)
     metrics.add_metric(name='ProviderTaskCreated', unit=MetricUnit.Count, value=1)
     logger.info('provider task created', job_id=job.id, provider=job.provider, task_id=task_id)
 
 
-def poll_job(job_id: str, attempt: int) -> dict[str, Any]:
+def poll_job(job_id: str, attempt: int, ctx: Context = LIVE) -> dict[str, Any]:
     """One poll of the safety-net loop: {state: running|succeeded|settled, attempt, wait_seconds}."""
     settings = get_settings()
-    job = job_store.get_job(job_id)
+    job = ctx.jobs.get_job(job_id)
     result = {'attempt': attempt + 1, 'wait_seconds': poll_interval(attempt)}
     if not job.is_active:
         return result | {'state': 'settled'}
-    if ids.now() >= job.deadline_at:
+    if ctx.clock() >= job.deadline_at:
         minutes = settings.job_deadline_seconds // 60
         raise ProviderTimeoutError(f'The provider did not finish the job within {minutes} minutes; '
                                    'its credits were refunded.')
@@ -93,13 +93,13 @@ def poll_job(job_id: str, attempt: int) -> dict[str, Any]:
         # refusals are tried again at the next poll; the others fail the job (refunded).
         if attempt >= 1:
             try:
-                _create_at_provider(job)
+                _create_at_provider(job, ctx)
             except (ProviderThrottledError, ProviderUnavailableError) as exc:
                 logger.warning('task not created yet, will try again at the next poll', job_id=job_id,
                                error=type(exc).__name__)
         return result | {'state': 'running'}
     try:
-        task = fetch_task(job)
+        task = fetch_task(job, ctx=ctx)
     except (ProviderThrottledError, ProviderUnavailableError) as exc:
         # A provider hiccup is not the job's failure: ask again next time, until the deadline.
         logger.warning('poll failed, will poll again', job_id=job_id, error=type(exc).__name__)
@@ -191,19 +191,19 @@ def notify_job(job_id: str) -> None:
     notifications.deliver(job_store.get_job(job_id))
 
 
-def notify_once(job_id: str) -> None:
+def notify_once(job_id: str, ctx: Context = LIVE) -> None:
     """Best-effort notification for jobs settled outside the state machine (the sweep)."""
     try:
-        notifications.deliver(job_store.get_job(job_id))
+        notifications.deliver(ctx.jobs.get_job(job_id))
     except WebhookDeliveryError:
         logger.warning('webhook not delivered', job_id=job_id)
 
 
-def fail_from_error(job: job_store.Job, error: VidgenError) -> bool:
+def fail_from_error(job: job_store.Job, error: VidgenError, ctx: Context = LIVE) -> bool:
     """Fail a job from an error raised outside the state machine (the sweep). False if it had ended."""
     code = error.job_code if isinstance(error, ProviderError) else 'SYSTEM_ERROR'
     try:
-        ledger.settle(job, status='failed', now=ids.now(), refund=True,
+        ctx.ledger.settle(job, status='failed', now=ctx.clock(), refund=True,
                       extra={'error': {'code': code, 'message': error.message}})
     except AlreadySettled:
         return False
@@ -235,6 +235,6 @@ def _default_message(code: str) -> str:
     }.get(code, 'The provider failed to generate this job; its credits were refunded.')
 
 
-def _next_liveness_check(job: job_store.Job) -> float:
+def _next_liveness_check(job: job_store.Job, now: float) -> float:
     """When the sweep should next look at a running job: soon enough to notice a dead execution."""
-    return min(job.deadline_at, ids.now() + get_settings().sweep_liveness_seconds)
+    return min(job.deadline_at, now + get_settings().sweep_liveness_seconds)
