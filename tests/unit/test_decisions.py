@@ -195,12 +195,12 @@ POLICY = ProviderTask('task-1', 'failed', failure=TaskFailure('CONTENT_POLICY', 
 
 def test_poll_of_a_settled_job_reports_settled_and_asks_no_one():
     w = world(job(status='succeeded'))
-    assert tasks.poll_job('job-1', 0, w.ctx) == {'attempt': 1, 'wait_seconds': 15, 'state': 'settled'}
+    assert tasks.poll_job('job-1', 0, w.ctx) == {'attempt': 1, 'wait_seconds': tasks.poll_interval(0), 'state': 'settled'}
 
 
 def test_poll_past_the_deadline_is_a_provider_timeout():
     w = world(job(deadline=NOW), task=RUNNING)
-    with pytest.raises(ProviderTimeoutError, match='within 60 minutes'):
+    with pytest.raises(ProviderTimeoutError, match=f'within {get_settings().job_deadline_seconds // 60} minutes'):
         tasks.poll_job('job-1', 3, w.ctx)
 
 
@@ -209,7 +209,9 @@ def test_poll_past_the_deadline_is_a_provider_timeout():
                                               (ProviderThrottledError('slow down'), 'running')])
 def test_poll_asks_the_provider_and_a_hiccup_means_poll_again(task, state):
     w = world(job(), task=task)
-    assert tasks.poll_job('job-1', 5, w.ctx) == {'attempt': 6, 'wait_seconds': 120, 'state': state}
+    # Past the last interval the last one repeats.
+    last = get_settings().poll_intervals[-1]
+    assert tasks.poll_job('job-1', 5, w.ctx) == {'attempt': 6, 'wait_seconds': last, 'state': state}
 
 
 def test_a_task_the_provider_failed_raises_its_typed_error():
@@ -247,7 +249,8 @@ def test_a_job_whose_execution_runs_is_left_to_it_until_the_liveness_check():
     w = world(job(), statuses={'job-1': 'RUNNING'})
     report = sweep_use_case.sweep(w.ctx)
     assert report.deferred == ['job-1'] and w.ledger.settled == [] and w.executions.stopped == []
-    assert w.jobs.deferred == [('job-1', NOW + 600)]  # the deadline comes before now + liveness
+    deadline = NOW + 600
+    assert w.jobs.deferred == [('job-1', min(deadline, NOW + get_settings().sweep_liveness_seconds))]
 
 
 def test_a_finished_task_whose_execution_is_gone_is_finalized_by_the_sweep():

@@ -51,23 +51,36 @@ def test_job_request_refuses_unknown_fields_and_bad_images():
     assert JobRequest(model='m', image='data:image/png;base64,iVBORw0KGgo=').image.startswith('data:image/png')
 
 
-@pytest.mark.parametrize('variable', ['TABLE_NAME', 'BUCKET_NAME', 'STATE_MACHINE_ARN'])
-def test_a_missing_deployment_setting_fails_at_cold_start_naming_it(monkeypatch, variable):
-    from vidgen.api import status
-    from vidgen.api.entry import http_handler
-    from vidgen.config import get_settings
+
+REQUIRED_SETTINGS = ('TABLE_NAME', 'BUCKET_NAME', 'STATE_MACHINE_ARN')
+
+
+@pytest.mark.parametrize('variable', REQUIRED_SETTINGS)
+def test_a_missing_or_empty_deployment_setting_is_named(variable):
+    from vidgen.config import load_settings
     from vidgen.errors import ConfigurationError
 
-    monkeypatch.delenv(variable)
-    get_settings.cache_clear()
-    try:
-        with pytest.raises(ConfigurationError, match=f'{variable} is not set'):
-            http_handler(status.router)  # what each function's module does when Lambda loads it
-        monkeypatch.setenv(variable, '')
-        get_settings.cache_clear()
-        with pytest.raises(ConfigurationError, match=f'{variable} is not valid'):
-            get_settings()
-    finally:
-        monkeypatch.undo()
-        get_settings.cache_clear()
-    assert get_settings().table_name
+    complete = {name: 'x' for name in REQUIRED_SETTINGS}
+    assert load_settings(complete).table_name == 'x'
+    with pytest.raises(ConfigurationError, match=f'{variable} is not set'):
+        load_settings({k: v for k, v in complete.items() if k != variable})
+    with pytest.raises(ConfigurationError, match=f'{variable} is not valid'):
+        load_settings({**complete, variable: ''})
+
+
+def test_a_function_started_without_its_settings_fails_at_cold_start_naming_them():
+    """What Lambda does when it loads a function module: import it, in a fresh interpreter."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if k not in REQUIRED_SETTINGS}
+    for function in ('poller', 'status'):
+        result = subprocess.run([sys.executable, '-c', 'import runpy, sys; runpy.run_path(sys.argv[1])',
+                                 str(root / 'functions' / function / 'app.py')],
+                                env=env, capture_output=True, text=True, timeout=60, check=False)
+        assert result.returncode != 0, function
+        assert 'ConfigurationError' in result.stderr and all(f'{name} is not set' in result.stderr
+                                                             for name in REQUIRED_SETTINGS), result.stderr[-800:]

@@ -8,6 +8,7 @@ DynamoDB's cancellation reasons; the store must turn them into `InsufficientCred
 
 from __future__ import annotations
 
+import os
 from typing import Any, Callable
 
 import pytest
@@ -56,10 +57,7 @@ class FakeClient:
 @pytest.fixture
 def store(monkeypatch):
     """Install a fake client; returns a function that sets which items refuse."""
-    monkeypatch.setenv('TABLE_NAME', 'vidgen-test')
-    monkeypatch.setenv('AWS_DEFAULT_REGION', 'us-east-1')
-    from vidgen.config import get_settings
-    get_settings.cache_clear()
+    monkeypatch.setenv('AWS_DEFAULT_REGION', os.environ.get('AWS_DEFAULT_REGION', 'us-east-1'))
     holder: dict[str, FakeClient] = {}
 
     def install(refuse: Refusal) -> FakeClient:
@@ -67,8 +65,7 @@ def store(monkeypatch):
         return holder['client']
 
     monkeypatch.setattr(table, 'client', lambda: holder['client'])
-    yield install
-    get_settings.cache_clear()
+    return install
 
 
 def job(credits: int = 20) -> Job:

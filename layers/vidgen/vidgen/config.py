@@ -10,6 +10,7 @@ names live here, the values come from Secrets Manager through `vidgen.secrets`.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -72,8 +73,13 @@ class Settings(BaseModel):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
+    return load_settings(os.environ)
+
+
+def load_settings(environment: Mapping[str, str]) -> Settings:
+    """The settings in `environment`; raises `ConfigurationError` naming every missing or invalid variable."""
     try:
-        return Settings.model_validate(dict(os.environ))
+        return Settings.model_validate(dict(environment))
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
