@@ -25,6 +25,6 @@ def http_handler(*routers: APIGatewayHttpRouter) -> Callable[[dict[str, Any], An
     def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return refuse_before_parsing(event) or app.resolve(event, context)
 
-    # Powertools' decorators are untyped, so the decorated handler is Any: name its type once, here.
-    lambda_handler.app = app
+    lambda_handler.app = app  # type: ignore[attr-defined]  # the resolver, for tests and the OpenAPI document
+    # Powertools' logger and metrics decorators are untyped: name the decorated handler's type once, here.
     return cast(Callable[[dict[str, Any], Any], dict[str, Any]], lambda_handler)
