@@ -13,6 +13,7 @@ from __future__ import annotations
 import mimetypes
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.swagger_ui import html as swagger_html
@@ -64,7 +65,7 @@ def _page_headers(cache_control: str) -> dict[str, str]:
             'Referrer-Policy': 'no-referrer', 'Cache-Control': cache_control}
 
 
-def _file_response(path: Path, cache_control: str) -> Response:
+def _file_response(path: Path, cache_control: str) -> Response[Any]:  # text or bytes, by file
     content_type = _TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0] or 'application/octet-stream'
     body: str | bytes = path.read_bytes() if content_type == 'image/png' else path.read_text(encoding='utf-8')
     return Response(status_code=200, content_type=content_type, body=body, headers=_page_headers(cache_control))
