@@ -185,6 +185,12 @@ def world(*jobs: Job, task: ProviderTask | Exception | None = None, create: str 
                  FakeProvider(task, create))
 
 
+def sweep_jobs(w: World) -> sweep_use_case.SweepReport:
+    report = sweep_use_case.SweepReport()
+    sweep_use_case.sweep_jobs(report, w.ctx)
+    return report
+
+
 SUCCEEDED = ProviderTask('task-1', 'succeeded', outputs=(TaskOutput('https://cdn.test/v.mp4', 'video/mp4'),))
 RUNNING = ProviderTask('task-1', 'running')
 POLICY = ProviderTask('task-1', 'failed', failure=TaskFailure('CONTENT_POLICY', 'Refused by policy.'))
@@ -240,14 +246,14 @@ def test_a_create_from_the_poll_loop_tries_again_on_transient_refusals_and_fails
 
 def test_a_queued_job_whose_execution_never_started_is_started_and_looked_at_again_later():
     w = world(job(status='queued', task_id=None))
-    report = sweep_use_case.sweep(w.ctx)
+    report = sweep_jobs(w)
     assert report.started == ['job-1'] and w.executions.started == ['job-1']
     assert w.jobs.deferred == [('job-1', NOW + get_settings().queued_grace_seconds)]
 
 
 def test_a_job_whose_execution_runs_is_left_to_it_until_the_liveness_check():
     w = world(job(), statuses={'job-1': 'RUNNING'})
-    report = sweep_use_case.sweep(w.ctx)
+    report = sweep_jobs(w)
     assert report.deferred == ['job-1'] and w.ledger.settled == [] and w.executions.stopped == []
     deadline = NOW + 600
     assert w.jobs.deferred == [('job-1', min(deadline, NOW + get_settings().sweep_liveness_seconds))]
@@ -255,7 +261,7 @@ def test_a_job_whose_execution_runs_is_left_to_it_until_the_liveness_check():
 
 def test_a_finished_task_whose_execution_is_gone_is_finalized_by_the_sweep():
     w = world(job(), task=SUCCEEDED, statuses={'job-1': 'FAILED'})
-    report = sweep_use_case.sweep(w.ctx)
+    report = sweep_jobs(w)
     assert report.finalized == ['job-1'] and w.copied == ['https://cdn.test/v.mp4']
     [(job_id, status, refund, extra)] = w.ledger.settled
     assert (job_id, status, refund) == ('job-1', 'succeeded', False) and extra['outputs'][0]['bytes'] == 10
@@ -268,7 +274,7 @@ def test_a_finished_task_whose_execution_is_gone_is_finalized_by_the_sweep():
 ])
 def test_the_sweep_fails_and_refunds_what_cannot_finish_and_stops_its_execution(the_job, task, statuses, code):
     w = world(the_job, task=task, statuses=statuses)
-    report = sweep_use_case.sweep(w.ctx)
+    report = sweep_jobs(w)
     assert report.failed == ['job-1'] and w.executions.stopped == ['job-1']
     [(job_id, status, refund, extra)] = w.ledger.settled
     assert (status, refund, extra['error']['code']) == ('failed', True, code)
@@ -276,21 +282,21 @@ def test_the_sweep_fails_and_refunds_what_cannot_finish_and_stops_its_execution(
 
 def test_a_transient_provider_error_defers_the_job_to_the_next_poll_interval():
     w = world(job(), task=ProviderUnavailableError('down'), statuses={'job-1': 'FAILED'})
-    report = sweep_use_case.sweep(w.ctx)
+    report = sweep_jobs(w)
     assert report.deferred == ['job-1'] and w.ledger.settled == []
     assert w.jobs.deferred == [('job-1', NOW + tasks.poll_interval(0))]
 
 
 def test_a_task_still_running_without_its_execution_is_asked_again_later():
     w = world(job(deadline=NOW + 10_000), task=RUNNING, statuses={'job-1': 'FAILED'})
-    report = sweep_use_case.sweep(w.ctx)
+    report = sweep_jobs(w)
     assert report.deferred == ['job-1'] and w.jobs.deferred == [('job-1', NOW + tasks.poll_interval(1))]
 
 
 def test_the_sweep_skips_ended_or_missing_jobs_and_one_broken_job_does_not_stop_the_others():
     w = world(job(id='job-done', status='succeeded'), job(id='job-1', status='queued', task_id=None))
     w.jobs.broken.add('job-broken')
-    report = sweep_use_case.sweep(w.ctx)
+    report = sweep_jobs(w)
     assert report.errors == ['job-broken'] and report.started == ['job-1']
     assert 'job-done' not in report.as_dict()['started'] + report.as_dict()['failed']
 
@@ -299,7 +305,7 @@ def test_a_job_settled_meanwhile_is_not_counted_as_failed_by_the_sweep():
     w = world(job(), task=POLICY, statuses={'job-1': 'FAILED'})
     w.ledger.lose_race = True
     assert tasks.fail_from_error(w.jobs.jobs['job-1'], GenerationFailedError('x'), w.ctx) is False
-    report = sweep_use_case.sweep(w.ctx)
+    report = sweep_jobs(w)
     assert report.failed == [] and w.executions.stopped == ['job-1']
 
 

@@ -35,9 +35,20 @@ class SweepReport:
 
 
 def sweep(ctx: Context = LIVE) -> SweepReport:
+    report = SweepReport()
+    sweep_jobs(report, ctx)
+    storyboard_sweep.sweep(report)
+    for name in ('started', 'finalized', 'failed'):
+        if getattr(report, name):
+            metrics.add_metric(name=f'Sweep{name.capitalize()}', unit=MetricUnit.Count, value=len(getattr(report, name)))
+    logger.info('sweep done', extra={k: len(v) for k, v in report.as_dict().items()})
+    return report
+
+
+def sweep_jobs(report: SweepReport, ctx: Context = LIVE) -> None:
+    """The jobs part of the sweep: every active job whose check time has passed, one at a time."""
     settings = get_settings()
     now = ctx.clock()
-    report = SweepReport()
     for status in ('queued', 'running'):
         for job_id in ctx.jobs.jobs_needing_attention(status, now, settings.sweep_batch_size):
             try:
@@ -45,12 +56,6 @@ def sweep(ctx: Context = LIVE) -> SweepReport:
             except VidgenError as exc:  # one bad job must not stop the sweep of the others
                 logger.warning('sweep could not settle a job', job_id=job_id, error=type(exc).__name__)
                 report.errors.append(job_id)
-    storyboard_sweep.sweep(report)
-    for name in ('started', 'finalized', 'failed'):
-        if getattr(report, name):
-            metrics.add_metric(name=f'Sweep{name.capitalize()}', unit=MetricUnit.Count, value=len(getattr(report, name)))
-    logger.info('sweep done', extra={k: len(v) for k, v in report.as_dict().items()})
-    return report
 
 
 def _sweep_job(job_id: str, report: SweepReport, ctx: Context) -> None:

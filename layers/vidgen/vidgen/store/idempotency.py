@@ -50,4 +50,8 @@ def find_live(owner: str, key: str, now: float) -> IdempotencyRecord | None:
     if item is None or number(item['expires_at']) < now:
         return None
     return IdempotencyRecord(job_id=str(item.get('job_id', '')), request_hash=str(item['request_hash']),
-                             expires_at=number(item['expires_at']), storyboard_id=item.get('storyboard_id'))
+                             expires_at=number(item['expires_at']), storyboard_id=_text_or_none(item.get('storyboard_id')))
+
+
+def _text_or_none(value: object) -> str | None:
+    return None if value is None else str(value)

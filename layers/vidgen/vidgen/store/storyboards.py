@@ -106,7 +106,8 @@ class Storyboard:
         item['storyboard_owner'] = self.owner
         item['created_key'] = f'{self.created_at:017.6f}#{self.id}'
         item['sweep_status'] = SWEEP_PREFIX + self.status
-        return storable(item)
+        stored: dict[str, Any] = storable(item)
+        return stored
 
 
 # --- submit ---------------------------------------------------------------------------------------------------
@@ -294,7 +295,7 @@ def needing_attention(status: str, now: float, limit: int) -> list[str]:
         KeyConditionExpression=Key('sweep_status').eq(SWEEP_PREFIX + status)
         & Key('sweep_at').lte(storable(float(int(now)))),
         Limit=limit)
-    return [item['PK'].removeprefix('STORYBOARD#') for item in response.get('Items', [])]
+    return [str(item['PK']).removeprefix('STORYBOARD#') for item in response.get('Items', [])]
 
 
 # --- helpers --------------------------------------------------------------------------------------------------

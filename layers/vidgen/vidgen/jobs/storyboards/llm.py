@@ -26,10 +26,10 @@ from typing import Any
 import requests
 
 from vidgen.config import get_settings
-from vidgen.errors import LlmUnusableError, ProviderUnavailableError
+from vidgen.errors import LlmUnusableError, ProviderUnavailableError, SecretUnavailableError
 from vidgen.observability import logger
 from vidgen.providers.http import ProviderHttp
-from vidgen.secrets import SecretUnavailableError, get_secret_field
+from vidgen.secrets import get_secret_field
 
 _HERE = Path(__file__).parent
 _MAX_ATTEMPTS = 3
@@ -54,7 +54,8 @@ class SceneBrief:
 
 @lru_cache(maxsize=1)
 def scene_data() -> dict[str, Any]:
-    return json.loads((_HERE / 'scenes.json').read_text(encoding='utf-8'))
+    data: dict[str, Any] = json.loads((_HERE / 'scenes.json').read_text(encoding='utf-8'))
+    return data
 
 
 @lru_cache(maxsize=1)
@@ -162,4 +163,5 @@ def _scenes_from(reply: Any) -> list[Any]:
         parsed = None
     if not isinstance(parsed, dict) or not isinstance(parsed.get('scenes'), list):
         raise LlmUnusableError('The scene-writing model\'s answer was not the JSON object asked for')
-    return parsed['scenes']
+    scenes: list[Any] = parsed['scenes']
+    return scenes

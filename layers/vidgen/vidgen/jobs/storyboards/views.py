@@ -22,12 +22,12 @@ def storyboard_view(storyboard: store.Storyboard, jobs: dict[str, Job] | None = 
               for s in sb.scenes]
     refunded = sb.refunded_credits + sum(job.credits for job in jobs.values() if job.refunded)
     return StoryboardView(
-        id=sb.id, status=sb.status,  # type: ignore[arg-type]
+        id=sb.id, status=sb.status,
         product=StoryboardProductView(
             name=sb.product['name'], description=sb.product['description'],
             image_url=(presigned_url(image[5:]) if image.startswith('s3://') else image) if image else None),
         model=sb.model, scene_count=sb.scene_count,
-        scenes_source=sb.scenes_source,  # type: ignore[arg-type]
+        scenes_source=sb.scenes_source,
         scenes_note=sb.scenes_note, scenes=scenes, credits=sb.credits, refunded_credits=refunded,
         created_at=ids.iso(sb.created_at), updated_at=ids.iso(sb.updated_at),
         completed_at=ids.iso(sb.completed_at) if sb.completed_at else None, metadata=sb.metadata,

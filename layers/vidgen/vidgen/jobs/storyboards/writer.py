@@ -58,15 +58,15 @@ def validate(drafts: list[Any], brief: SceneBrief) -> list[Scene]:
         blank = [name for name, value in fields.items() if not isinstance(value, str) or not value.strip()]
         if blank:
             raise LlmUnusableError(f'Scene {index + 1} from the scene-writing model has no {blank[0]}')
-        prompt = _squash(fields['prompt'])
+        prompt = _squash(str(fields['prompt']))
         if len(prompt) > brief.max_prompt_chars:
             trimmed = trim_at_sentence(prompt, brief.max_prompt_chars)
             if trimmed is None:
                 raise LlmUnusableError(f'Scene {index + 1}\'s prompt from the scene-writing model is {len(prompt)} '
                                   f'characters, over the {brief.max_prompt_chars} that {brief.model_name} takes')
             prompt = trimmed
-        scenes.append(Scene(index=index, title=trim_at_word(_squash(fields['title']), MAX_TITLE_CHARS),
-                            description=trim_at_word(_squash(fields['description']), MAX_DESCRIPTION_CHARS),
+        scenes.append(Scene(index=index, title=trim_at_word(_squash(str(fields['title'])), MAX_TITLE_CHARS),
+                            description=trim_at_word(_squash(str(fields['description'])), MAX_DESCRIPTION_CHARS),
                             prompt=prompt))
     return scenes
 
