@@ -259,14 +259,6 @@ def test_a_job_whose_execution_runs_is_left_to_it_until_the_liveness_check():
     assert w.jobs.deferred == [('job-1', min(deadline, NOW + get_settings().sweep_liveness_seconds))]
 
 
-def test_a_finished_task_whose_execution_is_gone_is_finalized_by_the_sweep():
-    w = world(job(), task=SUCCEEDED, statuses={'job-1': 'FAILED'})
-    report = sweep_jobs(w)
-    assert report.finalized == ['job-1'] and w.copied == ['https://cdn.test/v.mp4']
-    [(job_id, status, refund, extra)] = w.ledger.settled
-    assert (job_id, status, refund) == ('job-1', 'succeeded', False) and extra['outputs'][0]['bytes'] == 10
-
-
 @pytest.mark.parametrize(('the_job', 'task', 'statuses', 'code'), [
     (job(), POLICY, {'job-1': 'ABORTED'}, 'CONTENT_POLICY'),  # the provider failed it
     (job(deadline=NOW), RUNNING, {'job-1': 'RUNNING'}, 'PROVIDER_TIMEOUT'),  # out of time, whatever runs

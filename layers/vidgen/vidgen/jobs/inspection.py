@@ -8,7 +8,7 @@ the copy (Finalize) and MarkSucceeded; the sweep calls it through `vidgen.jobs.m
 from __future__ import annotations
 
 from dataclasses import asdict, replace
-from typing import Any
+from typing import IO, Any, cast
 
 from vidgen.observability import MetricUnit, logger, metrics
 from vidgen.store import jobs as job_store
@@ -24,7 +24,7 @@ def inspect_outputs(job_id: str, kind: str, outputs: list[dict[str, Any]]) -> di
     inspected = []
     for index, stored in enumerate(StoredOutput(**o) for o in outputs):
         reader = media_store.result_reader(stored.key, stored.bytes)
-        result = inspect(reader, kind)
+        result = inspect(cast(IO[bytes], reader), kind)  # a seekable file-like reader: all PyAV calls
         poster_key, thumbnail_key = media_store.picture_keys(stored.key)
         inspected.append(replace(
             stored, media=result.media, note=result.note,
