@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -14,6 +15,9 @@ import requests
 from vidgen_local.images import png
 
 TERMINAL = ('succeeded', 'failed', 'canceled')
+# The local cloud delays what a global secondary index shows after a write by this many seconds, as DynamoDB's
+# asynchronous propagation can (tests/conftest.py turns it on for the whole suite).
+INDEX_LAG = float(os.environ.get('VIDGEN_LOCAL_INDEX_LAG') or 0)
 
 
 PNG_IMAGE = png(320, 320)
@@ -64,6 +68,13 @@ class Api:
             if time.monotonic() > deadline:
                 raise AssertionError(f'job {job_id} still {job["status"]} after {timeout}s')
             time.sleep(0.2)
+
+
+def after_index_lag() -> None:
+    """Wait until every write so far shows in the indexes (GET /v1/jobs lists from one), as a client of an
+    eventually consistent listing must before it counts on it."""
+    if INDEX_LAG:
+        time.sleep(INDEX_LAG + 0.1)
 
 
 def ledger_sum(credits: dict[str, Any]) -> int:

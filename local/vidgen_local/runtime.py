@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 # the runtime API enforces it ("Exceeded maximum allowed payload size (6291556 bytes)").
 REQUEST_LIMIT_BYTES = 6 * 1024 * 1024
 RESPONSE_LIMIT_BYTES = 6_291_556
-DEFAULT_CONCURRENCY = 2  # environments per function when the template reserves none (VIDGEN_LOCAL_CONCURRENCY)
+DEFAULT_CONCURRENCY = 4  # environments per function when the template reserves none (VIDGEN_LOCAL_CONCURRENCY)
 _STOP_GRACE_SECONDS = 2.0
 
 
@@ -131,11 +131,18 @@ class ExecutionEnvironment:
         self.provisioned = False  # initialised before any event asked for it (prewarm): its first event is warm
         ctx = _context()
         self._conn, child = ctx.Pipe()
-        self._process = _EnvironmentProcess(target=sandbox_main, args=(child, init), daemon=True,
+        self._output, child_output = ctx.Pipe(duplex=False)
+        self._process = _EnvironmentProcess(target=sandbox_main, args=(child, child_output, init), daemon=True,
                                             name=f'lambda-{init.logical_id}')
         self._process.start()
         child.close()
+        child_output.close()
         self._handler = init.handler
+        # What the handler prints (Powertools' log lines) goes where Lambda sends it to CloudWatch: here, this
+        # process's stdout, so `vidgen serve` shows it and a test's output capture sees it.
+        self._relay = threading.Thread(target=_relay_output, args=(self._output,), daemon=True,
+                                       name=f'output-{init.logical_id}')
+        self._relay.start()
 
     def wait_ready(self, timeout: float) -> float:
         """Block until the handler is imported; returns the init seconds. Raises FunctionError if init failed."""
@@ -177,6 +184,7 @@ class ExecutionEnvironment:
         self._process.kill()
         self._process.join(5)
         self._conn.close()
+        self._relay.join(2)
 
     def close(self) -> None:
         """Ask the process to end (it leaves its loop), kill it if it does not."""
@@ -189,6 +197,20 @@ class ExecutionEnvironment:
             self._process.kill()
             self._process.join(5)
         self._conn.close()
+        self._relay.join(2)
+
+
+def _relay_output(output: Any) -> None:
+    """Copy an environment's stdout and stderr to this process's stdout until the environment ends."""
+    try:
+        while True:
+            chunk = output.recv_bytes()
+            sys.stdout.write(chunk.decode('utf-8', errors='replace'))
+            sys.stdout.flush()
+    except (EOFError, OSError, ValueError):
+        pass
+    finally:
+        output.close()
 
 
 class FunctionPool:

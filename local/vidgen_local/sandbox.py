@@ -20,6 +20,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 import warnings
@@ -77,10 +78,11 @@ def _error(exc: BaseException) -> tuple[str, str, str, list[str]]:
     return ('error', type(exc).__name__, str(exc), traceback.format_exception(exc)[-20:])
 
 
-def main(conn: Any, init: Init) -> None:
+def main(conn: Any, output: Any, init: Init) -> None:
     """The environment's whole life: init, then events until the parent closes the pipe or says stop."""
     # Ctrl-C in `vidgen serve` reaches the whole process group; only the parent decides when environments end.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _send_output_to(output)
     os.environ.clear()
     os.environ.update(init.environment)
     os.chdir(init.code_dir)
@@ -108,6 +110,26 @@ def main(conn: Any, init: Init) -> None:
             return
         _, request_id, remaining_ms, payload = message
         conn.send(_invoke(handler, init, request_id, remaining_ms, payload))
+
+
+def _send_output_to(output: Any) -> None:
+    """Point stdout and stderr (the file descriptors, so C code and subprocesses too) at a pipe whose lines a
+    thread forwards to the parent: the environment's own log stream."""
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 1)
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    sys.stdout.reconfigure(line_buffering=True)
+    sys.stderr.reconfigure(line_buffering=True)
+
+    def forward() -> None:
+        while chunk := os.read(read_end, 65536):
+            try:
+                output.send_bytes(chunk)
+            except (OSError, ValueError):
+                return
+
+    threading.Thread(target=forward, daemon=True, name='output').start()
 
 
 def _invoke(handler: Any, init: Init, request_id: str, remaining_ms: int, payload: bytes) -> tuple[Any, ...]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import boto3
 import pytest
-from support import ledger_sum
+from support import after_index_lag, ledger_sum
 
 
 @pytest.fixture
@@ -26,6 +26,7 @@ def test_the_active_job_cap_answers_429_and_writes_nothing(cloud, new_user, cap_
     assert error['code'] == 'RATE_LIMIT_EXCEEDED' and '(the limit is 3)' in error['message']
     credits = user.credits()
     assert credits['balance'] == 140 == ledger_sum(credits)
+    after_index_lag()  # GET /v1/jobs reads a global secondary index: eventually consistent
     assert len(user.get('/v1/jobs').json()['jobs']) == 3
 
     # A slot frees when a job ends: the next submit is accepted.
@@ -45,6 +46,7 @@ def test_the_cap_is_per_user(cloud, new_user, cap_of_three):
     assert other.submit({'model': 'kling-v2-6', 'prompt': 'yes [sim:slow=60]'}).status_code == 202
     for job in jobs:
         busy.post(f'/v1/jobs/{job["id"]}/cancel')
+    after_index_lag()  # GET /v1/jobs reads a global secondary index: eventually consistent
     for job in other.get('/v1/jobs').json()['jobs']:
         other.post(f'/v1/jobs/{job["id"]}/cancel')
 

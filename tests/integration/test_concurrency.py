@@ -9,6 +9,7 @@ import threading
 import time
 
 import boto3
+from support import after_index_lag
 from vidgen import callback_tokens
 
 CHEAP = {'model': 'kling-v1-6', 'duration': 5}  # 10 credits
@@ -60,6 +61,7 @@ def test_two_hundred_concurrent_submits_against_credits_for_fifty(cloud, new_use
     assert user.credits()['balance'] == 0 == sum(e['amount'] for e in ledger)
     assert sorted(e['type'] for e in ledger) == ['debit'] * 50 + ['grant']
     accepted = {r.json()['id'] for r in replies if r.status_code == 202}
+    after_index_lag()  # GET /v1/jobs reads a global secondary index: eventually consistent
     listed = user.get('/v1/jobs', params={'limit': 100}).json()['jobs']
     assert {j['id'] for j in listed} == accepted and len(accepted) == 50
     for job_id in accepted:  # end them: the simulator and the sweep have other tests to serve
@@ -188,3 +190,24 @@ def test_a_hundred_jobs_with_ten_duplicate_callbacks_each_finalize_once(cloud, n
     print(f'\n100 jobs x 10 parallel duplicate callbacks: {by_callback} finished through a callback, {by_polling} by '
           f'the poll loop; each finalized once, 100 debits, 0 refunds (submits {submitted - began:.1f}s, '
           f'callbacks {called_back - submitted:.1f}s, checks {time.monotonic() - called_back:.1f}s)')
+
+
+def test_requests_to_one_function_at_once_run_in_environments_of_their_own_and_never_mix(cloud, new_user):
+    """No turn-taking: requests that arrive together are served by several environments of the same function
+    at once, and each handler sees only its own request (Powertools keeps the current event in process-wide
+    state: shared by two requests, one user would read the other's key and credits)."""
+    users = [new_user(100 + i) for i in range(8)]
+    cloud.retire_environments('StatusFunction')  # the pool starts empty: what it grows to, this burst made
+    start = threading.Barrier(48)
+
+    def read(i: int) -> tuple[int, int]:
+        start.wait()
+        return 100 + i % 8, users[i % 8].credits()['balance']
+
+    with concurrent.futures.ThreadPoolExecutor(48) as pool:
+        answers = list(pool.map(read, range(48)))
+
+    assert all(expected == seen for expected, seen in answers), answers
+    stats = cloud.environment_stats()['StatusFunction']
+    # An environment is only added while every other one is busy: more than one means events ran together.
+    assert stats['environments'] == cloud.runner.config('StatusFunction').concurrency >= 2, stats

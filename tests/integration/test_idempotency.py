@@ -9,7 +9,7 @@ import threading
 import time
 
 import boto3
-from support import ledger_sum
+from support import after_index_lag, ledger_sum
 from vidgen.store.table import idempotency_key
 
 BODY = {'model': 'kling-v1-6', 'prompt': 'a paper boat on a river', 'duration': 5}  # 10 credits
@@ -43,6 +43,7 @@ def test_same_key_and_body_returns_the_same_job_and_charges_once(cloud, new_user
     credits = user.credits()
     assert credits['balance'] == 90 == ledger_sum(credits)
     assert len(debits(credits)) == 1
+    after_index_lag()  # GET /v1/jobs reads a global secondary index: eventually consistent
     assert [j['id'] for j in user.get('/v1/jobs').json()['jobs']] == [first.json()['id']]
 
 
@@ -63,6 +64,7 @@ def test_twenty_concurrent_duplicates_make_one_job_and_one_debit(cloud, new_user
     credits = user.credits()
     assert credits['balance'] == 90 == ledger_sum(credits)
     assert len(debits(credits)) == 1
+    after_index_lag()  # GET /v1/jobs reads a global secondary index: eventually consistent
     assert len(user.get('/v1/jobs').json()['jobs']) == 1
 
 
@@ -103,6 +105,7 @@ def test_same_key_with_another_body_is_a_conflict_and_writes_nothing(cloud, new_
 
     credits = user.credits()
     assert credits['balance'] == 90 and len(credits['ledger']) == 2  # the grant and the first debit
+    after_index_lag()  # GET /v1/jobs reads a global secondary index: eventually consistent
     assert [j['id'] for j in user.get('/v1/jobs').json()['jobs']] == [first['id']]
     assert idempotency_record(cloud, user.user_id, 'order-2002') == record
 

@@ -8,7 +8,7 @@ import time
 
 import boto3
 import requests
-from support import PNG_DATA_URI, PNG_IMAGE, ledger_sum
+from support import PNG_DATA_URI, PNG_IMAGE, after_index_lag, ledger_sum
 from vidgen import callback_tokens
 
 
@@ -153,6 +153,7 @@ def test_insufficient_credits_is_402_and_writes_nothing(cloud, new_user):
     assert response.status_code == 402
     assert response.json()['error']['code'] == 'INSUFFICIENT_CREDITS'
     assert '35 credits' in response.json()['error']['message']
+    after_index_lag()  # GET /v1/jobs reads a global secondary index: eventually consistent
     assert user.get('/v1/jobs').json()['jobs'] == []
     credits = user.credits()
     assert credits['balance'] == 30 and len(credits['ledger']) == 1
@@ -181,6 +182,7 @@ def test_fifty_concurrent_submits_against_credits_for_twenty(cloud, new_user):
     credits = user.credits()
     assert credits['balance'] == 0 == ledger_sum(credits)
     assert len([e for e in credits['ledger'] if e['type'] == 'debit']) == 20
+    after_index_lag()  # GET /v1/jobs reads a global secondary index: eventually consistent
     assert len(user.get('/v1/jobs', params={'limit': 100}).json()['jobs']) == 20
     for reply in replies:
         if reply.status_code == 202:
@@ -192,6 +194,7 @@ def test_history_is_newest_first_with_cursor_pagination_and_status_filter(cloud,
     ids = [user.submit({'model': 'kling-v2-6', 'prompt': f'page {i} [sim:slow=30]'}).json()['id'] for i in range(5)]
     assert user.post(f'/v1/jobs/{ids[0]}/cancel').json()['status'] == 'canceled'
 
+    after_index_lag()  # GET /v1/jobs reads a global secondary index: eventually consistent
     first = user.get('/v1/jobs', params={'limit': 2}).json()
     second = user.get('/v1/jobs', params={'limit': 2, 'cursor': first['next_cursor']}).json()
     third = user.get('/v1/jobs', params={'limit': 2, 'cursor': second['next_cursor']}).json()
@@ -210,6 +213,7 @@ def test_another_users_job_is_not_found(cloud, new_user):
 
     assert stranger.get(f'/v1/jobs/{job["id"]}').status_code == 404
     assert stranger.post(f'/v1/jobs/{job["id"]}/cancel').status_code == 404
+    after_index_lag()  # GET /v1/jobs reads a global secondary index: eventually consistent
     assert stranger.get('/v1/jobs').json()['jobs'] == []
     assert owner.post(f'/v1/jobs/{job["id"]}/cancel').status_code == 200
 

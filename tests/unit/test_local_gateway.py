@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import requests
 from vidgen_local.gateway import MAX_BODY_BYTES, Gateway, Router
+from vidgen_local.runtime import FunctionError, IntegrationTimeout, RequestTooLargeError
 from vidgen_local.template import HttpRoute
 
 ROUTES = [
@@ -186,3 +187,14 @@ def test_keep_alive_serves_several_requests_on_one_connection(gateway):
         replies = [session.get(f'{gateway.url}/v1/jobs', timeout=5) for _ in range(3)]
     assert [r.status_code for r in replies] == [200, 200, 200]
     assert json.loads(replies[0].content) == {}
+
+
+@pytest.mark.parametrize(('failure', 'status', 'body'), [
+    (IntegrationTimeout('no answer within 30s'), 503, {'message': 'Service Unavailable'}),
+    (RequestTooLargeError('7000000 byte payload is too large'), 413, {'message': 'Request Entity Too Large'}),
+    (FunctionError('Sandbox.Timedout', 'Task timed out after 3.00 seconds'), 500, {'message': 'Internal Server Error'}),
+])
+def test_integration_failures_get_api_gateways_own_answers(gateway, failure, status, body):
+    gateway.recorder.result = failure
+    reply = requests.get(f'{gateway.url}/v1/jobs', timeout=10)
+    assert reply.status_code == status and reply.json() == body
