@@ -15,7 +15,7 @@ process at a time: moto's backends and the patches are process-wide.
 Local settings (argument, then environment): VIDGEN_PORT, VIDGEN_ADMIN_KEY, VIDGEN_PUBLIC_URL,
 KLING_BASE_URL + KLING_ACCESS_KEY + KLING_SECRET_KEY, KIE_BASE_URL + KIE_UPLOAD_BASE_URL + KIE_API_KEY,
 VIDGEN_MAX_ACTIVE_JOBS_PER_USER, VIDGEN_LOCAL_CONCURRENCY (environments per function when the template
-sets no ReservedConcurrentExecutions; default 4). Time scale: Wait states, Retry intervals and schedules run `time_scale`
+sets no ReservedConcurrentExecutions; default 10). Time scale: Wait states, Retry intervals and schedules run `time_scale`
 times faster, and CALLBACK_WAIT_SECONDS (a TimeoutSecondsPath, not a Wait) is divided by it.
 """
 

@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 # the runtime API enforces it ("Exceeded maximum allowed payload size (6291556 bytes)").
 REQUEST_LIMIT_BYTES = 6 * 1024 * 1024
 RESPONSE_LIMIT_BYTES = 6_291_556
-DEFAULT_CONCURRENCY = 4  # environments per function when the template reserves none (VIDGEN_LOCAL_CONCURRENCY)
+DEFAULT_CONCURRENCY = 10  # environments per function when the template reserves none (VIDGEN_LOCAL_CONCURRENCY)
 _STOP_GRACE_SECONDS = 2.0
 
 

@@ -49,7 +49,7 @@ def test_two_hundred_concurrent_submits_against_credits_for_fifty(cloud, new_use
         start.wait()
         # The 200 requests queue for the submit function's few local environments (Lambda would start 200), and
         # on a busy 2-core machine the last answers can take longer than the client's usual 30 s.
-        return user.submit({**CHEAP, 'prompt': f'burst {i} [sim:slow=60] [sim:drop-callbacks]'}, timeout=120)
+        return user.submit({**CHEAP, 'prompt': f'burst {i} [sim:slow=600] [sim:drop-callbacks]'}, timeout=120)
 
     with concurrent.futures.ThreadPoolExecutor(200) as pool:
         replies = list(pool.map(submit, range(200)))
@@ -210,4 +210,4 @@ def test_requests_to_one_function_at_once_run_in_environments_of_their_own_and_n
     assert all(expected == seen for expected, seen in answers), answers
     stats = cloud.environment_stats()['StatusFunction']
     # An environment is only added while every other one is busy: more than one means events ran together.
-    assert stats['environments'] == cloud.runner.config('StatusFunction').concurrency >= 2, stats
+    assert 2 <= stats['environments'] <= cloud.runner.config('StatusFunction').concurrency, stats
