@@ -16,6 +16,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # Powertools reads these when `vidgen.observability` is first imported, during collection.
 os.environ.setdefault('POWERTOOLS_SERVICE_NAME', 'vidgen')
 os.environ.setdefault('POWERTOOLS_METRICS_NAMESPACE', 'Vidgen')
+# Global secondary indexes lag behind writes for the whole suite (every local cloud it starts, the e2e ones
+# included), so code or a test that counts on an index right after a write fails here, not in production.
+os.environ.setdefault('VIDGEN_LOCAL_INDEX_LAG', '0.5')
 
 from support import Api  # noqa: E402
 

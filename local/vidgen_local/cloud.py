@@ -15,8 +15,10 @@ process at a time: moto's backends and the patches are process-wide.
 Local settings (argument, then environment): VIDGEN_PORT, VIDGEN_ADMIN_KEY, VIDGEN_PUBLIC_URL,
 KLING_BASE_URL + KLING_ACCESS_KEY + KLING_SECRET_KEY, KIE_BASE_URL + KIE_UPLOAD_BASE_URL + KIE_API_KEY,
 VIDGEN_MAX_ACTIVE_JOBS_PER_USER, VIDGEN_LOCAL_CONCURRENCY (environments per function when the template
-sets no ReservedConcurrentExecutions; default 10). Time scale: Wait states, Retry intervals and schedules run `time_scale`
-times faster, and CALLBACK_WAIT_SECONDS (a TimeoutSecondsPath, not a Wait) is divided by it.
+sets no ReservedConcurrentExecutions; default 10), VIDGEN_LOCAL_INDEX_LAG (seconds a write stays out of
+global secondary index reads, as DynamoDB's asynchronous propagation can; default 0). Time scale: Wait
+states, Retry intervals and schedules run `time_scale` times faster, and CALLBACK_WAIT_SECONDS (a
+TimeoutSecondsPath, not a Wait) is divided by it.
 """
 
 from __future__ import annotations
@@ -106,7 +108,8 @@ class LocalCloud:
                  kling_sim_config: Any = None, kie_sim_config: Any = None, sweep: bool = True,
                  simulators: bool = True, parameters: Mapping[str, Any] | None = None,
                  handlers: Mapping[str, str] | None = None, template_file: str = 'template.yaml',
-                 prewarm: bool = True, credentials: Credentials | None = None) -> None:
+                 prewarm: bool = True, credentials: Credentials | None = None,
+                 index_lag: float | None = None) -> None:
         if time_scale <= 0:
             raise ValueError('time_scale must be positive')
         self.root = (root or find_root()).resolve()
@@ -128,6 +131,9 @@ class LocalCloud:
         self.concurrency = int(settings.get('VIDGEN_LOCAL_CONCURRENCY') or DEFAULT_CONCURRENCY)
         if self.concurrency < 1:
             raise ValueError('VIDGEN_LOCAL_CONCURRENCY must be at least 1')
+        self.index_lag = float(settings.get('VIDGEN_LOCAL_INDEX_LAG') or 0) if index_lag is None else float(index_lag)
+        if self.index_lag < 0:
+            raise ValueError('VIDGEN_LOCAL_INDEX_LAG cannot be negative')
         self._settings = settings
 
         self.api_url = self.moto_url = self.admin_key = ''
@@ -175,7 +181,7 @@ class LocalCloud:
         warnings.filterwarnings('ignore', message='No application metrics to publish', category=UserWarning)
         route_metrics_to_log()
         self.template = LocalTemplate.load(self.root, self.parameters, filename=self.template_file)
-        patches.apply_all(self._dispatch, wait_scale=self.time_scale)
+        patches.apply_all(self._dispatch, wait_scale=self.time_scale, index_lag=self.index_lag)
         self._start_moto()
         try:
             self._providers = start_providers(self._settings, simulators=self.simulators_enabled,
@@ -230,6 +236,7 @@ class LocalCloud:
             self.runner.close()
         patches.set_dispatch(None)
         patches.set_wait_scale(1.0)
+        patches.set_index_lag(0)
         if self._moto is not None:
             self._stop_moto()
         self._providers.stop()

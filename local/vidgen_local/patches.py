@@ -1,10 +1,12 @@
 """Every change the local cloud makes to moto, in one place (research/local-stack.md has the evidence).
 
-moto 5.2.x runs the real ASL, but five gaps would make the local stack behave unlike AWS (Lambda dispatch,
-serialised DynamoDB writes, time-scaled waits, SendTaskFailure's cause, unnamed executions), and two make
-it slow (the whole-table copy per TransactWriteItems, the ASL parse per StartExecution). `apply_all()`
-installs each fix once per process; calling it again only swaps the dispatcher and the time scale, so a
-second `LocalCloud` in the same process reuses the installed patches.
+moto 5.2.x runs the real ASL, but gaps would make the local stack behave unlike AWS: five make it act
+differently (Lambda dispatch, serialised DynamoDB writes, time-scaled waits, SendTaskFailure's cause,
+unnamed executions), three make it accept what AWS refuses or hides (States.ALL catching terminal errors,
+transactions over 4 MB, indexes that show a write at once), and two make it slow (the whole-table copy
+per TransactWriteItems, the ASL parse per StartExecution). `apply_all()` installs each fix once per
+process; calling it again only swaps the dispatcher, the time scale and the index lag, so a second
+`LocalCloud` in the same process reuses the installed patches.
 
 Each patch names the moto attribute it replaces in `PATCH_TARGETS`; `tests/integration/test_local_patches.py`
 checks that those attributes still exist with the signatures assumed here and that the behaviour each patch
@@ -41,6 +43,10 @@ PATCH_TARGETS: dict[str, tuple[str, str]] = {
     'transact_item_rollback': ('moto.dynamodb.models', 'DynamoDBBackend.transact_write_items'),
     'asl_parse_cache': ('moto.stepfunctions.parser.backend.execution_worker',
                         'ExecutionWorker._get_evaluation_entrypoint'),
+    'terminal_errors': ('moto.stepfunctions.parser.asl.component.common.error_name.error_equals_decl',
+                        'ErrorEqualsDecl._eval_body'),
+    'transaction_size': ('moto.dynamodb.responses', 'DynamoHandler.transact_write_items'),
+    'index_lag': ('moto.dynamodb.models.table', 'Table.all_items'),
 }
 
 # sha256 of the source of moto methods that a patch replaces by a rewritten copy (not a wrapper): a moto
@@ -60,18 +66,19 @@ DYNAMODB_LOCKED_ACTIONS = (
     'get_item', 'batch_get_item', 'query', 'scan', 'transact_get_items',
 )
 
-_state: dict[str, Any] = {'dispatch': None, 'wait_scale': 1.0}
+_state: dict[str, Any] = {'dispatch': None, 'wait_scale': 1.0, 'index_lag': 0.0}
 _installed: set[str] = set()
 _install_lock = threading.Lock()
 DYNAMODB_LOCK = threading.RLock()
 
 
-def apply_all(dispatch: Dispatch, wait_scale: float) -> None:
-    """Install every patch (once per process) and point them at `dispatch` and `wait_scale`."""
+def apply_all(dispatch: Dispatch, wait_scale: float, index_lag: float = 0.0) -> None:
+    """Install every patch (once per process) and point them at `dispatch`, `wait_scale` and `index_lag`."""
     if wait_scale <= 0:
         raise ValueError('wait_scale must be positive')
     _state['dispatch'] = dispatch
     _state['wait_scale'] = float(wait_scale)
+    set_index_lag(index_lag)
     with _install_lock:
         for name, install in _INSTALLERS.items():
             if name not in _installed:
@@ -91,11 +98,19 @@ def set_wait_scale(scale: float) -> None:
     _state['wait_scale'] = float(scale)
 
 
+def set_index_lag(seconds: float) -> None:
+    """How long a write stays out of global secondary index reads; 0 shows it at once (moto as shipped)."""
+    if seconds < 0:
+        raise ValueError('index lag cannot be negative')
+    _state['index_lag'] = float(seconds)
+    _INDEX_HISTORY.clear()
+
+
 def installed() -> frozenset[str]:
     return frozenset(_installed)
 
 
-# --- (a) Lambda invocations run our handlers in-process -------------------------------------------------
+# --- (a) Lambda invocations run our handlers in their execution environments ---------------------------
 
 
 def lambda_error_payload(exc: BaseException) -> dict[str, Any]:
@@ -417,6 +432,192 @@ def _install_asl_parse_cache() -> None:
     ExecutionWorker._get_evaluation_entrypoint = _get_evaluation_entrypoint
 
 
+# --- (h) States.ALL does not catch the terminal errors -----------------------------------------------------
+
+
+# AWS: "States.ALL ... can't catch the States.DataLimitExceeded terminal error or States.Runtime errors". moto's
+# matcher lets States.ALL match anything, so a state output over 256 KiB (which moto does detect) was caught
+# by our Catch into FailJob instead of failing the execution as on AWS.
+TERMINAL_ERRORS = ('States.DataLimitExceeded', 'States.Runtime')
+
+
+def _install_terminal_errors() -> None:
+    from moto.stepfunctions.parser.asl.component.common.error_name.error_equals_decl import ErrorEqualsDecl
+
+    original = ErrorEqualsDecl._eval_body
+
+    @functools.wraps(original)
+    def _eval_body(self: Any, env: Any) -> None:
+        error_name = env.stack[-1]
+        named = getattr(error_name, 'error_name', None)
+        if named in TERMINAL_ERRORS and ErrorEqualsDecl._STATE_ALL_ERROR in self.error_names:
+            env.stack.pop()
+            env.stack.append(False)  # only an ErrorEquals naming the error itself catches it
+            return
+        original(self, env)
+
+    ErrorEqualsDecl._eval_body = _eval_body
+
+
+# --- (i) TransactWriteItems refuses more than 4 MB ---------------------------------------------------------
+
+
+TRANSACTION_MAX_BYTES = 4 * 1024 * 1024
+TRANSACTION_TOO_LARGE = 'Transaction request cannot be larger than 4 MB'
+
+
+def transaction_bytes(transact_items: list[dict[str, Any]]) -> int:
+    """The aggregate size of a TransactWriteItems request's items, by DynamoDB's item-size rules: attribute
+    names plus values (moto's DynamoType.size), over every Put's item and every other action's key and values."""
+    from moto.dynamodb.models.dynamo_type import DynamoType, bytesize
+
+    def size(attributes: dict[str, Any]) -> int:
+        return sum(bytesize(name) + DynamoType(value).size() for name, value in (attributes or {}).items())
+
+    total = 0
+    for entry in transact_items:
+        for action, op in entry.items():
+            total += size(op.get('Item') if action == 'Put' else op.get('Key'))
+            total += size(op.get('ExpressionAttributeValues'))
+    return total
+
+
+def _install_transaction_size() -> None:
+    # moto checks the count of actions (100) and each item's 400 KB, but not the transaction's 4 MB. Wrapped at
+    # the response handler, after the serialising lock, so it composes with any patch of the backend.
+    from moto.dynamodb.exceptions import MockValidationException
+    from moto.dynamodb.responses import DynamoHandler
+
+    original = DynamoHandler.transact_write_items
+
+    @functools.wraps(original)
+    def transact_write_items(self: Any) -> Any:
+        if transaction_bytes(self.body.get('TransactItems') or []) > TRANSACTION_MAX_BYTES:
+            raise MockValidationException(TRANSACTION_TOO_LARGE)
+        return original(self)
+
+    DynamoHandler.transact_write_items = transact_write_items
+
+
+# --- (j) Global secondary indexes lag behind writes ---------------------------------------------------------
+
+
+# (table name, hash key, range key) -> [(monotonic time of a write, the item as it was before it, or None)].
+# Only writes younger than the lag are kept.
+_INDEX_HISTORY: dict[tuple[str, Any, Any], list[tuple[float, Any]]] = {}
+_LAGGED_READ = threading.local()
+
+
+def _install_index_lag() -> None:
+    # DynamoDB propagates a write to a global secondary index asynchronously: a Query or Scan on the index right
+    # after a write may miss it, or still show the item as it was. moto's indexes are read straight from the
+    # table. With a lag set, every write remembers the item it replaced, and an index read sees, for an item
+    # written less than `lag` seconds ago, the version from before that window (or nothing, for a new item).
+    # Base-table reads are unaffected. Writes from transactions and batches go through the same Table methods.
+    import copy
+    import inspect
+
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import GlobalSecondaryIndex, Table
+
+    def remember(table: Any, hash_key: Any, range_key: Any, before: Any) -> None:
+        if _state['index_lag'] <= 0:
+            return
+        now = time.monotonic()
+        key = (table.name, hash_key, range_key)
+        with DYNAMODB_LOCK:
+            _INDEX_HISTORY.setdefault(key, []).append((now, before))
+
+    original_put = Table.put_item
+
+    @functools.wraps(original_put)
+    def put_item(self: Any, item_attrs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        if _state['index_lag'] <= 0:
+            return original_put(self, item_attrs, *args, **kwargs)
+        from moto.dynamodb.models.dynamo_type import DynamoType
+
+        hash_key = DynamoType(item_attrs[self.hash_key_attr])
+        range_key = DynamoType(item_attrs[self.range_key_attr]) if self.range_key_attr else None
+        before = self.get_item(hash_key, range_key)
+        result = original_put(self, item_attrs, *args, **kwargs)
+        remember(self, hash_key, range_key, before)  # put replaces the Item object: `before` stays as it was
+        return result
+
+    original_delete = Table.delete_item
+
+    @functools.wraps(original_delete)
+    def delete_item(self: Any, hash_key: Any, range_key: Any) -> Any:
+        removed = original_delete(self, hash_key, range_key)
+        if removed is not None:
+            remember(self, hash_key, range_key, removed)
+        return removed
+
+    original_update = DynamoDBBackend.update_item
+
+    @functools.wraps(original_update)
+    def update_item(self: Any, table_name: str, key: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        if _state['index_lag'] <= 0:
+            return original_update(self, table_name, key, *args, **kwargs)
+        table = self.get_table(table_name)
+        hash_key, range_key = self.get_keys_value(table, key)
+        existing = table.get_item(hash_key, range_key)
+        before = copy.deepcopy(existing)  # UpdateItem changes the Item in place
+        result = original_update(self, table_name, key, *args, **kwargs)
+        if existing is not None:  # a new item was put by update_item itself, and remembered there
+            remember(table, hash_key, range_key, before)
+        return result
+
+    def lagged(table: Any, current: list[Any]) -> list[Any]:
+        cutoff = time.monotonic() - _state['index_lag']
+        visible: dict[tuple[Any, Any], Any] = {}
+        for (name, hash_key, range_key), writes in list(_INDEX_HISTORY.items()):
+            fresh = [(at, before) for at, before in writes if at > cutoff]
+            if not fresh:
+                del _INDEX_HISTORY[(name, hash_key, range_key)]
+                continue
+            _INDEX_HISTORY[(name, hash_key, range_key)] = fresh
+            if name == table.name:
+                visible[(hash_key, range_key)] = fresh[0][1]  # the item before the first write in the window
+        if not visible:
+            return current
+        shown = [item for item in current if (item.hash_key, item.range_key) not in visible]
+        shown += [before for before in visible.values() if before is not None]
+        return sorted(shown, key=lambda x: (x.hash_key, x.range_key) if x.range_key else x.hash_key)
+
+    original_query, original_scan = Table.query, Table.scan
+    original_all_items, original_has_idx_items = Table.all_items, Table.has_idx_items
+
+    def lag_index_reads(method: Callable[..., Any]) -> Callable[..., Any]:
+        signature = inspect.signature(method)  # moto's backend passes index_name by position
+
+        @functools.wraps(method)
+        def read(self: Any, *args: Any, **kwargs: Any) -> Any:
+            index_name = signature.bind(self, *args, **kwargs).arguments.get('index_name')
+            on_gsi = bool(index_name) and _state['index_lag'] > 0 and isinstance(
+                self.get_index(index_name), GlobalSecondaryIndex)
+            previous = getattr(_LAGGED_READ, 'table', None)
+            _LAGGED_READ.table = self if on_gsi else None
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                _LAGGED_READ.table = previous
+        return read
+
+    def all_items(self: Any) -> list[Any]:
+        items = original_all_items(self)
+        return lagged(self, items) if getattr(_LAGGED_READ, 'table', None) is self else items
+
+    def has_idx_items(self: Any, index_name: str) -> list[Any]:
+        if getattr(_LAGGED_READ, 'table', None) is not self:
+            return original_has_idx_items(self, index_name)
+        columns = {i['AttributeName'] for i in self.get_index(index_name).schema}
+        return [item for item in all_items(self) if columns.issubset(set(item.attrs))]
+
+    Table.put_item, Table.delete_item, DynamoDBBackend.update_item = put_item, delete_item, update_item
+    Table.query, Table.scan = lag_index_reads(original_query), lag_index_reads(original_scan)
+    Table.all_items, Table.has_idx_items = all_items, has_idx_items
+
+
 _INSTALLERS: dict[str, Callable[[], None]] = {
     'lambda_dispatch': _install_lambda_dispatch,
     'dynamodb_lock': _install_dynamodb_lock,
@@ -426,4 +627,7 @@ _INSTALLERS: dict[str, Callable[[], None]] = {
     'start_execution_name': _install_start_execution_name,
     'transact_item_rollback': _install_transact_item_rollback,
     'asl_parse_cache': _install_asl_parse_cache,
+    'terminal_errors': _install_terminal_errors,
+    'transaction_size': _install_transaction_size,
+    'index_lag': _install_index_lag,
 }

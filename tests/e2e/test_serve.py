@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import after_index_lag
 from vidgen_local import cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,6 +113,7 @@ def test_serve_prints_keys_serves_the_client_commands_and_stops_on_sigterm(serve
     # Then the job succeeded and its output was downloaded from the local bucket
     assert len(saved) == 1 and saved[0].suffix == '.mp4' and saved[0].stat().st_size > 0, out
     job_id = saved[0].name.split('-0.')[0]
+    after_index_lag()  # the job list reads a global secondary index: eventually consistent
     assert cli.main(['jobs', '--status', 'succeeded']) == 0
     assert job_id in capsys.readouterr().out
     assert cli.main(['job', job_id]) == 0

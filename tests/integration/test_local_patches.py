@@ -50,16 +50,13 @@ def test_patched_moto_attributes_keep_their_signatures(observed):
     assert signatures['DynamoHandler actions missing'] == []
     assert signatures['installed'] == sorted(['lambda_dispatch', 'dynamodb_lock', 'wait_scale', 'retry_scale',
                                               'send_task_failure_cause', 'start_execution_name',
-                                              'transact_item_rollback', 'asl_parse_cache'])
-
-
-def test_rewritten_moto_methods_are_the_versions_the_patches_copied(observed):
-    # A patch that replaces a method by an edited copy is only right for the moto source it was copied from.
-    signatures = scenario(observed, 'signatures')
-    assert signatures['rewritten sources changed'] == [], (
-        'moto changed a method patches.py rewrites: compare the new source with the patch, then update '
-        'REWRITTEN_SOURCES')
-    assert signatures['ASL parse steps'] == {'lexer': True, 'parser': True, 'listener': True, 'preprocessor': True}
+                                              'transact_item_rollback', 'asl_parse_cache', 'terminal_errors',
+                                              'transaction_size', 'index_lag'])
+    assert signatures['ErrorEqualsDecl'] == {'_eval_body': ['self', 'env'], 'states_all': True}
+    assert signatures['Table'] == {'put_item': ['self', 'item_attrs'], 'delete_item': ['self', 'hash_key', 'range_key'],
+                                   'all_items': ['self'], 'has_idx_items': ['self', 'index_name'],
+                                   'query index_name': True, 'scan index_name': True}
+    assert signatures['DynamoDBBackend.update_item'][:3] == ['self', 'table_name', 'key']
 
 
 # --- (a) Lambda dispatch: a Catch matches our exception's class name -----------------------------------
@@ -87,42 +84,6 @@ def test_concurrent_conditional_debits_never_overdraw(observed):
         for accepted, final in rounds:
             assert accepted == 10, rounds  # 100 credits / 10 per debit: exactly ten of the 40 threads win
             assert final == 0, rounds
-
-
-# --- (f) TransactWriteItems backs up only the items it touches, and stays all-or-nothing ----------------
-
-
-def test_a_transaction_copies_no_table(observed):
-    result = scenario(observed, 'transactions')
-    assert result['tables deep-copied'] == 0
-    assert result['committed']['reasons'] is None  # it went through, and every write shows
-    assert result['committed']['changed'] == result['committed']['expected']
-
-
-@pytest.mark.parametrize('case', ['condition fails mid-transaction', 'update fails mid-transaction',
-                                  'duplicate item'])
-def test_a_failed_transaction_changes_nothing(observed, case):
-    result = scenario(observed, 'transactions')[case]
-    # Items written before the failing one (an in-place Update, a Put, a Delete) are all put back, the item
-    # whose condition failed comes back as ALL_OLD, and every other item, the index and the stream are as
-    # they were. A validation error mid-transaction fails the whole request, and is rolled back too.
-    assert result['before'] == result['after']
-    assert result['stream before'] == result['stream after']
-    assert result['error'] == result['expected error']
-    if 'reasons' in result:
-        assert result['reasons'] == result['expected reasons']
-
-
-# --- (g) StartExecution reuses the parsed definition ----------------------------------------------------
-
-
-def test_executions_reuse_the_parse_but_not_the_program(observed):
-    result = scenario(observed, 'asl_cache')
-    assert result['parses during executions'] == 0  # moto's full parser ran only for create/update
-    assert result['trees parsed'] == 2  # one per definition text: the original and the updated one
-    assert result['outputs'] == [{'n': n, 'seen': 'v1'} for n in range(4)]  # each its own input
-    assert result['after update'] == {'n': 9, 'seen': 'v2'}  # the new definition, not a stale cache
-    assert result['programs distinct'] is True
 
 
 # --- (c) Wait and Retry scaling -------------------------------------------------------------------------
@@ -155,6 +116,46 @@ def test_unnamed_executions_get_distinct_names(observed):
     assert result['statuses'] == ['SUCCEEDED', 'SUCCEEDED']
 
 
+# --- (f) States.ALL cannot catch States.DataLimitExceeded ---------------------------------------------
+
+
+def test_state_data_over_256_kib_fails_the_execution_even_past_a_states_all_catch(observed):
+    result = scenario(observed, 'data_limit')
+    assert result['small_ok'] == 'SUCCEEDED'
+    assert result['all']['status'] == 'FAILED'  # moto's own check; the patch keeps States.ALL from catching it
+    assert result['all_failure']['error'] == 'States.DataLimitExceeded'
+    assert result['named']['status'] == 'SUCCEEDED'  # an ErrorEquals that names it still catches it
+
+
+# --- DynamoDB's limits: moto's own (item size, 100 actions) and the patched 4 MB per transaction ----------
+
+
+def test_dynamodb_refuses_what_dynamodb_refuses(observed):
+    found = scenario(observed, 'dynamodb_limits')
+    assert found['put 390 KB'] == 'ok' and found['transaction of 100 items'] == 'ok'
+    assert found['transaction of 3.9 MB'] == 'ok'
+    assert found['put 410 KB'] == 'ValidationException: Item size has exceeded the maximum allowed size'
+    assert found['update to 410 KB'] == 'ValidationException: Item size to update has exceeded the maximum allowed size'
+    assert found['transaction with a 410 KB item'].startswith(('ValidationException', 'TransactionCanceledException'))
+    assert found['transaction of 101 items'].startswith('ValidationException: ') and \
+        'Member must have length less than or equal to 100' in found['transaction of 101 items']
+    assert found['transaction of 4.3 MB'] == 'ValidationException: Transaction request cannot be larger than 4 MB'
+    assert found['nothing of the refused transactions written'] == []
+
+
+# --- (h) Global secondary indexes lag behind writes -------------------------------------------------------
+
+
+def test_index_reads_lag_behind_writes_while_the_table_does_not(observed):
+    result = scenario(observed, 'index_lag')
+    assert result['right_after'] == {'query': [], 'scan': [], 'get': True}  # the table has it, the index not yet
+    assert result['settled'] == {'query': ['job-1'], 'scan': ['job-1']}
+    assert result['moved'] == {'ann': ['job-1'], 'bob': []}  # the index still shows the item as it was
+    assert result['after_delete'] == {'ann': [], 'bob': []}
+    assert result['in_transaction'] == []  # transactions write through the same path
+    assert result['lag_off'] == ['job-3']  # lag 0: moto as shipped
+
+
 # --- moto features our ASL relies on, unpatched: TimeoutSecondsPath, MaxDelaySeconds, JitterStrategy ----
 
 
@@ -181,7 +182,6 @@ def test_retry_honours_max_delay_seconds_and_full_jitter(observed):
 
 
 def _main() -> None:  # noqa: C901 - one script, one scenario per block
-    import hashlib
     import importlib
     import inspect
     import logging
@@ -228,25 +228,12 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
                     missing.append(f'{module_name}.{path}')
             return missing
 
+        from moto.dynamodb.models import DynamoDBBackend
+        from moto.dynamodb.models.table import Table
+        from moto.stepfunctions.parser.asl.component.common.error_name.error_equals_decl import ErrorEqualsDecl
+
         env_source = inspect.getsource(Environment)
-
-        def rewritten_changed() -> list[str]:
-            changed = []
-            for dotted, digest in patches.REWRITTEN_SOURCES.items():
-                module_name, owner, method = dotted.rsplit('.', 2)
-                source = inspect.getsource(getattr(getattr(importlib.import_module(module_name), owner), method))
-                if hashlib.sha256(source.encode()).hexdigest() != digest:
-                    changed.append(dotted)
-            return changed
-
-        from moto.stepfunctions.parser.asl.parse import asl_parser
-        parse_source = inspect.getsource(asl_parser.AmazonStateLanguageParser.parse)
         return {
-            'rewritten sources changed': rewritten_changed(),
-            'ASL parse steps': {'lexer': 'ASLLexer(input_stream)' in parse_source,
-                                'parser': 'parser.state_machine()' in parse_source,
-                                'listener': 'syntax_error_listener.errors' in parse_source,
-                                'preprocessor': 'Preprocessor()' in parse_source},
             'targets missing': missing_targets(),
             'LambdaSimpleBackend.invoke': params(LambdaSimpleBackend.invoke),
             'WaitFunction._wait_interval': params(WaitFunction._wait_interval),
@@ -259,6 +246,13 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
             'StepFunctionResponse.send_task_failure': params(StepFunctionResponse.send_task_failure),
             'DynamoHandler actions missing': [a for a in patches.DYNAMODB_LOCKED_ACTIONS
                                               if not inspect.isfunction(getattr(DynamoHandler, a, None))],
+            'ErrorEqualsDecl': {'_eval_body': params(ErrorEqualsDecl._eval_body),
+                                'states_all': hasattr(ErrorEqualsDecl, '_STATE_ALL_ERROR')},
+            'Table': {'put_item': params(Table.put_item)[:2], 'delete_item': params(Table.delete_item),
+                      'all_items': params(Table.all_items), 'has_idx_items': params(Table.has_idx_items),
+                      'query index_name': 'index_name' in params(Table.query),
+                      'scan index_name': 'index_name' in params(Table.scan)},
+            'DynamoDBBackend.update_item': params(DynamoDBBackend.update_item),
         }
 
     record('signatures', signatures)  # before the patches replace them
@@ -281,6 +275,8 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
             raise Flaky('try again')
         if mode == 'always':
             raise Flaky('never works')
+        if mode == 'big':
+            return {'blob': 'x' * event['bytes']}
         if 'token' in event:
             tokens.append(event['token'])
             return {}
@@ -473,145 +469,100 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
             retrier_decl.time = scaled
         return found
 
-    def transactions_scenario() -> dict[str, Any]:
-        from moto.dynamodb.models.table import Table
+    def data_limit_scenario() -> dict[str, Any]:
+        # A task result over 256 KiB: moto detects it (States.DataLimitExceeded); AWS's States.ALL cannot catch it.
+        caught_by_all = machine('data-limit-all', {
+            'Call': {'Type': 'Task', 'Resource': 'arn:aws:states:::lambda:invoke', 'ResultPath': '$.r',
+                     'Parameters': {'FunctionName': fn_arn, 'Payload': {'mode': 'big', 'bytes.$': '$.bytes'}},
+                     'Catch': [{'ErrorEquals': ['States.ALL'], 'ResultPath': '$.failure', 'Next': 'Caught'}],
+                     'End': True},
+            'Caught': {'Type': 'Succeed'}}, 'Call')
+        caught_by_name = machine('data-limit-named', {
+            'Call': {'Type': 'Task', 'Resource': 'arn:aws:states:::lambda:invoke', 'ResultPath': '$.r',
+                     'Parameters': {'FunctionName': fn_arn, 'Payload': {'mode': 'big', 'bytes.$': '$.bytes'}},
+                     'Catch': [{'ErrorEquals': ['States.DataLimitExceeded'], 'ResultPath': '$.failure',
+                                'Next': 'Caught'}], 'End': True},
+            'Caught': {'Type': 'Succeed'}}, 'Call')
+        small = run(caught_by_all, {'bytes': 1000})
+        failed = run(caught_by_all, {'bytes': 300_000})
+        history = sfn.get_execution_history(executionArn=failed['arn'], reverseOrder=True, maxResults=5)['events']
+        failure = next(e['executionFailedEventDetails'] for e in history if 'executionFailedEventDetails' in e)
+        return {'all': failed, 'all_failure': failure, 'named': run(caught_by_name, {'bytes': 300_000}),
+                'small_ok': small['status']}
 
-        ddb.create_table(
-            TableName='ledger', BillingMode='PAY_PER_REQUEST',
-            AttributeDefinitions=[{'AttributeName': n, 'AttributeType': 'S'} for n in ('PK', 'SK', 'owner')],
-            KeySchema=[{'AttributeName': 'PK', 'KeyType': 'HASH'}, {'AttributeName': 'SK', 'KeyType': 'RANGE'}],
-            GlobalSecondaryIndexes=[{'IndexName': 'ByOwner', 'KeySchema': [{'AttributeName': 'owner', 'KeyType': 'HASH'}],
-                                     'Projection': {'ProjectionType': 'ALL'}}],
-            StreamSpecification={'StreamEnabled': True, 'StreamViewType': 'NEW_AND_OLD_IMAGES'})
-        streams = boto3.client('dynamodbstreams')
-        stream_arn = ddb.describe_table(TableName='ledger')['Table']['LatestStreamArn']
+    def dynamodb_limits_scenario() -> dict[str, Any]:
+        ddb.create_table(TableName='limits', BillingMode='PAY_PER_REQUEST',
+                         AttributeDefinitions=[{'AttributeName': 'PK', 'AttributeType': 'S'}],
+                         KeySchema=[{'AttributeName': 'PK', 'KeyType': 'HASH'}])
 
-        def s(value: str) -> dict[str, str]:
-            return {'S': value}
+        def attempt(call: Any) -> str:
+            try:
+                call()
+                return 'ok'
+            except ddb.exceptions.ClientError as exc:
+                return f"{exc.response['Error']['Code']}: {exc.response['Error']['Message']}"
 
-        def seed(prefix: str, count: int) -> None:
-            for n in range(count):
-                ddb.put_item(TableName='ledger', Item={'PK': s(f'{prefix}#{n}'), 'SK': s('X'), 'owner': s(prefix)})
+        def put(pk: str, size: int) -> dict[str, Any]:
+            return {'Put': {'TableName': 'limits', 'Item': {'PK': {'S': pk}, 'blob': {'B': b'x' * size}}}}
 
-        def snapshot() -> list[Any]:
-            items = ddb.scan(TableName='ledger', ConsistentRead=True)['Items']
-            by_owner = ddb.query(TableName='ledger', IndexName='ByOwner', KeyConditionExpression='#o = :o',
-                                 ExpressionAttributeNames={'#o': 'owner'}, ExpressionAttributeValues={':o': s('alice')})
-            return [sorted(json.dumps(i, sort_keys=True) for i in items), by_owner['Count']]
+        found = {
+            'put 390 KB': attempt(lambda: ddb.put_item(TableName='limits', Item=put('a', 390_000)['Put']['Item'])),
+            'put 410 KB': attempt(lambda: ddb.put_item(TableName='limits', Item=put('b', 410_000)['Put']['Item'])),
+            'update to 410 KB': attempt(lambda: ddb.update_item(
+                TableName='limits', Key={'PK': {'S': 'a'}}, UpdateExpression='SET more = :m',
+                ExpressionAttributeValues={':m': {'B': b'y' * 20_000}})),
+            'transaction with a 410 KB item': attempt(lambda: ddb.transact_write_items(TransactItems=[put('c', 410_000)])),
+            'transaction of 100 items': attempt(lambda: ddb.transact_write_items(
+                TransactItems=[put(f'n{i}', 10) for i in range(100)])),
+            'transaction of 101 items': attempt(lambda: ddb.transact_write_items(
+                TransactItems=[put(f'm{i}', 10) for i in range(101)])),
+            'transaction of 3.9 MB': attempt(lambda: ddb.transact_write_items(
+                TransactItems=[put(f's{i}', 390_000) for i in range(10)])),
+            'transaction of 4.3 MB': attempt(lambda: ddb.transact_write_items(
+                TransactItems=[put(f't{i}', 390_000) for i in range(11)])),
+        }
+        found['nothing of the refused transactions written'] = [
+            pk for pk in ('c', 'm0', 't0') if 'Item' in ddb.get_item(TableName='limits', Key={'PK': {'S': pk}})]
+        return found
 
-        def stream_records() -> int:
-            shard = streams.describe_stream(StreamArn=stream_arn)['StreamDescription']['Shards'][0]['ShardId']
-            iterator = streams.get_shard_iterator(StreamArn=stream_arn, ShardId=shard,
-                                                  ShardIteratorType='TRIM_HORIZON')['ShardIterator']
-            return len(streams.get_records(ShardIterator=iterator, Limit=1000)['Records'])
+    def index_lag_scenario() -> dict[str, Any]:
+        ddb.create_table(TableName='lagged', BillingMode='PAY_PER_REQUEST',
+                         AttributeDefinitions=[{'AttributeName': a, 'AttributeType': 'S'} for a in ('PK', 'owner')],
+                         KeySchema=[{'AttributeName': 'PK', 'KeyType': 'HASH'}],
+                         GlobalSecondaryIndexes=[{'IndexName': 'ByOwner', 'Projection': {'ProjectionType': 'ALL'},
+                                                  'KeySchema': [{'AttributeName': 'owner', 'KeyType': 'HASH'}]}])
 
-        ddb.put_item(TableName='ledger', Item={'PK': s('USER#alice'), 'SK': s('PROFILE'), 'owner': s('alice'),
-                                               'balance': {'N': '100'}, 'name': s('Alice')})
-        ddb.put_item(TableName='ledger', Item={'PK': s('JOB#old'), 'SK': s('JOB'), 'owner': s('alice')})
-        ddb.put_item(TableName='ledger', Item={'PK': s('JOB#taken'), 'SK': s('JOB'), 'owner': s('bob'), 'v': s('1')})
-        seed('filler', 40)
-        debit = {'Update': {'TableName': 'ledger', 'Key': {'PK': s('USER#alice'), 'SK': s('PROFILE')},
-                            'UpdateExpression': 'SET balance = balance - :c REMOVE #n',
-                            'ExpressionAttributeNames': {'#n': 'name'},
-                            'ConditionExpression': 'balance >= :c', 'ExpressionAttributeValues': {':c': {'N': '10'}}}}
-        new_job = {'Put': {'TableName': 'ledger', 'Item': {'PK': s('JOB#new'), 'SK': s('JOB'), 'owner': s('alice')},
-                           'ConditionExpression': 'attribute_not_exists(PK)'}}
-        drop_old = {'Delete': {'TableName': 'ledger', 'Key': {'PK': s('JOB#old'), 'SK': s('JOB')}}}
-        taken = {'Put': {'TableName': 'ledger', 'Item': {'PK': s('JOB#taken'), 'SK': s('JOB'), 'owner': s('alice')},
-                         'ConditionExpression': 'attribute_not_exists(PK)',
-                         'ReturnValuesOnConditionCheckFailure': 'ALL_OLD'}}
-        bad_update = {'Update': {'TableName': 'ledger', 'Key': {'PK': s('filler#3'), 'SK': s('X')},
-                                 'UpdateExpression': 'SET total = #o + :one', 'ExpressionAttributeNames': {'#o': 'owner'},
-                                 'ExpressionAttributeValues': {':one': {'N': '1'}}}}
-        check = {'ConditionCheck': {'TableName': 'ledger', 'Key': {'PK': s('filler#0'), 'SK': s('X')},
-                                    'ConditionExpression': 'attribute_exists(PK)'}}
-        copies: list[str] = []
+        def listed(owner: str) -> list[str]:
+            items = ddb.query(TableName='lagged', IndexName='ByOwner', KeyConditionExpression='#o = :o',
+                              ExpressionAttributeNames={'#o': 'owner'},
+                              ExpressionAttributeValues={':o': {'S': owner}})['Items']
+            return sorted(i['PK']['S'] for i in items)
 
-        def no_table_copies(self: Any, memo: Any) -> Any:
-            copies.append(self.name)
-            raise AssertionError('a transaction deep-copied a whole table')
+        def scanned() -> list[str]:
+            return sorted(i['PK']['S'] for i in ddb.scan(TableName='lagged', IndexName='ByOwner')['Items'])
 
-        Table.__deepcopy__ = no_table_copies  # moto's original backup would call this once per item
-        out: dict[str, Any] = {}
+        lag = 0.6
+        patches.set_index_lag(lag)
         try:
-            def failing(items: list[dict[str, Any]], expected_error: str, expected_reasons: list[Any] | None) -> dict:
-                before, stream_before = snapshot(), stream_records()
-                found: dict[str, Any] = {'expected error': expected_error}
-                try:
-                    ddb.transact_write_items(TransactItems=items)
-                    found['error'] = None
-                except ddb.exceptions.ClientError as exc:
-                    found['error'] = exc.response['Error']['Code']
-                    reasons = exc.response.get('CancellationReasons')
-                    if expected_reasons is not None:
-                        found['reasons'] = [[r.get('Code'), r.get('Item')] for r in reasons or []]
-                        found['expected reasons'] = expected_reasons
-                found.update({'after': snapshot(), 'before': before, 'stream before': stream_before,
-                              'stream after': stream_records()})
-                return found
-
-            taken_old = {'PK': s('JOB#taken'), 'SK': s('JOB'), 'owner': s('bob'), 'v': s('1')}
-            out['condition fails mid-transaction'] = failing(
-                [debit, new_job, taken, drop_old, check], 'TransactionCanceledException',
-                [['None', None], ['None', None], ['ConditionalCheckFailed', taken_old], ['None', None], ['None', None]])
-            out['update fails mid-transaction'] = failing(
-                [debit, new_job, drop_old, bad_update], 'ValidationException', None)  # owner is a string
-            out['duplicate item'] = failing([debit, new_job, {**new_job}], 'ValidationException', None)
-
-            before = snapshot()
-            ddb.transact_write_items(TransactItems=[debit, new_job, drop_old, check])
-            profile = ddb.get_item(TableName='ledger', Key={'PK': s('USER#alice'), 'SK': s('PROFILE')},
-                                   ConsistentRead=True)['Item']
-            jobs = {pk: 'Item' in ddb.get_item(TableName='ledger', Key={'PK': s(pk), 'SK': s('JOB')}, ConsistentRead=True)
-                    for pk in ('JOB#new', 'JOB#old')}
-            out['committed'] = {'reasons': None, 'changed': [profile['balance']['N'], 'name' in profile, jobs,
-                                                             snapshot()[1] == before[1]],
-                                'expected': ['90', False, {'JOB#new': True, 'JOB#old': False}, True]}
-
+            ddb.put_item(TableName='lagged', Item={'PK': {'S': 'job-1'}, 'owner': {'S': 'ann'}})
+            right_after = {'query': listed('ann'), 'scan': scanned(),
+                           'get': 'Item' in ddb.get_item(TableName='lagged', Key={'PK': {'S': 'job-1'}})}
+            time.sleep(lag + 0.3)
+            settled = {'query': listed('ann'), 'scan': scanned()}
+            ddb.update_item(TableName='lagged', Key={'PK': {'S': 'job-1'}}, UpdateExpression='SET #o = :b',
+                            ExpressionAttributeNames={'#o': 'owner'}, ExpressionAttributeValues={':b': {'S': 'bob'}})
+            moved = {'ann': listed('ann'), 'bob': listed('bob')}
+            ddb.delete_item(TableName='lagged', Key={'PK': {'S': 'job-1'}})
+            time.sleep(lag + 0.3)
+            after_delete = {'ann': listed('ann'), 'bob': listed('bob')}
+            ddb.transact_write_items(TransactItems=[
+                {'Put': {'TableName': 'lagged', 'Item': {'PK': {'S': 'job-2'}, 'owner': {'S': 'cy'}}}}])
+            in_transaction = listed('cy')
         finally:
-            del Table.__deepcopy__
-        out['tables deep-copied'] = len(copies)
-        return out
-
-    def asl_cache_scenario() -> dict[str, Any]:
-        from moto.stepfunctions.parser.asl.parse import asl_parser
-        from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
-
-        calls = {'parse': 0}
-        original_parse = asl_parser.AmazonStateLanguageParser.parse
-        programs: list[int] = []
-        entrypoint = ExecutionWorker._get_evaluation_entrypoint
-
-        def counting_parse(definition: str) -> Any:
-            calls['parse'] += 1
-            return original_parse(definition)
-
-        def recording_entrypoint(self: Any) -> Any:
-            program = entrypoint(self)
-            programs.append(id(program))
-            kept.append(program)  # keep it alive so ids stay distinct
-            return program
-
-        kept: list[Any] = []
-
-        def states(tag: str) -> dict[str, Any]:
-            return {'Tag': {'Type': 'Pass', 'Parameters': {'n.$': '$.n', 'seen': tag}, 'End': True}}
-
-        patches._asl_parse_tree.cache_clear()
-        arn = machine('cached-parse', states('v1'), 'Tag')
-        asl_parser.AmazonStateLanguageParser.parse = staticmethod(counting_parse)
-        ExecutionWorker._get_evaluation_entrypoint = recording_entrypoint
-        try:
-            parses_before = calls['parse']
-            outputs = [run(arn, {'n': n})['output'] for n in range(4)]
-            during = calls['parse'] - parses_before
-            sfn.update_state_machine(stateMachineArn=arn, definition=json.dumps({'StartAt': 'Tag', 'States': states('v2')}))
-            updated = run(arn, {'n': 9})['output']
-        finally:
-            asl_parser.AmazonStateLanguageParser.parse = original_parse
-            ExecutionWorker._get_evaluation_entrypoint = entrypoint
-        return {'parses during executions': during, 'trees parsed': patches._asl_parse_tree.cache_info().misses,
-                'outputs': outputs, 'after update': updated, 'programs distinct': len(set(programs)) == len(programs) == 5}
+            patches.set_index_lag(0)
+        ddb.put_item(TableName='lagged', Item={'PK': {'S': 'job-3'}, 'owner': {'S': 'dee'}})
+        return {'right_after': right_after, 'settled': settled, 'moved': moved, 'after_delete': after_delete,
+                'in_transaction': in_transaction, 'lag_off': listed('dee')}
 
     record('dispatch', dispatch_scenario)
     record('dynamodb', dynamodb_scenario)
@@ -620,8 +571,9 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
     record('unnamed', unnamed_scenario)
     record('timeout_seconds_path', timeout_path_scenario)
     record('jitter', jitter_scenario)
-    record('transactions', transactions_scenario)
-    record('asl_cache', asl_cache_scenario)
+    record('data_limit', data_limit_scenario)
+    record('dynamodb_limits', dynamodb_limits_scenario)
+    record('index_lag', index_lag_scenario)
     server.stop()
     print(json.dumps(out, default=str))
 
