@@ -65,17 +65,14 @@ def admin(cloud) -> Api:
 
 
 @pytest.fixture
-def settings_env(monkeypatch):
-    """Change handler settings for one test: the handlers run in this process and read the environment."""
-    from vidgen.config import get_settings
-
+def settings_env(cloud):
+    """Change handler settings for one test, as UpdateFunctionConfiguration would: every function gets the
+    variables, its warm environments are retired, and the test's end puts the configuration back."""
     def set_(**values: str) -> None:
-        for name, value in values.items():
-            monkeypatch.setenv(name, value)
-        get_settings.cache_clear()
+        for logical_id in cloud.runner.pools:
+            cloud.update_function_configuration(logical_id, environment=values)
     yield set_
-    monkeypatch.undo()
-    get_settings.cache_clear()
+    cloud.reset_function_configuration()
 
 
 @pytest.fixture

@@ -30,7 +30,8 @@ class Api:
         token = key if key is not None else self.key
         if token:
             headers['Authorization'] = f'Bearer {token}'
-        return requests.request(method, f'{self.base_url}{path}', headers=headers, timeout=30, **kwargs)
+        timeout = kwargs.pop('timeout', 30)
+        return requests.request(method, f'{self.base_url}{path}', headers=headers, timeout=timeout, **kwargs)
 
     def get(self, path: str, **kwargs: Any) -> requests.Response:
         return self.request('GET', path, **kwargs)

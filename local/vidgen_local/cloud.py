@@ -5,31 +5,34 @@
 
 start() runs, in order: the moto patches; moto's server on 127.0.0.1 (DynamoDB, S3, Secrets Manager,
 Lambda registry, Step Functions executing the real ASL); the provider simulators unless real provider
-URLs are configured; the template's secrets, tables, bucket, functions and state machine; the handlers'
-environment (the template's, plus local overrides); the real handlers, imported in-process; the HTTP
-gateway; and a ticker per Schedule event. stop() undoes all of it, restores os.environ and moto's config,
-and leaves no server, thread or port behind. One LocalCloud runs per process at a time: moto's backends,
-os.environ and the patches are process-wide.
+URLs are configured; the template's secrets, tables, bucket, functions and state machine; each function's
+environment (the template's variables, plus local overrides); a pool of execution environments per
+function (worker processes running the real handlers, see runtime.py), one pre-warmed each; the HTTP
+gateway; and a ticker per Schedule event. stop() undoes all of it, ends every environment, restores
+os.environ and moto's config, and leaves no server, thread, worker or port behind. One LocalCloud runs per
+process at a time: moto's backends and the patches are process-wide.
 
 Local settings (argument, then environment): VIDGEN_PORT, VIDGEN_ADMIN_KEY, VIDGEN_PUBLIC_URL,
 KLING_BASE_URL + KLING_ACCESS_KEY + KLING_SECRET_KEY, KIE_BASE_URL + KIE_UPLOAD_BASE_URL + KIE_API_KEY,
-VIDGEN_MAX_ACTIVE_JOBS_PER_USER, VIDGEN_LOCAL_IAM (on, or off to stop enforcing the execution roles).
+VIDGEN_MAX_ACTIVE_JOBS_PER_USER, VIDGEN_LOCAL_CONCURRENCY (environments per function when the template
+sets no ReservedConcurrentExecutions; default 2), VIDGEN_LOCAL_IAM (on, or off to stop enforcing the
+execution roles).
 
 IAM: every function and the state machine get the execution role SAM would create from the template
-(vidgen_local.iam), assumed through STS; moto's access control is turned on once the stack is built, so the
-local endpoint refuses what a role does not grant. This process, the bootstrap and the CLI act as an admin
-IAM user (`admin_credentials`); `function_env(logical_id)` is a function's environment with its role's
-credentials, as Lambda sets them. Time scale: Wait states, Retry intervals and schedules run `time_scale`
+(vidgen_local.iam), assumed through STS; each function's environments get its role's credentials
+(credentials_for), and moto's access control is turned on once the stack is built, so the local
+endpoint refuses what a role does not grant. This process, the bootstrap and the CLI act as an admin
+IAM user (`admin_credentials`). Time scale: Wait states, Retry intervals and schedules run `time_scale`
 times faster, and CALLBACK_WAIT_SECONDS (a TimeoutSecondsPath, not a Wait) is divided by it.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 import os
-import sys
 import threading
 import uuid
 import warnings
@@ -42,10 +45,10 @@ from vidgen_local.iam import RoleCredentials, assume_roles
 from vidgen_local.providers import Providers, ProviderSettingsError, start_providers
 from vidgen_local.resources import CreatedResources, create_all
 from vidgen_local.runtime import (
+    DEFAULT_CONCURRENCY,
+    FunctionConfig,
     FunctionRunner,
-    Handler,
     ProcessEnv,
-    load_handler,
     reset_layer_caches,
     route_metrics_to_log,
 )
@@ -56,6 +59,13 @@ logger = logging.getLogger(__name__)
 DEFAULT_PORT = 3000
 _AWS_ENV = {'AWS_ACCESS_KEY_ID': 'testing', 'AWS_SECRET_ACCESS_KEY': 'testing', 'AWS_DEFAULT_REGION': 'us-east-1',
             'AWS_REGION': 'us-east-1'}
+# What an execution environment inherits from this process: the interpreter's and the network's basics.
+# Everything else it sees is the function's own (its variables, its credentials, Lambda's variables).
+_INHERITED_ENV = ('PATH', 'HOME', 'LANG', 'LC_ALL', 'LC_CTYPE', 'TZ', 'TMPDIR', 'PYTHONPATH', 'PYTHONHASHSEED',
+                  'VIRTUAL_ENV', 'SSL_CERT_FILE', 'SSL_CERT_DIR', 'REQUESTS_CA_BUNDLE', 'CURL_CA_BUNDLE', 'HTTP_PROXY',
+                  'HTTPS_PROXY', 'NO_PROXY', 'http_proxy', 'https_proxy', 'no_proxy', 'COVERAGE_PROCESS_START')
+# Credentials: the role credentials of a function, as Lambda's environment has them.
+Credentials = Callable[[str], Mapping[str, str]]
 # Variables that would send boto3 somewhere else than moto (or fail on a missing profile) while we run.
 _AWS_ENV_REMOVED = ('AWS_PROFILE', 'AWS_DEFAULT_PROFILE', 'AWS_SESSION_TOKEN', 'AWS_SECURITY_TOKEN')
 ADMIN_USER = 'vidgen-local-admin'
@@ -87,20 +97,26 @@ class LocalCloud:
 
     Arguments: `env` is applied last, over the template's environment and every local override;
     `parameters` overrides template parameters (checked against AllowedValues/MinValue); `handlers`
-    ({logical id: callable}) replaces functions' handlers (tests); `simulators=False` runs no simulator;
-    `sweep=False` starts no schedule ticker; `port=0` picks a free port.
+    ({logical id: 'module:attribute'}, importable from sys.path) replaces functions' handlers (tests);
+    `simulators=False` runs no simulator; `sweep=False` starts no schedule ticker; `port=0` picks a free port;
+    `prewarm=False` creates no environment before the first event; `credentials` ({logical id -> AWS_ACCESS_KEY_ID,
+    AWS_SECRET_ACCESS_KEY and optionally AWS_SESSION_TOKEN}) gives each function's environments their
+    credentials (default: the shared local test credentials; see credentials_for).
 
     After start(): api_url, admin_key, moto_url, kling_sim, kie_sim (None when real or absent), template,
-    resources (table/bucket/secret/state machine names and ARNs), handler_env; invoke(logical_id, event)
-    calls a handler as Lambda would, sweep_now() fires the Schedule events once.
+    resources (table/bucket/secret/state machine names and ARNs), handler_env (every function's variables,
+    merged), function_environment(logical_id); invoke(logical_id, event) calls a function as Lambda would,
+    sweep_now() fires the Schedule events once, update_function_configuration() changes a function's
+    environment, timeout, handler or init hooks and retires its warm environments, environment_stats()
+    counts environments, cold starts and timeouts per function.
     """
 
     def __init__(self, root: Path | None = None, *, port: int | None = None, admin_key: str | None = None,
                  public_url: str | None = None, time_scale: float = 10.0, env: Mapping[str, str] | None = None,
                  kling_sim_config: Any = None, kie_sim_config: Any = None, sweep: bool = True,
                  simulators: bool = True, parameters: Mapping[str, Any] | None = None,
-                 handlers: Mapping[str, Handler] | None = None, template_file: str = 'template.yaml',
-                 iam: bool | None = None) -> None:
+                 handlers: Mapping[str, str] | None = None, template_file: str = 'template.yaml',
+                 prewarm: bool = True, credentials: Credentials | None = None, iam: bool | None = None) -> None:
         if time_scale <= 0:
             raise ValueError('time_scale must be positive')
         self.root = (root or find_root()).resolve()
@@ -115,8 +131,13 @@ class LocalCloud:
         self.sweep_enabled = sweep
         self.simulators_enabled = simulators
         self.parameters = dict(parameters or {})
-        self.handler_overrides = dict(handlers or {})
+        self.handler_overrides = {lid: _handler_spec(lid, handler) for lid, handler in (handlers or {}).items()}
         self.template_file = template_file
+        self.prewarm = prewarm
+        self.credentials_provider = credentials
+        self.concurrency = int(settings.get('VIDGEN_LOCAL_CONCURRENCY') or DEFAULT_CONCURRENCY)
+        if self.concurrency < 1:
+            raise ValueError('VIDGEN_LOCAL_CONCURRENCY must be at least 1')
         self._settings = settings
         self.iam_enforced = iam_setting(settings) if iam is None else iam
         self.admin_credentials: dict[str, str] = {}
@@ -135,7 +156,7 @@ class LocalCloud:
         self._env = ProcessEnv()
         self._providers = Providers()
         self._saved_moto_config: Any = None
-        self._modules: list[str] = []
+        self._initial_configs: dict[str, FunctionConfig] = {}
         self._boto_clients: dict[str, Any] = {}
         self._saved_werkzeug_level = logging.NOTSET
         self._started = False
@@ -182,12 +203,19 @@ class LocalCloud:
         self._assume_roles()
         self._bind_gateway()
         specs = {spec.logical_id: spec for spec in self.template.functions()}  # env now has the secrets' ARNs
-        self.handler_env = self._handler_env()
+        self._initial_configs = {lid: self._function_config(spec) for lid, spec in specs.items()}
+        self.handler_env = self._merged_env(self._initial_configs.values())
+        # The test process sees the same settings, so a test can call layer code directly; handlers never run here.
         self._env.set(self.handler_env)
         reset_layer_caches()
-        self.runner = FunctionRunner(specs, self._load_handlers(specs))
+        self.runner = FunctionRunner(self._initial_configs, self._process_env)
         if self.iam_enforced:
             self._set_iam_enforcement(True)
+        if self.prewarm:
+            try:
+                self.runner.prewarm()
+            except Exception as exc:
+                raise LocalCloudError(f'A function could not start: {exc}') from exc
         self._gateway.start()
         if self.sweep_enabled:
             self._start_tickers()
@@ -213,8 +241,10 @@ class LocalCloud:
             self._gateway = None
         if self._moto is not None:
             self._stop_executions()
-        if self.runner is not None and not self.runner.drain(timeout=10):
-            logger.warning('some handler invocations were still running at shutdown')
+        if self.runner is not None:
+            if not self.runner.drain(timeout=10):
+                logger.warning('some handler invocations were still running at shutdown')
+            self.runner.close()
         patches.set_dispatch(None)
         patches.set_wait_scale(1.0)
         patches.set_role_credentials(None)
@@ -223,9 +253,6 @@ class LocalCloud:
             self._stop_moto()
         self._providers.stop()
         self.kling_sim = self.kie_sim = None
-        for name in self._modules:
-            sys.modules.pop(name, None)
-        self._modules = []
         self._env.restore()
         _forget_boto3_default_session()
         reset_layer_caches()
@@ -236,11 +263,12 @@ class LocalCloud:
 
     # -- calling functions ----------------------------------------------------------------------------------
 
-    def invoke(self, logical_id: str, event: Any) -> Any:
-        """Call a function's real handler in-process, as Lambda would (exceptions propagate)."""
+    def invoke(self, logical_id: str, event: Any, *, give_up_after: float | None = None) -> Any:
+        """Invoke a function synchronously, as Lambda would: its result, or runtime.FunctionError carrying
+        Lambda's errorType (the handler's exception class name, Sandbox.Timedout, ...)."""
         if self.runner is None:
             raise LocalCloudError('The local cloud is not started')
-        return self.runner.call(logical_id, event)
+        return self.runner.call(logical_id, event, give_up_after=give_up_after)
 
     def sweep_now(self) -> Any:
         """Fire every Schedule event once, now; returns the (last) handler result."""
@@ -251,15 +279,75 @@ class LocalCloud:
 
     def function(self, logical_id: str) -> FunctionSpec:
         assert self.runner is not None
-        return self.runner.specs[logical_id]
+        return self.runner.config(logical_id).spec
 
-    def function_env(self, logical_id: str) -> dict[str, str]:
-        """A function's whole environment as Lambda gives it: the handler environment, with its execution
-        role's credentials when IAM is enforced (else the admin identity's, like this process)."""
-        env = {**os.environ, **self.handler_env}
+    def function_environment(self, logical_id: str) -> dict[str, str]:
+        """The function's variables as its environments get them now (without credentials or Lambda's own)."""
+        assert self.runner is not None
+        return dict(self.runner.config(logical_id).environment)
+
+    def credentials_for(self, logical_id: str) -> dict[str, str]:
+        """AWS credentials for a new environment of the function: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and,
+        for temporary ones, AWS_SESSION_TOKEN. Asked once per environment, when it is created (environments
+        keep theirs for their life, as Lambda's do): `credentials` given to the constructor, else the session
+        of the function's execution role (what Lambda gives it), or with IAM off the admin identity's.
+        Call retire_environments() to make every function ask again."""
+        if self.credentials_provider is not None:
+            given = dict(self.credentials_provider(logical_id))
+            missing = {'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'} - set(given)
+            if missing:
+                raise LocalCloudError(f'credentials for {logical_id} lack {sorted(missing)}')
+            return given
         if self.iam_enforced:
-            env.update(self.role_credentials[logical_id].environment())
-        return env
+            return self.role_credentials[logical_id].environment()
+        return dict(self.admin_credentials)
+
+    def update_function_configuration(self, logical_id: str, *, environment: Mapping[str, str | None] | None = None,
+                                      timeout: int | None = None, handler: str | None = None,
+                                      init_hooks: tuple[str, ...] | None = None) -> None:
+        """Change a function as UpdateFunctionConfiguration does: its warm environments are retired, busy ones
+        end after their current event, and the next events get new environments with the new configuration.
+
+        `environment` changes variables (None removes one) rather than replacing them all; `handler` is a
+        'module:attribute' override; `init_hooks` ('module:callable', ...) run in each new environment before
+        the handler is imported (tests inject faults with them)."""
+        assert self.runner is not None
+        config = self.runner.config(logical_id)
+        changes: dict[str, Any] = {}
+        if environment is not None:
+            merged = dict(config.environment)
+            for name, value in environment.items():
+                if value is None:
+                    merged.pop(name, None)
+                else:
+                    merged[name] = str(value)
+            changes['environment'] = merged
+        if timeout is not None:
+            if not 1 <= timeout <= 900:
+                raise ValueError('Lambda timeouts are 1 to 900 seconds')
+            changes['spec'] = dataclasses.replace(config.spec, timeout=int(timeout))
+        if handler is not None:
+            changes['handler'] = _handler_spec(logical_id, handler)
+        if init_hooks is not None:
+            changes['init_hooks'] = tuple(init_hooks)
+        self.runner.reconfigure(logical_id, **changes)
+
+    def reset_function_configuration(self, logical_id: str | None = None) -> None:
+        """Back to the configuration the cloud started with (one function, or all), retiring environments."""
+        assert self.runner is not None
+        for lid in [logical_id] if logical_id else list(self._initial_configs):
+            if self.runner.config(lid) != self._initial_configs[lid]:
+                self.runner.pools[lid].reconfigure(self._initial_configs[lid])
+
+    def retire_environments(self, logical_id: str | None = None) -> None:
+        """End the warm environments of one function (or all): the next events start new ones."""
+        assert self.runner is not None
+        for lid in [logical_id] if logical_id else list(self.runner.pools):
+            self.runner.pools[lid].reconfigure(self.runner.config(lid))
+
+    def environment_stats(self) -> dict[str, dict[str, Any]]:
+        """Per function: environments alive, warm, inits, cold starts, invocations, timeouts, exits, init seconds."""
+        return self.runner.stats() if self.runner is not None else {}
 
     # -- moto -----------------------------------------------------------------------------------------------
 
@@ -384,20 +472,23 @@ class LocalCloud:
     # -- handlers and their environment ---------------------------------------------------------------
 
     def _template_env(self) -> dict[str, str]:
-        """Every function's resolved environment, merged; two functions disagreeing on a variable is an error."""
+        """Every function's resolved variables, merged (the first function to set one wins)."""
         assert self.template is not None
         merged: dict[str, str] = {}
-        owners: dict[str, str] = {}
         for spec in self.template.functions():
             for name, value in spec.environment.items():
-                if name in merged and merged[name] != value:
-                    raise LocalCloudError(f'{owners[name]} and {spec.logical_id} set {name} differently; the '
-                                          'local cloud runs every handler in one process with one environment')
-                merged[name], owners[name] = value, spec.logical_id
+                merged.setdefault(name, value)
         return merged
 
-    def _handler_env(self) -> dict[str, str]:
-        env = self._template_env()
+    def _function_config(self, spec: FunctionSpec) -> FunctionConfig:
+        return FunctionConfig(spec=spec, code_dir=str((self.root / spec.code_uri).resolve()),
+                              handler=self.handler_overrides.get(spec.logical_id, spec.handler),
+                              environment=self._function_env(spec),
+                              concurrency=spec.reserved_concurrency or self.concurrency)
+
+    def _function_env(self, spec: FunctionSpec) -> dict[str, str]:
+        """The function's variables: the template's, with the local endpoints and settings over them."""
+        env = dict(spec.environment)
         env['PUBLIC_API_URL'] = self.public_url_given or self.api_url
         env['VIDGEN_ALLOW_PRIVATE_URLS'] = 'true'
         env.update(self._providers.env)
@@ -408,17 +499,32 @@ class LocalCloud:
         env.update(self.env_overrides)
         return env
 
-    def _load_handlers(self, specs: Mapping[str, FunctionSpec]) -> dict[str, Handler]:
-        handlers: dict[str, Handler] = {}
-        prefix = f'_vidgen_local_{uuid.uuid4().hex[:8]}'
-        for logical_id, spec in specs.items():
-            if logical_id in self.handler_overrides:
-                handlers[logical_id] = self.handler_overrides[logical_id]
-                continue
-            handler, module_name = load_handler(spec, self.root, prefix)
-            self._modules.append(module_name)
-            handlers[logical_id] = handler
-        return handlers
+    @staticmethod
+    def _merged_env(configs: Any) -> dict[str, str]:
+        merged: dict[str, str] = {}
+        for config in configs:
+            for name, value in config.environment.items():
+                merged.setdefault(name, value)
+        return merged
+
+    def _process_env(self, config: FunctionConfig) -> dict[str, str]:
+        """The whole os.environ of a new execution environment of `config`'s function."""
+        spec = config.spec
+        env = {name: os.environ[name] for name in _INHERITED_ENV if name in os.environ}
+        env.update({
+            'AWS_ENDPOINT_URL': self.moto_url,
+            'AWS_REGION': _AWS_ENV['AWS_REGION'], 'AWS_DEFAULT_REGION': _AWS_ENV['AWS_DEFAULT_REGION'],
+            'AWS_LAMBDA_FUNCTION_NAME': spec.name, 'AWS_LAMBDA_FUNCTION_VERSION': '$LATEST',
+            'AWS_LAMBDA_FUNCTION_MEMORY_SIZE': str(spec.memory_size),
+            'AWS_LAMBDA_LOG_GROUP_NAME': f'/aws/lambda/{spec.name}',
+            'AWS_EXECUTION_ENV': f'AWS_Lambda_{spec.runtime}', 'LAMBDA_TASK_ROOT': config.code_dir,
+            '_HANDLER': config.handler,
+            # As under `sam local`: tracing is not modelled (no X-Ray daemon), and Powertools' Tracer stays off.
+            'AWS_SAM_LOCAL': 'true', 'AWS_XRAY_SDK_ENABLED': 'false',
+        })
+        env.update(self.credentials_for(spec.logical_id))
+        env.update(config.environment)
+        return env
 
     # -- gateway and schedules ------------------------------------------------------------------------
 
@@ -427,12 +533,17 @@ class LocalCloud:
 
         assert self.template is not None
         try:
-            self._gateway = Gateway(self.template.routes(), self.invoke, port=self.port,
+            self._gateway = Gateway(self.template.routes(), self._invoke_from_gateway, port=self.port,
                                     cors=self.template.http_api_cors())
         except OSError as exc:
             raise LocalCloudError(f'Cannot listen on 127.0.0.1:{self.port} ({exc.strerror}); '
                                   'set VIDGEN_PORT to a free port') from exc
         self.api_url = self._gateway.url
+
+    def _invoke_from_gateway(self, logical_id: str, event: dict[str, Any]) -> Any:
+        from vidgen_local.gateway import INTEGRATION_TIMEOUT_SECONDS
+
+        return self.invoke(logical_id, event, give_up_after=INTEGRATION_TIMEOUT_SECONDS)
 
     def _schedules(self) -> list[ScheduleSpec]:
         assert self.template is not None
@@ -465,6 +576,17 @@ def iam_setting(settings: Mapping[str, str]) -> bool:
     if value not in ('on', 'off'):
         raise LocalCloudError(f'VIDGEN_LOCAL_IAM must be on or off, not {value!r}')
     return value == 'on'
+
+
+def _handler_spec(logical_id: str, handler: Any) -> str:
+    """A handler override as 'module:attribute': environments import it, so it must be importable by name."""
+    if isinstance(handler, str):
+        return handler
+    qualname = getattr(handler, '__qualname__', '')
+    if callable(handler) and '<locals>' not in qualname and getattr(handler, '__module__', '') not in ('', '__main__'):
+        return f'{handler.__module__}:{qualname}'
+    raise TypeError(f'{logical_id}: a handler override must be a module-level function or \'module:attribute\' '
+                    '(each execution environment imports it in its own process)')
 
 
 def _scheduled_event(schedule: ScheduleSpec) -> dict[str, Any]:

@@ -23,11 +23,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
+from vidgen_local.runtime import FunctionError, IntegrationTimeout, RequestTooLargeError
 from vidgen_local.template import HttpRoute
 
 logger = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit (Lambda's own, 6 MB, is the runtime's)
+# HTTP APIs wait at most 30 s for an integration (the default and the maximum), then answer 503.
+INTEGRATION_TIMEOUT_SECONDS = 30.0
 _TEXT_TYPES = re.compile(r'^(text/.*|application/(json|xml|javascript|x-www-form-urlencoded|.*\+json|.*\+xml))$')
 
 # (function logical id, event) -> handler result
@@ -275,13 +278,27 @@ def _make_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
                                 headers=self.headers.items(), body=body, route=route, path_parameters=params,
                                 source_ip=self.client_address[0], protocol=self.request_version,
                                 request_id=self.request_id)
+            status, headers, payload = self._integrate(route, event, raw_path)
+            return self._send(status, headers + gateway.cors_headers(origin, preflight=False), payload)
+
+        def _integrate(self, route: HttpRoute, event: dict[str, Any], raw_path: str) -> tuple[int, list[tuple[str, str]], bytes]:
+            """The Lambda integration, and API Gateway's own answers when it fails: 413 for an event Lambda refuses
+            (over 6 MB), 503 past the integration timeout, 500 for a function error (a timeout included)."""
+            json_type = [('content-type', 'application/json')]
             try:
-                status, headers, payload = http_response(gateway.invoke(route.function, event))
+                return http_response(gateway.invoke(route.function, event))
+            except RequestTooLargeError as exc:
+                logger.warning('%s %s: Lambda refused the event: %s', self.command, raw_path, exc)
+                self.close_connection = True
+                return 413, json_type, b'{"message":"Request Entity Too Large"}'
+            except IntegrationTimeout as exc:
+                logger.warning('%s %s: %s', self.command, raw_path, exc)
+                return 503, json_type, b'{"message":"Service Unavailable"}'
+            except FunctionError as exc:
+                logger.warning('%s %s: %s failed with %s: %s', self.command, raw_path, route.function, exc.error_type, exc)
             except Exception:  # noqa: BLE001 - API Gateway answers 500 when the integration fails
                 logger.exception('%s %s: the %s handler failed', self.command, raw_path, route.function)
-                status, headers, payload = 500, [('content-type', 'application/json')], \
-                    b'{"message":"Internal Server Error"}'
-            return self._send(status, headers + gateway.cors_headers(origin, preflight=False), payload)
+            return 500, json_type, b'{"message":"Internal Server Error"}'
 
         def _read_body(self, length: int) -> bytes | None:
             if 'chunked' in (self.headers.get('transfer-encoding') or '').lower():

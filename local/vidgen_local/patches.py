@@ -108,8 +108,9 @@ def installed() -> frozenset[str]:
 
 
 def lambda_error_payload(exc: BaseException) -> dict[str, Any]:
-    """The body the Lambda runtime returns for an unhandled exception: ASL Retry/Catch match `errorType`."""
-    return {'errorType': type(exc).__name__, 'errorMessage': str(exc), 'stackTrace': []}
+    """The body the Lambda runtime returns for an unhandled exception: ASL Retry/Catch match `errorType`
+    (a runtime.FunctionError carries the type the execution environment reported, e.g. Sandbox.Timedout)."""
+    return {'errorType': getattr(exc, 'error_type', type(exc).__name__), 'errorMessage': str(exc), 'stackTrace': []}
 
 
 class _MarshalError(Exception):
@@ -142,7 +143,7 @@ def _install_lambda_dispatch() -> None:
                 raise _MarshalError(f'Unable to marshal response: {exc}') from exc
         except Exception as exc:  # noqa: BLE001 - every handler failure becomes a Lambda function error
             # One line, like the [ERROR] line Lambda logs; the traceback only when debugging.
-            logger.warning('lambda %s raised %s: %s', name, type(exc).__name__, exc)
+            logger.warning('lambda %s raised %s: %s', name, getattr(exc, 'error_type', type(exc).__name__), exc)
             logger.debug('lambda %s traceback:\n%s', name, traceback.format_exc())
             response_headers['x-amz-function-error'] = 'Unhandled'
             return json.dumps(lambda_error_payload(exc)).encode()

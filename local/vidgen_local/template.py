@@ -86,6 +86,7 @@ class FunctionSpec:
     environment: dict[str, str]
     routes: tuple[HttpRoute, ...] = ()
     schedules: tuple[ScheduleSpec, ...] = ()
+    reserved_concurrency: int | None = None  # ReservedConcurrentExecutions
 
     def handler_path(self, root: Path) -> tuple[Path, str]:
         """(file, attribute) of the handler: `app.lambda_handler` in CodeUri -> (<root>/<CodeUri>/app.py, ...)."""
@@ -111,6 +112,10 @@ class StateMachineSpec:
             raise TemplateError(f'{self.definition_path.name}: no DefinitionSubstitutions for {left}')
         json.loads(text)
         return text
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 # --- the template -----------------------------------------------------------------------------------------
@@ -162,7 +167,8 @@ class LocalTemplate(CfnStack):
             code_uri=str(self.resolve(merged['CodeUri'])), handler=str(self.resolve(merged['Handler'])),
             runtime=str(self.resolve(merged.get('Runtime', 'python3.13'))),
             timeout=int(self.resolve(merged.get('Timeout', 3))), memory_size=int(self.resolve(merged.get('MemorySize', 128))),
-            environment={k: env_string(v) for k, v in env.items()}, routes=tuple(routes), schedules=tuple(schedules))
+            environment={k: env_string(v) for k, v in env.items()}, routes=tuple(routes), schedules=tuple(schedules),
+            reserved_concurrency=_optional_int(self.resolve(merged.get('ReservedConcurrentExecutions'))))
 
     def routes(self) -> list[HttpRoute]:
         return [route for spec in self.functions() for route in spec.routes]

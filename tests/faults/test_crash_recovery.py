@@ -8,9 +8,11 @@ puts each job right, charging nothing twice and losing nothing.
 And one loss of the same family that is not a crash: (d) the create step still waiting for the provider when
 the callback wait runs out, so no step would ever create the paid job's task (found by the fault suite).
 
-The handlers run in this process, so the crashes are injected by patching the layer (pytest's monkeypatch puts
-everything back). A crash of the Lambda running a step is modelled as the step raising after its execution was
-stopped: the state machine cannot retry it, exactly as after a lost container. The ticker is off: the only
+Each function runs in execution environments of its own (worker processes), so the crashes are injected as
+init hooks (crash_hooks.py): the test names a hook for a function, its new environments install the crash,
+and the end of the test puts the function's configuration back. A crash of the Lambda running a step is
+modelled as the step raising after its execution was stopped: the state machine cannot retry it, exactly as
+after a lost container. The ticker is off: the only
 sweeps are the ones each test calls, so "one sweep" is counted, not hoped for.
 """
 
@@ -23,7 +25,7 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
+from crash_hooks import notes
 from faults_support import (
     account,
     conservation,
@@ -35,10 +37,6 @@ from faults_support import (
     wait_for,
 )
 from support import Api
-from vidgen import executions
-from vidgen.errors import ProviderUnavailableError
-from vidgen.jobs import tasks
-from vidgen.store import ledger
 
 pytestmark = pytest.mark.faults
 
@@ -59,10 +57,6 @@ COST = 20  # kling-v2-6, 5 s, std
 FIGURES: dict[str, Any] = {}
 
 
-class SimulatedCrash(Exception):
-    """The process running a step died here (the injected crash)."""
-
-
 @pytest.fixture(scope='module')
 def cloud():
     from vidgen_local.cloud import LocalCloud
@@ -77,6 +71,18 @@ def cloud():
     local.stop()
     lines = [f'{name}: {row["summary"]}' for name, row in FIGURES.items()]
     record_figures('crash_recovery', FIGURES, lines)
+
+
+@pytest.fixture
+def inject(cloud, tmp_path):
+    """inject(function, hook, **settings): the function's new environments install crash_hooks.<hook>; returns
+    the journal folder the hook writes to."""
+    def install(function: str, hook: str, **settings: str) -> Any:
+        cloud.update_function_configuration(function, init_hooks=(f'crash_hooks:{hook}',),
+                                            environment={'CRASH_JOURNAL': str(tmp_path), **settings})
+        return tmp_path
+    yield install
+    cloud.reset_function_configuration()
 
 
 @pytest.fixture
@@ -142,21 +148,10 @@ def assert_second_sweep_changes_nothing(cloud, user: Api, job_id: str, figures: 
 
 
 @pytest.mark.parametrize('crash', ['start-refused', 'process-died'])
-def test_crash_before_start_execution_is_started_by_one_sweep(cloud, user, monkeypatch, crash):
+def test_crash_before_start_execution_is_started_by_one_sweep(cloud, user, inject, crash):
     """'start-refused': StartExecution fails (the submit answers 202, the job is paid for). 'process-died':
     the submit dies after its transaction (the client gets a 500) and retries with its Idempotency-Key."""
-    original_start = executions.start
-    crashed: list[str] = []
-
-    def start(job_id: str) -> bool:
-        if not crashed:
-            crashed.append(job_id)
-            if crash == 'start-refused':
-                raise ClientError({'Error': {'Code': 'ServiceUnavailable', 'Message': 'injected'}}, 'StartExecution')
-            raise SimulatedCrash('the submit process died after the credit transaction')
-        return original_start(job_id)
-
-    monkeypatch.setattr(executions, 'start', start)
+    journal = inject('SubmitFunction', 'crash_before_start_execution', CRASH_MODE=crash)
     body = {'model': 'kling-v2-6', 'prompt': f'crash before start ({crash})'}
     key = {'Idempotency-Key': f'crash-{uuid.uuid4()}'}
 
@@ -169,7 +164,7 @@ def test_crash_before_start_execution_is_started_by_one_sweep(cloud, user, monke
         retry = user.submit(body, headers=key)  # the client never saw its job: it retries, same key
         assert retry.status_code == 202 and retry.headers.get('Idempotent-Replayed') == 'true', retry.text
         job_id = retry.json()['id']
-    assert crashed == [job_id]
+    assert [n['job_id'] for n in notes(journal, 'crashed')] == [job_id]
 
     # Paid for and queued, with no execution: exactly the state a crash leaves behind.
     assert execution_status(cloud, job_id) is None
@@ -196,25 +191,12 @@ def test_crash_before_start_execution_is_started_by_one_sweep(cloud, user, monke
 # --- (b) inside finalize, after the S3 copy -------------------------------------------------------------------
 
 
-def test_crash_in_finalize_after_the_copy_is_finalized_by_one_sweep(cloud, user, monkeypatch):
-    original_settle = ledger.settle
-    crashes: list[dict[str, Any]] = []
-    settles: list[str] = []
-
-    def settle_job(job, *, status, now, refund, extra):
-        if 'crash-after-copy' in job.prompt and status == 'succeeded':
-            settles.append(status)
-            if not crashes:
-                # The results are in our bucket; the job is not marked yet. The Lambda dies here, and with it
-                # the execution (stopped, so no Retry can run the step again).
-                crashes.append({'outputs': extra['outputs']})
-                boto3.client('stepfunctions').stop_execution(executionArn=execution_arn(cloud, job.id),
-                                                             error='Crash', cause='injected after the S3 copy')
-                raise SimulatedCrash('the finalize step died after copying the results')
-        return original_settle(job, status=status, now=now, refund=refund, extra=extra)
-
-    monkeypatch.setattr(ledger, 'settle', settle_job)
+def test_crash_in_finalize_after_the_copy_is_finalized_by_one_sweep(cloud, user, inject):
+    journal = inject('PollerFunction', 'crash_in_finalize_after_the_copy')
     job_id = user.submit({'model': 'kling-v2-6', 'prompt': 'crash-after-copy'}).json()['id']
+
+    def settles() -> list[str]:
+        return [n['status'] for n in notes(journal, 'settles')]
 
     # AWS reports a stopped execution as ABORTED; moto ends it FAILED when the running task's error arrives.
     # Either way it is over, and it neither retried the step nor caught the error into FailJob.
@@ -222,17 +204,17 @@ def test_crash_in_finalize_after_the_copy_is_finalized_by_one_sweep(cloud, user,
                      30, 'the crashed execution to end')
     assert ended in ('ABORTED', 'FAILED'), ended
     assert states_entered(cloud, job_id)[-1] == 'Finalize'
-    [crash] = crashes
+    [crash] = notes(journal, 'crashed')
     assert crash['outputs'][0]['bytes'] == RESULT_BYTES  # the copy had finished
     wait_until_swept(cloud, job_id)  # the liveness window passes: nothing else touches the job meanwhile
-    assert job_item(cloud, job_id)['status'] == 'running' and settles == ['succeeded']
+    assert job_item(cloud, job_id)['status'] == 'running' and settles() == ['succeeded']
     assert money(cloud, user.user_id, job_id)['balance'] == CREDITS - COST
 
     report = sweep_once(cloud)
 
     assert report['finalized'] == [job_id], report
     figures = assert_succeeded_and_charged_once(cloud, user, job_id)
-    assert settles == ['succeeded', 'succeeded']  # the crashed attempt and the sweep's: one execution of each
+    assert settles() == ['succeeded', 'succeeded']  # the crashed attempt and the sweep's: one execution of each
     assert_second_sweep_changes_nothing(cloud, user, job_id, figures)
     FIGURES['inside_finalize_after_copy'] = {
         'sweeps': 1, 'sweep_finalized': len(report['finalized']), 'status': 'succeeded', **figures,
@@ -246,29 +228,20 @@ def test_crash_in_finalize_after_the_copy_is_finalized_by_one_sweep(cloud, user,
 # --- (c) inside the fail step ----------------------------------------------------------------------------------
 
 
-def test_crash_in_every_fail_attempt_is_refunded_once_by_one_sweep(cloud, user, monkeypatch):
-    original_settle = ledger.settle
-    attempts: list[float] = []
-    broken = True
-
-    def settle_job(job, *, status, now, refund, extra):
-        if 'crash-in-fail' in job.prompt and status == 'failed' and broken:
-            attempts.append(time.monotonic())
-            raise SimulatedCrash('the fail step died before its transaction')
-        return original_settle(job, status=status, now=now, refund=refund, extra=extra)
-
-    monkeypatch.setattr(ledger, 'settle', settle_job)
+def test_crash_in_every_fail_attempt_is_refunded_once_by_one_sweep(cloud, user, inject):
+    journal = inject('PollerFunction', 'crash_in_every_fail_attempt')
     job_id = user.submit({'model': 'kling-v2-6', 'prompt': 'crash-in-fail [sim:content-policy]'}).json()['id']
 
     wait_for(lambda: execution_status(cloud, job_id) == 'FAILED', 40, 'the execution to give up in RefundPending')
     entered = states_entered(cloud, job_id)
     assert entered[-2:] == ['FailJob', 'RefundPending'], entered
+    attempts = notes(journal, 'attempts')
     assert len(attempts) == 7  # the first try and the ASL's six retries
     item = job_item(cloud, job_id)
     assert item['status'] == 'running' and not item.get('refunded')
     assert money(cloud, user.user_id, job_id)['refunds_of_job'] == 0  # credits held: the sweep must give them back
 
-    broken = False
+    (journal / 'fixed').touch()  # the sweep's own fail step goes through
     wait_until_swept(cloud, job_id)
     report = sweep_once(cloud)
 
@@ -291,25 +264,15 @@ def test_crash_in_every_fail_attempt_is_refunded_once_by_one_sweep(cloud, user, 
 # --- (d) a create step that outlasts the callback wait -----------------------------------------------------------
 
 
-def test_a_create_outlasting_the_callback_wait_is_created_by_the_poll_loop(cloud, user, monkeypatch):
+def test_a_create_outlasting_the_callback_wait_is_created_by_the_poll_loop(cloud, user, inject):
     """The provider's answer to the create comes later than the callback wait: the state times out into the
     poll loop with no provider task. The poll loop must create it rather than poll nothing until the deadline."""
-    original_create = tasks._create_at_provider
-    stalled: list[str] = []
-
-    def create_at_provider(job):
-        if 'slow-create' in job.prompt and not stalled:
-            stalled.append(job.id)
-            time.sleep(CALLBACK_WAIT + 1)
-            raise ProviderUnavailableError('Kling did not answer in time; the call will be retried.')
-        return original_create(job)
-
-    monkeypatch.setattr(tasks, '_create_at_provider', create_at_provider)
+    journal = inject('PollerFunction', 'stall_the_first_create', CRASH_STALL_SECONDS=str(CALLBACK_WAIT + 1))
     job_id = user.submit({'model': 'kling-v2-6', 'prompt': 'slow-create'}).json()['id']
 
     figures = assert_succeeded_and_charged_once(cloud, user, job_id)
 
-    assert stalled == [job_id]
+    assert [n['job_id'] for n in notes(journal, 'stalled')] == [job_id]
     entered = states_entered(cloud, job_id)
     assert entered.count('CreateTask') == 1 and 'StartPolling' in entered and entered.count('Finalize') == 1, entered
     tasks_of_job = [t for t in cloud.kling_sim.tasks() if t['request'].get('external_task_id') == job_id]

@@ -2,8 +2,8 @@
 
 A LocalCloud owns process-wide state (moto's backends, os.environ, the patches), and the session's cloud
 may be running in this process, so the scenarios run in a fresh interpreter (this file as a script) and
-report what they saw as JSON. Stub handlers (a constructor hook) drive the real ASL through each path;
-one cloud runs the lead's real handlers for the health, admin and models routes.
+report what they saw as JSON. Stub handlers (a constructor hook, local_cloud_stubs.py) drive the real ASL
+through each path; one cloud runs the real handlers for the health, admin and models routes.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def test_stop_leaves_no_thread_port_module_or_setting_behind(observed):
     assert result['threads'] == ['MainThread']
     assert result['open_ports'] == []
     assert result['env_restored'] is True and result['moto_config_restored'] is True
-    assert result['handler_modules'] == []
+    assert result['environments_left'] == []
     assert result['stop_twice'] is True
 
 
@@ -103,6 +103,7 @@ def test_the_real_handlers_serve_health_admin_and_models(observed):
 def _main() -> None:  # noqa: C901 - one script, one scenario per block
     import copy
     import logging
+    import multiprocessing
     import os
     import socket
     import threading
@@ -127,43 +128,28 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
         except Exception:  # noqa: BLE001 - reported to the test that reads this scenario
             out[name] = {'error': traceback.format_exc()}
 
-    class ProviderContentPolicyError(Exception):
-        pass
+    import tempfile
 
-    class ProviderThrottledError(Exception):
-        pass
+    from local_cloud_stubs import STUBS, read
 
-    actions: dict[str, list[str]] = {}
-    tokens: dict[str, str] = {}
-    failures: dict[str, Any] = {}
-    sweeps: list[float] = []
+    stub_log = os.path.join(tempfile.mkdtemp(prefix='vidgen-stubs-'), 'events.jsonl')
+    stubs = STUBS
 
-    def poller(event: dict[str, Any], context: Any) -> Any:
-        if event.get('action') == 'sweep':
-            sweeps.append(time.monotonic())
-            return {'swept': True}
-        job = event['job_id']
-        actions.setdefault(job, []).append(event['action'])
-        if event['action'] == 'create_task':
-            if job.startswith('policy'):
-                raise ProviderContentPolicyError('refused')
-            if job.startswith('throttled') and actions[job].count('create_task') == 1:
-                raise ProviderThrottledError('slow down')
-            tokens[job] = event['task_token']
-            return {}
-        if event['action'] == 'poll':
-            return {'state': 'succeeded', 'attempt': event['attempt'] + 1, 'wait_seconds': 0}
-        if event['action'] == 'fail':
-            failures[job] = event['failure']
-        return {}
+    def actions_of(job: str) -> list[str]:
+        return [r['action'] for r in read(stub_log) if r.get('job') == job]
 
-    def http(event: dict[str, Any], context: Any) -> Any:
-        return {'statusCode': 200, 'body': json.dumps({'route': event['routeKey'], 'function': context.function_name})}
+    def token_of(job: str) -> str | None:
+        return next((r['token'] for r in read(stub_log) if r.get('job') == job and r.get('token')), None)
 
-    stubs = {'PollerFunction': poller, 'StatusFunction': http, 'SubmitFunction': http, 'CallbackFunction': http,
-             'AdminFunction': http}
+    def failure_of(job: str) -> Any:
+        return next((r['failure'] for r in read(stub_log) if r.get('job') == job and r['action'] == 'fail'), None)
+
+    def sweep_count() -> int:
+        return sum(1 for r in read(stub_log) if r['kind'] == 'sweep')
+
     cloud = LocalCloud(ROOT, port=0, time_scale=300, handlers=stubs, admin_key='admin-test-key',
-                       env={'POWERTOOLS_LOG_LEVEL': 'WARNING', 'VIDGEN_MAX_ACTIVE_JOBS_PER_USER': '7'})
+                       env={'POWERTOOLS_LOG_LEVEL': 'WARNING', 'VIDGEN_MAX_ACTIVE_JOBS_PER_USER': '7',
+                            'STUB_LOG': stub_log})
     cloud.start()
     sfn = boto3.client('stepfunctions')
     machine = cloud.resources.state_machines['JobStateMachine']
@@ -174,23 +160,23 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
                                   input=json.dumps({'job_id': job, 'callback_wait_seconds': wait}))['executionArn']
         answered = False
         while (status := sfn.describe_execution(executionArn=arn)['status']) == 'RUNNING':
-            if answer and job in tokens and not answered:
-                sfn.send_task_success(taskToken=tokens[job], output=json.dumps({'state': 'succeeded'}))
+            if answer and not answered and (token := token_of(job)):
+                sfn.send_task_success(taskToken=token, output=json.dumps({'state': 'succeeded'}))
                 answered = True
             if time.monotonic() - started > 30:
                 raise TimeoutError(job)
             time.sleep(0.02)
-        return {'status': status, 'actions': actions.get(job, []), 'seconds': time.monotonic() - started,
-                'failure': failures.get(job)}
+        return {'status': status, 'actions': actions_of(job), 'seconds': time.monotonic() - started,
+                'failure': failure_of(job)}
 
     record('paths', lambda: {'callback': run('callback-1', 30, True), 'content_policy': run('policy-1', 30, False),
                              'no_callback': run('silent-1', 1, False), 'throttled_once': run('throttled-1', 30, True)})
 
     def wiring() -> dict[str, Any]:
         health = requests.get(f'{cloud.api_url}/v1/health', timeout=5)
-        sweeps.clear()
+        before = sweep_count()
         time.sleep(1.5)
-        ticked = len(sweeps)
+        ticked = sweep_count() - before
         return {'health': [health.status_code, health.json()], 'ticker_sweeps': ticked,
                 'unknown_route': requests.get(f'{cloud.api_url}/v2/nothing', timeout=5).status_code,
                 'sweep_now': cloud.sweep_now()}
@@ -236,7 +222,7 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
                                                      if k not in ('KLING_BASE_URL', 'KIE_BASE_URL',
                                                                   'VIDGEN_ADMIN_KEY', 'VIDGEN_PUBLIC_URL')},
                 'moto_config_restored': moto_config.default_user_config == moto_config_before,
-                'handler_modules': [m for m in sys.modules if m.startswith('_vidgen_local_')], 'stop_twice': True}
+                'environments_left': [p.name for p in multiprocessing.active_children()], 'stop_twice': True}
 
     record('after_stop', after_stop)
 

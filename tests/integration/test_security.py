@@ -283,28 +283,23 @@ def test_results_on_private_addresses_are_not_fetched_outside_local_mode(cloud, 
 # --- request limits ----------------------------------------------------------------------------------------
 
 
-def test_bodies_over_10_mb_are_refused_with_a_json_error(cloud, new_user):
+def test_bodies_over_the_limits_are_refused_with_a_json_error_and_change_nothing(cloud, new_user):
+    """Three limits, smallest first: vidgen's own 5 MB (the function answers, in vidgen's error shape), Lambda's
+    6 MB event (API Gateway answers: the function never runs), API Gateway's 10 MB body (refused unread)."""
     user = new_user(100)
-    big = json.dumps({'model': 'kling-v2-6', 'prompt': 'x', 'metadata': {'pad': 'y' * (10 * MB)}})
 
-    reply = user.post('/v1/jobs', data=big, headers={'Content-Type': 'application/json'})
+    def submit_padded(megabytes: float) -> requests.Response:
+        big = json.dumps({'model': 'kling-v2-6', 'prompt': 'x', 'metadata': {'pad': 'y' * int(megabytes * MB)}})
+        return user.post('/v1/jobs', data=big, headers={'Content-Type': 'application/json'})
 
-    assert reply.status_code == 413 and reply.headers['Content-Type'] == 'application/json'
-    assert reply.json() == {'message': 'Request Entity Too Large'}  # API Gateway's own answer
-    # Behind the gateway the function refuses it too, before parsing, in vidgen's error format.
-    event = {
-        'version': '2.0', 'routeKey': 'POST /v1/jobs', 'rawPath': '/v1/jobs', 'rawQueryString': '',
-        'headers': {'authorization': f'Bearer {user.key}', 'content-type': 'application/json'},
-        'requestContext': {'http': {'method': 'POST', 'path': '/v1/jobs', 'protocol': 'HTTP/1.1',
-                                    'sourceIp': '127.0.0.1', 'userAgent': 'test'},
-                           'requestId': 'req-big', 'routeKey': 'POST /v1/jobs', 'stage': '$default'},
-        'body': big, 'isBase64Encoded': False,
-    }
-    result = cloud.invoke('SubmitFunction', event)
-    assert result['statusCode'] == 413
-    error = json.loads(result['body'])['error']
-    assert error == {'code': 'INVALID_PARAMETERS', 'message': 'The request body is larger than 10 MB.',
-                     'request_id': 'req-big'}
+    ours = submit_padded(5.5)
+    assert ours.status_code == 413 and ours.headers['Content-Type'] == 'application/json'
+    assert ours.json()['error'] == {'code': 'INVALID_PARAMETERS', 'message': 'The request body is larger than 5 MB.',
+                                    'request_id': ours.json()['error']['request_id']}
+    for megabytes in (7, 11):  # over Lambda's 6 MB event, then over API Gateway's 10 MB body
+        reply = submit_padded(megabytes)
+        assert reply.status_code == 413 and reply.headers['Content-Type'] == 'application/json', megabytes
+        assert reply.json() == {'message': 'Request Entity Too Large'}, megabytes  # API Gateway's own answer
     assert user.credits()['balance'] == 100 and user.get('/v1/jobs').json()['jobs'] == []
 
 

@@ -1,17 +1,13 @@
 """The HTTP edge without a cloud: the checks made before Powertools reads a body, the published error
-schemas, and the local runtime handing API functions one event at a time."""
+schemas."""
 
 from __future__ import annotations
 
 import base64
 import json
-import threading
-import time
 
 import pytest
 from vidgen.api.http import refuse_before_parsing
-from vidgen_local.runtime import FunctionRunner
-from vidgen_local.template import FunctionSpec, HttpRoute
 
 
 def event(body: str = '{}', *, content_type: str = 'application/json', base64_encoded: bool = False) -> dict:
@@ -32,15 +28,25 @@ def test_ordinary_json_goes_on():
 
 
 def test_a_body_over_the_limit_is_413_before_it_is_parsed():
-    status, error = refusal(refuse_before_parsing(event('x' * (10 * 1024 * 1024 + 1))))
+    status, error = refusal(refuse_before_parsing(event('x' * (5 * 1024 * 1024 + 1))))
     assert status == 413
-    assert error == {'code': 'INVALID_PARAMETERS', 'message': 'The request body is larger than 10 MB.', 'request_id': 'req-1'}
+    assert error == {'code': 'INVALID_PARAMETERS', 'message': 'The request body is larger than 5 MB.', 'request_id': 'req-1'}
     # The limit is on the bytes sent: base64 takes 4 characters for 3 bytes, UTF-8 up to 4 bytes a character.
-    exactly_10_mb = base64.b64encode(b'x' * (10 * 1024 * 1024)).decode()
-    assert refuse_before_parsing(event(exactly_10_mb, content_type='image/png', base64_encoded=True)) is None
-    one_more = base64.b64encode(b'x' * (10 * 1024 * 1024 + 1)).decode()
+    exactly_5_mb = base64.b64encode(b'x' * (5 * 1024 * 1024)).decode()
+    assert refuse_before_parsing(event(exactly_5_mb, content_type='image/png', base64_encoded=True)) is None
+    one_more = base64.b64encode(b'x' * (5 * 1024 * 1024 + 1)).decode()
     assert refusal(refuse_before_parsing(event(one_more, content_type='image/png', base64_encoded=True)))[0] == 413
-    assert refusal(refuse_before_parsing(event('é' * (5 * 1024 * 1024 + 1))))[0] == 413
+    assert refusal(refuse_before_parsing(event('é' * (5 * 1024 * 1024 // 2 + 1))))[0] == 413
+
+
+def test_the_body_limit_stays_below_lambdas_6_mb_event_limit():
+    from pydantic import ValidationError
+    from vidgen.config import Settings
+    from vidgen_local.runtime import REQUEST_LIMIT_BYTES
+
+    assert Settings().max_body_bytes < REQUEST_LIMIT_BYTES
+    with pytest.raises(ValidationError):
+        Settings(MAX_BODY_BYTES=REQUEST_LIMIT_BYTES)
 
 
 @pytest.mark.parametrize('content_type', ['multipart/form-data', 'multipart/form-data; charset=utf-8',
@@ -70,36 +76,3 @@ def test_every_documented_response_has_a_schema_and_errors_share_one():
                 if code.startswith(('4', '5')) and path not in ('/v1/health', '/v1/models', '/v1/openapi.json'):
                     assert schema == error_ref or error_ref in schema.get('anyOf', []), (method, path, code)
     assert set(document['components']['schemas']['ErrorDetail']['required']) == {'code', 'message', 'request_id'}
-
-
-def spec(logical_id: str, *, http: bool) -> FunctionSpec:
-    routes = (HttpRoute(logical_id, 'Api', 'GET', '/x'),) if http else ()
-    return FunctionSpec(logical_id=logical_id, name=logical_id, arn=f'arn:{logical_id}', code_uri='.', handler='app.h',
-                        runtime='python3.11', timeout=30, memory_size=128, environment={}, routes=routes)
-
-
-@pytest.mark.parametrize(('http', 'most_at_once'), [(True, 1), (False, 4)])
-def test_api_functions_take_turns_and_the_others_run_together(http, most_at_once):
-    running, peak, lock = [0], [0], threading.Lock()
-    start = threading.Barrier(4)
-
-    def handler(event, context):
-        with lock:
-            running[0] += 1
-            peak[0] = max(peak[0], running[0])
-        time.sleep(0.05)
-        with lock:
-            running[0] -= 1
-
-    runner = FunctionRunner({'F': spec('F', http=http)}, {'F': handler})
-
-    def call(_: int) -> None:
-        start.wait()
-        runner.call('F', {})
-
-    threads = [threading.Thread(target=call, args=(i,)) for i in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert peak[0] == most_at_once

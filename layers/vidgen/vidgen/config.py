@@ -42,7 +42,9 @@ class Settings(BaseModel):
 
     result_url_ttl_seconds: int = Field(3600, alias='RESULT_URL_TTL_SECONDS', ge=60)
     max_output_bytes: int = Field(2 * 1024**3, alias='MAX_OUTPUT_BYTES', ge=1)
-    max_body_bytes: int = Field(10 * 1024**2, alias='MAX_BODY_BYTES', ge=1024)
+    # Lambda refuses a synchronous event over 6 MB (the body, its headers and the request context), below API
+    # Gateway's 10 MB: a body limit under that lets the function refuse a large body itself, in vidgen's shape.
+    max_body_bytes: int = Field(5 * 1024**2, alias='MAX_BODY_BYTES', ge=1024, le=5 * 1024**2)
     max_prompt_chars: int = Field(2500, alias='MAX_PROMPT_CHARS', ge=1)
     provider_timeout: tuple[float, float] = Field((5.0, 30.0), alias='PROVIDER_TIMEOUT')
     # Local mode only: lets the service fetch from 127.0.0.1 (the simulators). Never set in AWS.
