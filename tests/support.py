@@ -121,3 +121,25 @@ class Receiver:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def run_scenario_script(script: str, timeout: float) -> dict[str, Any]:
+    """Run a test module as a script in a fresh interpreter and return the JSON object it printed last.
+
+    For scenarios that need process-wide state of their own (moto's backends and patches, a local cloud of
+    another template) while the session's local cloud owns this process's."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    proc = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=timeout,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def scenario(observed: dict[str, Any], name: str) -> dict[str, Any]:
+    """One scenario's observations; a scenario that raised reports its traceback here."""
+    result = observed[name]
+    assert 'error' not in result, result.get('error')
+    return result

@@ -9,27 +9,22 @@ and report what they observed as JSON; each test checks one scenario.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+if __name__ == '__main__':  # run as the scenario script: conftest has not put tests/ on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from support import run_scenario_script, scenario  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope='module')
 def observed() -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, __file__], capture_output=True, text=True, timeout=540, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def scenario(observed: dict[str, Any], name: str) -> dict[str, Any]:
-    result = observed[name]
-    assert 'error' not in result, result.get('error')
-    return result
+    return run_scenario_script(__file__, timeout=540)
 
 
 def test_poller_without_put_object_on_results_fails_the_job_refunds_it_and_writes_nothing(observed):
@@ -91,6 +86,7 @@ def test_a_state_machine_that_may_not_invoke_the_poller_leaves_no_job_stuck(obse
 def _main() -> None:  # noqa: C901 - one script, one scenario per block
     import copy
     import logging
+    import os
     import tempfile
     import time
     import traceback
@@ -105,6 +101,8 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
     from vidgen_local.cloud import LocalCloud
 
     logging.basicConfig(level=logging.ERROR)
+    for name in ('KLING_BASE_URL', 'KIE_BASE_URL', 'KIE_UPLOAD_BASE_URL', 'VIDGEN_ADMIN_KEY', 'VIDGEN_PUBLIC_URL'):
+        os.environ.pop(name, None)  # the session cloud's simulators, inherited: each scenario starts its own
     out: dict[str, Any] = {}
     document = load_yaml(ROOT / 'template.yaml')
     workdir = Path(tempfile.mkdtemp(prefix='vidgen-iam-'))

@@ -9,28 +9,22 @@ patched method or changes the behaviour a patch relies on fails here, not in the
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+if __name__ == '__main__':  # run as the scenario script: conftest has not put tests/ on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from support import run_scenario_script, scenario  # noqa: E402
+
 SCALE = 100.0  # Wait and Retry time scale used by the scenarios
 
 
 @pytest.fixture(scope='module')
 def observed() -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, __file__], capture_output=True, text=True, timeout=240,
-                          cwd=Path(__file__).resolve().parents[2])
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def scenario(observed: dict[str, Any], name: str) -> dict[str, Any]:
-    result = observed[name]
-    assert 'error' not in result, result.get('error')
-    return result
+    return run_scenario_script(__file__, timeout=240)
 
 
 # --- the patched attributes are still there, with the signatures the patches assume -------------------
