@@ -10,15 +10,10 @@ PYTEST_ARGS ?=
 
 .PHONY: help install browser-deps demo serve test test-unit test-integration test-browser test-faults check-template build bench lint clean
 
-help:
-	@echo "make demo    run the real stack locally (moto + provider simulators) and a set of jobs"
-	@echo "make serve   serve the API on 127.0.0.1:$${VIDGEN_PORT:-3000} until Ctrl-C"
-	@echo "make serve   also serves the playground at / and the API docs at /docs"
-	@echo "make test    lint, validate and build the template, check the ASL, run every test (browser tests too)"
-	@echo "make test-faults  fault injection and crash recovery on their own local clouds (prints figures)"
-	@echo "make bench   throughput and latency of the local stack against a bare moto baseline"
+help: ## list every target (this text)
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/\1\t\2/' | expand -t 18 | sed 's/^/make /'
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed ## install the project and its dev tools into .venv/
 
 $(VENV)/.installed: pyproject.toml layers/vidgen/requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,7 +28,7 @@ $(SAM_VENV)/.installed:
 
 # The browser tests drive Debian's chromium through its chromium-driver. Installed when missing and we may
 # (root); otherwise the tests skip with a one-line reason. Never fails the build by itself.
-browser-deps:
+browser-deps: ## chromium and chromium-driver for the browser tests (installed when missing, as root)
 	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		echo "installing chromium and chromium-driver for the browser tests"; \
@@ -41,38 +36,38 @@ browser-deps:
 			|| echo "could not install chromium: the browser tests will be skipped"; \
 	else echo "chromium and chromium-driver are missing and cannot be installed here: the browser tests will be skipped"; fi
 
-demo: install
+demo: install ## run the real stack locally (moto + provider simulators) and a set of jobs
 	$(BIN)/vidgen demo
 
-serve: install
+serve: install ## serve the API, the playground at / and the API docs at /docs on 127.0.0.1 (VIDGEN_PORT, default 3000) until Ctrl-C
 	$(BIN)/vidgen serve
 
-lint: install
+lint: install ## ruff over layers, functions, local and tests
 	$(BIN)/ruff check layers functions local tests
 
-check-template: $(SAM_VENV)/.installed
+check-template: $(SAM_VENV)/.installed ## sam validate --lint and sam build (installs SAM CLI into .venv-sam/)
 	$(SAM) validate --lint --template template.yaml
 	$(SAM) build --template template.yaml --build-dir .aws-sam/build --no-cached
 
-build: check-template
+build: check-template ## the same as check-template
 
-test: install browser-deps check-template lint
+test: install browser-deps check-template lint ## lint, validate and build the template, check the ASL, run every test (browser tests too)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-unit: install
+test-unit: install ## the unit tests only
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
-test-integration: install
+test-integration: install ## the integration and end-to-end tests only
 	$(BIN)/python -m pytest tests/integration tests/e2e $(PYTEST_ARGS)
 
-test-browser: install browser-deps
+test-browser: install browser-deps ## the headless Chromium tests of the playground and /docs
 	$(BIN)/python -m pytest tests/browser $(PYTEST_ARGS)
 
-test-faults: install
+test-faults: install ## fault injection and crash recovery on their own local clouds (prints figures)
 	$(BIN)/python -m pytest -m faults tests/faults $(PYTEST_ARGS)
 
-bench: install
+bench: install ## throughput and latency of the local stack against a bare moto baseline
 	$(BIN)/python -m vidgen_local.bench
 
-clean:
+clean: ## remove build output and tool caches
 	rm -rf .aws-sam .pytest_cache .ruff_cache

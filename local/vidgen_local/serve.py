@@ -112,7 +112,7 @@ vidgen is running on this machine (moto + {', '.join(sims) or 'real providers'})
   user key   {user['api_key']}
 
 Try it:
-  export VIDGEN_API_URL={cloud.api_url} VIDGEN_API_KEY={user['api_key']}
+  export VIDGEN_API_URL={cloud.api_url} VIDGEN_API_KEY={user['api_key']} VIDGEN_ADMIN_KEY={cloud.admin_key}
   vidgen models
   vidgen submit --model {model or 'MODEL'} --prompt 'a red fox running through snow' --wait
 

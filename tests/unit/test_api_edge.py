@@ -103,3 +103,15 @@ def test_api_functions_take_turns_and_the_others_run_together(http, most_at_once
     for thread in threads:
         thread.join()
     assert peak[0] == most_at_once
+
+
+def test_validation_messages_are_our_sentences_without_pydantics_prefix():
+    from pydantic import ValidationError
+    from vidgen.api.http import describe_validation_errors
+    from vidgen.models import JobRequest
+
+    with pytest.raises(ValidationError) as caught:
+        JobRequest(model='kling-v2-6', prompt='x', image='ftp://example.com/a.png')
+    message, field = describe_validation_errors(caught.value.errors())
+    assert field == 'image'
+    assert message == 'image: an image must be an https URL or a data:image/...;base64 URI.'

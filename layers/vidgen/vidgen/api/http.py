@@ -123,7 +123,9 @@ def describe_validation_errors(errors: list[dict[str, Any]]) -> tuple[str, str |
         elif error.get('type') == 'missing':
             sentences.append(f'{field} is required.')
         else:
-            detail = error.get('msg') or error.get('type', 'invalid value')
+            detail = str(error.get('msg') or error.get('type', 'invalid value'))
+            # pydantic prefixes the text of a ValueError raised by our own validators; the sentence is ours.
+            detail = detail.removeprefix('Value error, ')
             sentences.append(f'{field}: {detail}.')
     return ' '.join(sentences) or 'The request is not valid.', first_field
 
