@@ -95,10 +95,13 @@ def test_serve_prints_keys_serves_the_client_commands_and_stops_on_sigterm(serve
     api_url = served.wait_for(r'API\s+(http://127\.0\.0\.1:\d+)').group(1)
     admin_key = served.wait_for(r'admin key\s+(\S+)').group(1)
     user_key = served.wait_for(r'user key\s+(\S+)').group(1)
+    export = served.wait_for(r'export (VIDGEN_API_URL=\S+ VIDGEN_API_KEY=\S+ VIDGEN_ADMIN_KEY=\S+)').group(1)
     served.wait_for('Ctrl-C stops everything')
     assert api_url == f'http://127.0.0.1:{served.port}' and playground == f'{api_url}/'
     page = requests.get(playground, timeout=30)
     assert page.status_code == 200 and '<title>vidgen playground</title>' in page.text
+    # the line to paste names all three settings the client commands read, admin key included
+    assert export == f'VIDGEN_API_URL={api_url} VIDGEN_API_KEY={user_key} VIDGEN_ADMIN_KEY={admin_key}'
     monkeypatch.setenv('VIDGEN_API_URL', api_url)
     monkeypatch.setenv('VIDGEN_API_KEY', user_key)
     monkeypatch.setenv('VIDGEN_ADMIN_KEY', admin_key)
