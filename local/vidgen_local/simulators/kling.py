@@ -541,7 +541,7 @@ class KlingSimulator:
         self._lock = threading.Lock()
         self._tasks: dict[str, _Task] = {}
         self._by_external: dict[str, str] = {}
-        self._queued_errors: dict[str, list[int]] = {'create': [], 'status': []}
+        self._queued_errors: dict[str, list[tuple[int, str | None]]] = {'create': [], 'status': []}
         self._next_id = random.Random().randrange(7 * 10**17, 8 * 10**17)
         self._stopping = threading.Event()
         self._server: _Server | None = None
@@ -600,12 +600,13 @@ class KlingSimulator:
             return [dict(task.wire(self.base_url), endpoint=task.endpoint, request=copy.deepcopy(task.request),
                          callback_url=task.callback_url) for task in self._tasks.values()]
 
-    def queue_error(self, code: int, *, times: int = 1, stage: str = 'create') -> None:
-        """Answer the next `times` creates (stage 'create') or queries ('status') with this Kling error."""
+    def queue_error(self, code: int, *, times: int = 1, stage: str = 'create', message: str | None = None) -> None:
+        """Answer the next `times` creates (stage 'create') or queries ('status') with this Kling error
+        (its table wording, or `message`: the concrete reason Kling gives, e.g. which parameter)."""
         if code not in ERRORS or stage not in self._queued_errors:
             raise ValueError(f'unknown error code {code} or stage {stage!r}')
         with self._lock:
-            self._queued_errors[stage].extend([code] * times)
+            self._queued_errors[stage].extend([(code, message)] * times)
 
     # --- requests --------------------------------------------------------------------------------------
 
@@ -701,10 +702,10 @@ class KlingSimulator:
 
     def _raise_queued(self, stage: str) -> None:
         with self._lock:
-            code = self._queued_errors[stage].pop(0) if self._queued_errors[stage] else None
+            code, message = self._queued_errors[stage].pop(0) if self._queued_errors[stage] else (None, None)
         if code is not None:
             self.stats.incr(f'injected.{code}')
-            raise KlingApiError(code)
+            raise KlingApiError(code, message)
 
     # --- task endpoints --------------------------------------------------------------------------------
 
