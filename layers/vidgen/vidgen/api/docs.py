@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
 
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+
+from vidgen.models import OpenApiDocument
 
 router = APIGatewayHttpRouter()
 
@@ -26,8 +27,8 @@ def openapi_document() -> str:
     )
 
 
-@router.get('/v1/openapi.json', tags=['meta'], summary='This OpenAPI document (no auth)')
-def get_openapi() -> dict[str, Any]:
+@router.get('/v1/openapi.json', tags=['meta'], summary='This OpenAPI document (no auth)', operation_id='get_openapi')
+def get_openapi() -> OpenApiDocument:
     import json
 
-    return json.loads(openapi_document())
+    return OpenApiDocument.model_validate(json.loads(openapi_document()))
