@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import mimetypes
 import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -43,6 +44,10 @@ class VidgenClient:
         self.session = session or requests.Session()
 
     def request(self, method: str, path: str, *, admin: bool = False, auth: bool = True, **kwargs: Any) -> Any:
+        return self.request_with_headers(method, path, admin=admin, auth=auth, **kwargs)[0]
+
+    def request_with_headers(self, method: str, path: str, *, admin: bool = False, auth: bool = True,
+                             **kwargs: Any) -> tuple[Any, Mapping[str, str]]:
         key = self.admin_key if admin else self.api_key
         headers = dict(kwargs.pop('headers', None) or {})
         if auth:
@@ -56,7 +61,7 @@ class VidgenClient:
             raise ApiError(f'Cannot reach {self.api_url}: is it running (`vidgen serve`)?') from exc
         except requests.Timeout as exc:
             raise ApiError(f'{self.api_url} did not answer in time.') from exc
-        return _decode(response)
+        return _decode(response), response.headers
 
     # -- the API (DESIGN §2) --------------------------------------------------------------------------
 
@@ -67,8 +72,23 @@ class VidgenClient:
         return self.request('GET', '/v1/models', auth=False)
 
     def submit(self, body: dict[str, Any], idempotency_key: str | None = None) -> Any:
+        return self.submit_detailed(body, idempotency_key)[0]
+
+    def submit_detailed(self, body: dict[str, Any], idempotency_key: str | None = None) -> tuple[Any, bool]:
+        """The job, and whether it is the replay of an earlier submit with the same Idempotency-Key."""
         headers = {'idempotency-key': idempotency_key} if idempotency_key else {}
-        return self.request('POST', '/v1/jobs', json=body, headers=headers)
+        job, answer_headers = self.request_with_headers('POST', '/v1/jobs', json=body, headers=headers)
+        return job, answer_headers.get('Idempotent-Replayed', '').lower() == 'true'
+
+    def cancel(self, job_id: str) -> Any:
+        return self.request('POST', f'/v1/jobs/{quote(job_id, safe="")}/cancel')
+
+    def usage(self, start: str | None = None, end: str | None = None) -> Any:
+        params = {k: v for k, v in (('from', start), ('to', end)) if v}
+        return self.request('GET', '/v1/usage', params=params)
+
+    def providers(self) -> Any:
+        return self.request('GET', '/v1/admin/providers', admin=True)
 
     def job(self, job_id: str) -> Any:
         return self.request('GET', f'/v1/jobs/{quote(job_id, safe="")}')
@@ -101,18 +121,25 @@ class VidgenClient:
             body['reason'] = reason
         return self.request('POST', f'/v1/admin/users/{quote(user_id, safe="")}/credits', admin=True, json=body)
 
-    def download(self, url: str, target: Path) -> int:
-        """Stream `url` into `target` (no auth header: output URLs are presigned); returns the bytes written."""
+    def download(self, url: str, target: Path, progress: Callable[[int, int | None], None] | None = None) -> int:
+        """Stream `url` into `target` (no auth header: output URLs are presigned); returns the bytes written.
+
+        `progress(done, total)` is called after each chunk (total from Content-Length, None when unknown).
+        """
         try:
             with self.session.get(url, stream=True, timeout=_TIMEOUT) as response:
                 if response.status_code != 200:
                     raise ApiError(f'Downloading {urlsplit(url).path} failed', status=response.status_code)
+                length = response.headers.get('Content-Length', '')
+                total = int(length) if length.isdigit() else None
                 written = 0
                 partial = target.with_name(target.name + '.part')
                 with partial.open('wb') as handle:
-                    for chunk in response.iter_content(chunk_size=1 << 20):
+                    for chunk in response.iter_content(chunk_size=256 * 1024):
                         handle.write(chunk)
                         written += len(chunk)
+                        if progress is not None:
+                            progress(written, total)
                 partial.replace(target)
                 return written
         except requests.RequestException as exc:
