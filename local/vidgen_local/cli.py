@@ -245,7 +245,8 @@ def _wait(client: VidgenClient, job: dict[str, Any], *, timeout: float, interval
     line per status change (logs and pipes)."""
     console = Console()
     started, shown = time.monotonic(), None
-    columns = (SpinnerColumn(), TextColumn('{task.description}'), TextColumn('[bold]{task.fields[status]}'),
+    # No total is known while a provider works: the bar pulses, the status and the time elapsed say the rest.
+    columns = (SpinnerColumn(), TextColumn('{task.description}'), BarColumn(), TextColumn('[bold]{task.fields[status]}'),
                TimeElapsedColumn())
     with Progress(*columns, console=console, disable=not console.is_terminal) as progress:
         bar = progress.add_task(job['id'], total=None, status=job['status'])
