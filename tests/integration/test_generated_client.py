@@ -15,7 +15,8 @@ import requests
 
 GENERATOR = Path(sys.executable).with_name('openapi-python-client')
 OPERATIONS = {'submit_job', 'get_job', 'list_jobs', 'cancel_job', 'list_models', 'get_credits', 'get_usage',
-              'check_providers', 'get_health', 'get_openapi', 'create_user', 'grant_credits', 'provider_callback'}
+              'check_providers', 'get_health', 'submit_storyboard', 'get_storyboard', 'list_storyboards',
+              'cancel_storyboard', 'get_openapi', 'create_user', 'grant_credits', 'provider_callback'}
 
 
 @pytest.fixture(scope='module')
