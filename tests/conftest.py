@@ -20,6 +20,8 @@ os.environ.setdefault('POWERTOOLS_METRICS_NAMESPACE', 'Vidgen')
 os.environ.setdefault('TABLE_NAME', 'vidgen-unit')
 os.environ.setdefault('BUCKET_NAME', 'vidgen-unit-results')
 os.environ.setdefault('STATE_MACHINE_ARN', 'arn:aws:states:us-east-1:123456789012:stateMachine:vidgen-unit-job')
+os.environ.setdefault('STORYBOARD_STATE_MACHINE_ARN',
+                      'arn:aws:states:us-east-1:123456789012:stateMachine:vidgen-unit-storyboard')
 
 from support import Api  # noqa: E402
 

@@ -52,7 +52,7 @@ def test_job_request_refuses_unknown_fields_and_bad_images():
 
 
 
-REQUIRED_SETTINGS = ('TABLE_NAME', 'BUCKET_NAME', 'STATE_MACHINE_ARN')
+REQUIRED_SETTINGS = ('TABLE_NAME', 'BUCKET_NAME', 'STATE_MACHINE_ARN', 'STORYBOARD_STATE_MACHINE_ARN')
 
 
 @pytest.mark.parametrize('variable', REQUIRED_SETTINGS)

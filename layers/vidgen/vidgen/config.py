@@ -25,7 +25,7 @@ class Settings(BaseModel):
     table_name: str = Field(alias='TABLE_NAME', min_length=1)
     bucket_name: str = Field(alias='BUCKET_NAME', min_length=1)
     state_machine_arn: str = Field(alias='STATE_MACHINE_ARN', min_length=1)
-    storyboard_state_machine_arn: str = Field('', alias='STORYBOARD_STATE_MACHINE_ARN')
+    storyboard_state_machine_arn: str = Field(alias='STORYBOARD_STATE_MACHINE_ARN', min_length=1)
     media_function_name: str = Field('', alias='MEDIA_FUNCTION_NAME', description='The sweep inspects results with it.')
 
     admin_secret_name: str = Field('vidgen/admin', alias='ADMIN_SECRET_NAME')
