@@ -285,6 +285,24 @@ def test_a_task_still_running_without_its_execution_is_asked_again_later():
     assert report.deferred == ['job-1'] and w.jobs.deferred == [('job-1', NOW + tasks.poll_interval(1))]
 
 
+@pytest.mark.parametrize('outcome, counted', [('succeeded', 'finalized'), ('failed', 'failed'), (None, None)])
+def test_a_task_that_finished_without_its_execution_is_finalized_by_the_sweep(monkeypatch, outcome, counted):
+    """The sweep's own choice: a succeeded task whose execution is gone is copied, inspected and settled
+    here (tasks.finalize_here, covered end to end by the crash tests), counted by its outcome, and its
+    owner notified once; a job someone else settled first is neither counted nor notified."""
+    finalized: list[str] = []
+    notified: list[str] = []
+    monkeypatch.setattr(tasks, 'finalize_here', lambda the_job: finalized.append(the_job.id) or outcome)
+    monkeypatch.setattr(tasks, 'notify_once', lambda job_id, ctx: notified.append(job_id))
+    w = world(job(), task=SUCCEEDED, statuses={'job-1': 'FAILED'})
+    report = sweep_jobs(w)
+    assert finalized == ['job-1']
+    assert report.finalized == (['job-1'] if counted == 'finalized' else [])
+    assert report.failed == (['job-1'] if counted == 'failed' else [])
+    assert notified == ([] if outcome is None else ['job-1'])
+    assert report.deferred == [] and w.executions.stopped == []
+
+
 def test_the_sweep_skips_ended_or_missing_jobs_and_one_broken_job_does_not_stop_the_others():
     w = world(job(id='job-done', status='succeeded'), job(id='job-1', status='queued', task_id=None))
     w.jobs.broken.add('job-broken')
