@@ -58,6 +58,13 @@ def idempotency_key_header(event: Any) -> str | None:
     return key
 
 
+def accepted(body: Any, *, replayed: bool) -> Response[Any]:
+    """202 with a submitted resource (a job, a storyboard); `Idempotent-Replayed: true` when the request's
+    Idempotency-Key gave back the one an earlier request created (and charged nothing again)."""
+    headers = {'Idempotent-Replayed': 'true'} if replayed else {}
+    return Response(status_code=202, content_type=content_types.APPLICATION_JSON, body=body, headers=headers)
+
+
 def create_app(*routers: APIGatewayHttpRouter) -> APIGatewayHttpResolver:
     app = APIGatewayHttpResolver(enable_validation=True)
     for router in routers:

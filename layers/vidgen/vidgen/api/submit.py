@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from vidgen.api.auth import authenticate
-from vidgen.api.http import ERROR_RESPONSES, error_doc, idempotency_key_header
+from vidgen.api.http import ERROR_RESPONSES, accepted, error_doc, idempotency_key_header
 from vidgen.jobs import submit
 from vidgen.jobs.views import job_view
 from vidgen.models import JobRequest, JobView
@@ -30,12 +30,9 @@ router = APIGatewayHttpRouter()
 )
 def submit_job(request: JobRequest) -> Response[JobView]:
     owner = authenticate(router.current_event)
-    key = idempotency_key_header(router.current_event)
     logger.append_keys(user_id=owner)
-    submitted = submit.submit_job(owner, request, key)
-    headers = {'Idempotent-Replayed': 'true'} if submitted.replayed else {}
-    return Response(status_code=202, content_type=content_types.APPLICATION_JSON,
-                    body=job_view(submitted.job), headers=headers)
+    submitted = submit.submit_job(owner, request, idempotency_key_header(router.current_event))
+    return accepted(job_view(submitted.job), replayed=submitted.replayed)
 
 
 @router.post(

@@ -12,7 +12,7 @@ the items of a transaction are keyed by their role, and a refusal is read from t
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, NoReturn
 
 from boto3.dynamodb.conditions import Key
 
@@ -52,15 +52,17 @@ def entry_op(user_id: str, *, type_: str, amount: int, at: float, job_id: str | 
                     'ConditionExpression': 'attribute_not_exists(PK)'}}
 
 
-def _debit_op(user_id: str, cost: int, max_active_jobs: int, table_name: str) -> dict[str, Any]:
-    """Take `cost` credits and one active-job slot, or fail the whole submit transaction."""
+def debit_op(user_id: str, cost: int, *, slots: int, max_active_jobs: int,
+             table_name: str | None = None) -> dict[str, Any]:
+    """Take `cost` credits and `slots` active-job slots (one per job paid for: a job takes one, a storyboard
+    one per scene), or fail the whole transaction. Read a refusal with `raise_submit_refusal`."""
     return {'Update': {
-        'TableName': table_name,
+        'TableName': table_name or table().name,
         'Key': user_key(user_id),
-        'UpdateExpression': 'SET balance = balance - :cost ADD active_jobs :one',
+        'UpdateExpression': 'SET balance = balance - :cost ADD active_jobs :slots',
         'ConditionExpression': 'attribute_exists(PK) AND balance >= :cost '
-                               'AND (attribute_not_exists(active_jobs) OR active_jobs < :cap)',
-        'ExpressionAttributeValues': {':cost': cost, ':one': 1, ':cap': max_active_jobs},
+                               'AND (attribute_not_exists(active_jobs) OR active_jobs <= :room)',
+        'ExpressionAttributeValues': {':cost': cost, ':slots': slots, ':room': max_active_jobs - slots},
     }}
 
 
@@ -74,7 +76,7 @@ def submit_transaction(job: job_store.Job, *, max_active_jobs: int, sweep_at: fl
     job_item = job_store.put_item_op(job, sweep_at=sweep_at)
     job_item['Put']['TableName'] = name
     items = {
-        'debit': _debit_op(job.owner, job.credits, max_active_jobs, name),
+        'debit': debit_op(job.owner, job.credits, slots=1, max_active_jobs=max_active_jobs, table_name=name),
         'job': job_item,
         'entry': entry_op(job.owner, type_='debit', amount=-job.credits, at=job.created_at, job_id=job.id,
                           table_name=name),
@@ -96,12 +98,21 @@ def submit_debit(job: job_store.Job, *, max_active_jobs: int, sweep_at: float,
     try:
         transact(submit_transaction(job, max_active_jobs=max_active_jobs, sweep_at=sweep_at, idempotency=idempotency))
     except TransactionCanceled as exc:
-        record = exc.old('idempotency')
-        if exc.refused('idempotency') and record is not None:
-            raise Replayed(str(record.get('job_id', '')), str(record['request_hash'])) from exc
-        if exc.refused('debit'):
-            raise debit_refusal(exc.old('debit'), job.owner, job.credits) from exc
-        raise
+        raise_submit_refusal(exc, job.owner, job.credits,
+                             lambda record: Replayed(str(record.get('job_id', '')), str(record['request_hash'])))
+
+
+def raise_submit_refusal(exc: TransactionCanceled, owner: str, cost: int,
+                         replayed: Callable[[dict[str, Any]], StoreOutcome]) -> NoReturn:
+    """Raise what a refused submit transaction (a `debit_op` item keyed 'debit', perhaps a claim keyed
+    'idempotency') means, in order of precedence: the key is live (`replayed(its record)`), else why the debit
+    was refused (`debit_refusal`), else `exc` itself (another item's condition: a bug, not an outcome)."""
+    record = exc.old('idempotency')
+    if exc.refused('idempotency') and record is not None:
+        raise replayed(record) from exc
+    if exc.refused('debit'):
+        raise debit_refusal(exc.old('debit'), owner, cost) from exc
+    raise exc
 
 
 def debit_refusal(profile: dict[str, Any] | None, owner: str, cost: int) -> StoreOutcome:

@@ -32,7 +32,7 @@ from vidgen.errors import (
 )
 from vidgen.store import jobs as job_store
 from vidgen.store.idempotency import IdempotencyClaim, claim_op
-from vidgen.store.ledger import debit_refusal, entry_op
+from vidgen.store.ledger import debit_op, entry_op, raise_submit_refusal
 from vidgen.store.pages import PageKey
 from vidgen.store.table import (
     SWEEP_INDEX,
@@ -122,14 +122,7 @@ def submit(storyboard: Storyboard, *, max_active_jobs: int, sweep_at: float,
     """
     sb = storyboard
     items: dict[str, dict[str, Any]] = {
-        'debit': {'Update': {
-            'TableName': table().name, 'Key': user_key(sb.owner),
-            'UpdateExpression': 'SET balance = balance - :cost ADD active_jobs :scenes',
-            'ConditionExpression': 'attribute_exists(PK) AND balance >= :cost '
-                                   'AND (attribute_not_exists(active_jobs) OR active_jobs <= :room)',
-            'ExpressionAttributeValues': {':cost': sb.credits, ':scenes': sb.scene_count,
-                                          ':room': max_active_jobs - sb.scene_count},
-        }},
+        'debit': debit_op(sb.owner, sb.credits, slots=sb.scene_count, max_active_jobs=max_active_jobs),
         'storyboard': _put_new(sb.to_item() | {'sweep_at': storable(float(int(sweep_at)))}),
     }
     if idempotency:
@@ -140,12 +133,8 @@ def submit(storyboard: Storyboard, *, max_active_jobs: int, sweep_at: float,
     try:
         transact(items)
     except TransactionCanceled as exc:
-        record = exc.old('idempotency')
-        if exc.refused('idempotency') and record is not None:
-            raise StoryboardReplayed(str(record.get('storyboard_id', '')), str(record['request_hash'])) from exc
-        if exc.refused('debit'):
-            raise debit_refusal(exc.old('debit'), sb.owner, sb.credits) from exc
-        raise
+        raise_submit_refusal(exc, sb.owner, sb.credits, lambda record: StoryboardReplayed(
+            str(record.get('storyboard_id', '')), str(record['request_hash'])))
 
 
 # --- the state machine's writes ---------------------------------------------------------------------------------
