@@ -405,7 +405,7 @@ class LocalCloud:
     def _handler_env(self) -> dict[str, str]:
         env = self._template_env()
         env['PUBLIC_API_URL'] = self.public_url_given or self.api_url
-        env['VIDGEN_ALLOW_PRIVATE_URLS'] = 'true'
+        env['VIDGEN_ALLOW_LOOPBACK_URLS'] = 'true'
         env.update(self._providers.env)
         if 'CALLBACK_WAIT_SECONDS' in env:
             env['CALLBACK_WAIT_SECONDS'] = str(max(1, round(float(env['CALLBACK_WAIT_SECONDS']) / self.time_scale)))

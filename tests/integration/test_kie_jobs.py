@@ -283,6 +283,8 @@ def test_market_text_to_image_is_stored_and_served_like_a_video(cloud, new_user)
 FAILURES = [
     ('veo-3-1-fast', '[sim:content-policy]', 'CONTENT_POLICY'),
     ('veo-3-1-fast', '[sim:fail]', 'GENERATION_FAILED'),
+    # Kie's own final "internal error" verdict: refunded at once, not retried as if the call had failed.
+    ('veo-3-1-fast', '[sim:fail=500]', 'PROVIDER_UNAVAILABLE'),
     ('seedream-4-5', '[sim:content-policy]', 'CONTENT_POLICY'),
     ('kie-kling-2-6', '[sim:fail]', 'GENERATION_FAILED'),
 ]

@@ -68,7 +68,7 @@ def test_handler_environment_and_secrets_are_the_local_ones(observed):
     env = result['env']
     assert env['PUBLIC_API_URL'] == result['api_url']
     assert env['CALLBACK_WAIT_SECONDS'] == '1'  # the template's 300 s / time scale 300
-    assert env['VIDGEN_ALLOW_PRIVATE_URLS'] == 'true' and env['VIDGEN_MAX_ACTIVE_JOBS_PER_USER'] == '7'
+    assert env['VIDGEN_ALLOW_LOOPBACK_URLS'] == 'true' and env['VIDGEN_MAX_ACTIVE_JOBS_PER_USER'] == '7'
     assert env['KLING_BASE_URL'] == result['kling_sim_url'] and env['KIE_BASE_URL'] == result['kie_sim_url']
     assert env['KIE_UPLOAD_BASE_URL'] == env['KIE_BASE_URL']
     assert env['POWERTOOLS_LOG_LEVEL'] == 'WARNING'  # the `env` argument wins

@@ -271,7 +271,7 @@ def test_no_secret_reaches_a_log_line(cloud, admin, new_user, all_logs):
 def test_results_on_private_addresses_are_not_fetched_outside_local_mode(cloud, new_user, settings_env):
     """The simulator's result URLs are on 127.0.0.1; local mode allows that explicitly. With the allowance
     off, as in AWS, the finished job fails cleanly and is refunded, and nothing is fetched or stored."""
-    settings_env(VIDGEN_ALLOW_PRIVATE_URLS='false')
+    settings_env(VIDGEN_ALLOW_LOOPBACK_URLS='false')
     user = new_user(100)
     downloads = cloud.kling_sim.stats.get('downloads')
 

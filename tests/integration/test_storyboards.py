@@ -266,7 +266,7 @@ def test_a_balance_short_of_all_scenes_is_402_and_writes_nothing(cloud, new_user
 ])
 def test_bad_requests_are_422_naming_the_field_and_write_nothing(cloud, new_user, settings_env, change, field):
     if field == 'webhook_url':
-        settings_env(VIDGEN_ALLOW_PRIVATE_URLS='false')
+        settings_env(VIDGEN_ALLOW_LOOPBACK_URLS='false')
     user = new_user(1000)
     body = board()
     product = change.pop('product', None) if 'product' in change else None

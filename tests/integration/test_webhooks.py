@@ -84,7 +84,7 @@ def test_a_failing_receiver_is_retried_with_the_same_id_and_the_job_keeps_its_ou
 
 def test_a_private_webhook_url_is_refused_at_submit_outside_local_mode(cloud, new_user, settings_env):
     user = new_user(100)
-    settings_env(VIDGEN_ALLOW_PRIVATE_URLS='false')
+    settings_env(VIDGEN_ALLOW_LOOPBACK_URLS='false')
     response = user.submit({'model': 'kling-v2-6', 'prompt': 'x', 'webhook_url': 'http://169.254.169.254/latest'})
     assert response.status_code == 422
     assert response.json()['error']['field'] == 'webhook_url'

@@ -60,8 +60,9 @@ class Settings(BaseModel):
     max_body_bytes: int = Field(10 * 1024**2, alias='MAX_BODY_BYTES', ge=1024)
     max_prompt_chars: int = Field(2500, alias='MAX_PROMPT_CHARS', ge=1)
     provider_timeout: tuple[float, float] = Field((5.0, 30.0), alias='PROVIDER_TIMEOUT')
-    # Local mode only: lets the service fetch from 127.0.0.1 (the simulators). Never set in AWS.
-    allow_private_urls: bool = Field(False, alias='VIDGEN_ALLOW_PRIVATE_URLS')
+    # Local mode only: lets the service reach loopback addresses (the simulators, a test's webhook receiver)
+    # and take http webhook URLs; every other private address stays refused (vidgen/netguard.py). Never set in AWS.
+    allow_loopback_urls: bool = Field(False, alias='VIDGEN_ALLOW_LOOPBACK_URLS')
 
     @field_validator('poll_intervals', 'provider_timeout', 'storyboard_check_intervals', mode='before')
     @classmethod

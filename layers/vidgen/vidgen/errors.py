@@ -126,6 +126,14 @@ class ProviderUnavailableError(ProviderError):
     retryable = True
 
 
+class ProviderGaveUpError(ProviderError):
+    """The provider ended the task itself as failed for want of capacity (its own final verdict, e.g. Kie.ai's
+    internal error on a finished record): asking again cannot change it, so the job fails and is refunded at
+    once. Not `retryable`, and not in any state's Retry list, unlike the transient `ProviderUnavailableError`."""
+
+    job_code = 'PROVIDER_UNAVAILABLE'
+
+
 class ProviderContentPolicyError(ProviderError):
     """The prompt or an input image was refused by the provider's content policy."""
 
@@ -337,7 +345,7 @@ def job_code_for_error_type(error_type: str) -> str:
 
 # The error a task step raises for a failure the provider reports with a job code: one class per code.
 _FAILURE_CLASSES: tuple[type[ProviderError], ...] = (
-    ProviderContentPolicyError, GenerationFailedError, ProviderTimeoutError, ProviderUnavailableError,
+    ProviderContentPolicyError, GenerationFailedError, ProviderTimeoutError, ProviderGaveUpError,
     ProviderAuthError, ProviderQuotaError, JobCanceledError,
 )
 _ERROR_CLASS_BY_JOB_CODE: dict[str, type[ProviderError]] = {cls.job_code: cls for cls in _FAILURE_CLASSES}

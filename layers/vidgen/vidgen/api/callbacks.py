@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
-from vidgen.api.http import ERROR_RESPONSES
+from vidgen.api.http import ERROR_RESPONSES, NO_AUTH
 from vidgen.errors import MalformedRequestError
 from vidgen.jobs.callbacks import handle_callback
 
@@ -19,7 +19,8 @@ router = APIGatewayHttpRouter()
              description='Called by providers, not clients. The per-job token in `?token=` is checked first; the '
                          'body is a hint, confirmed with the provider before anything changes.',
              responses={200: {'description': 'The callback was verified: `{"status": "ignored" | "noted" | '
-                                             '"delivered"}`.'}, **ERROR_RESPONSES})
+                                             '"delivered"}`.'}, **ERROR_RESPONSES},
+             security=NO_AUTH)  # no API key: the signed per-job token in the URL is what authenticates it
 def provider_callback(
     provider: str, job_id: str,
     token: Annotated[str | None, Query(max_length=512, description='The per-job token from the callback URL.')] = None,

@@ -46,6 +46,10 @@ ERROR_RESPONSES: dict[int, OpenAPIResponse] = {
 }
 
 
+# A route anyone may call: in OpenAPI an empty requirement object means no credentials are needed (Powertools
+# drops an empty `security` list, so the document would otherwise show the global bearer requirement).
+NO_AUTH: list[dict[str, list[str]]] = [{}]
+
 _MAX_IDEMPOTENCY_KEY = 255
 
 

@@ -8,19 +8,20 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from vidgen.api.auth import authenticate
-from vidgen.api.http import ERROR_RESPONSES
+from vidgen.api.http import ERROR_RESPONSES, NO_AUTH
 from vidgen.jobs import queries
 from vidgen.models import CreditsView, JobList, JobView
 
 router = APIGatewayHttpRouter()
 
 
-@router.get('/v1/health', tags=['meta'], summary='Liveness check (no auth)')
+@router.get('/v1/health', tags=['meta'], summary='Liveness check (no auth)', security=NO_AUTH)
 def health() -> dict[str, str]:
     return {'status': 'ok'}
 
 
-@router.get('/v1/models', tags=['models'], summary='The model catalog: inputs, parameters and prices')
+@router.get('/v1/models', tags=['models'], summary='The model catalog: inputs, parameters and prices (no auth)',
+            security=NO_AUTH)
 def list_models() -> dict[str, list[dict[str, Any]]]:
     return {'models': queries.list_models()}
 

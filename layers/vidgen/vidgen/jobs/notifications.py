@@ -16,7 +16,7 @@ from vidgen import ids
 from vidgen.config import get_settings
 from vidgen.errors import UnsafeUrlError, WebhookDeliveryError
 from vidgen.jobs.views import job_view
-from vidgen.netguard import check_url
+from vidgen.netguard import check_url, pinned_session
 from vidgen.observability import MetricUnit, logger, metrics
 from vidgen.secrets import get_secret_field
 from vidgen.store.jobs import Job
@@ -54,9 +54,9 @@ def send(url: str, message_id: str, body: str) -> bool:
     import requests
     from standardwebhooks import Webhook
 
-    settings = get_settings()
+    local_mode = get_settings().allow_loopback_urls
     try:
-        check_url(url, allow_private=settings.allow_private_urls)
+        check_url(url, allow_loopback=local_mode, https_only=not local_mode)
     except UnsafeUrlError:
         logger.warning('webhook URL refused', message_id=message_id)
         return False
@@ -68,7 +68,12 @@ def send(url: str, message_id: str, body: str) -> bool:
         'webhook-signature': Webhook(signing_secret()).sign(message_id, sent_at, body),
     }
     try:
-        response = requests.post(url, data=body.encode(), headers=headers, timeout=_TIMEOUT, allow_redirects=False)
+        with pinned_session(allow_loopback=local_mode) as session:
+            response = session.post(url, data=body.encode(), headers=headers, timeout=_TIMEOUT, allow_redirects=False)
+    except UnsafeUrlError:
+        # The name resolved somewhere else at connect time (rebinding): refused, and never worth retrying.
+        logger.warning('webhook URL refused at connect time', message_id=message_id)
+        return False
     except requests.RequestException as exc:
         raise WebhookDeliveryError('The webhook receiver could not be reached; it will be retried.') from exc
     if response.status_code == 410:

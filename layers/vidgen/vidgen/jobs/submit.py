@@ -60,7 +60,7 @@ def submit_job(owner: str, request: JobRequest, idempotency_key_value: str | Non
     settings = get_settings()
     resolved = catalog.resolve(request)
     if request.webhook_url:
-        check_webhook_url(request.webhook_url, settings.allow_private_urls)
+        check_webhook_url(request.webhook_url, settings.allow_loopback_urls)
     fingerprint = request_fingerprint(request)
     now = ctx.clock()
     if idempotency_key_value:
@@ -134,10 +134,11 @@ def cancel_active_job(job: job_store.Job, ctx: Context = LIVE) -> bool:
     return True
 
 
-def check_webhook_url(url: str, allow_private: bool) -> None:
-    """422 on `webhook_url` for a URL the service must not call (private addresses, other schemes)."""
+def check_webhook_url(url: str, local_mode: bool) -> None:
+    """422 on `webhook_url` for a URL the service must not call (private addresses, other schemes). Deployed,
+    only https: a notification carries presigned result links and must not cross the network in clear."""
     try:
-        check_url(url, allow_private=allow_private)
+        check_url(url, allow_loopback=local_mode, https_only=not local_mode)
     except UnsafeUrlError as exc:
         raise InvalidParametersError(f'webhook_url is not usable: {exc.message}', details={'field': 'webhook_url'}) from exc
 

@@ -21,7 +21,7 @@ from vidgen import aws
 from vidgen.config import get_settings
 from vidgen.errors import MediaStorageError, OutputDownloadError, UnsafeUrlError
 from vidgen.media.ranged import RangedReader
-from vidgen.netguard import check_url
+from vidgen.netguard import check_url, pinned_session
 from vidgen.store.jobs import StoredOutput
 
 if TYPE_CHECKING:
@@ -135,7 +135,7 @@ def copy_result(url: str, user_id: str, job_id: str, index: int, content_type_hi
     import urllib3
 
     settings = get_settings()
-    response = _open(url, allow_private=settings.allow_private_urls, timeout=settings.provider_timeout)
+    response = _open(url, allow_loopback=settings.allow_loopback_urls, timeout=settings.provider_timeout)
     with response:
         content_type = (response.headers.get('Content-Type') or content_type_hint or '').split(';')[0].strip()
         if not content_type or content_type == 'application/octet-stream':
@@ -155,13 +155,15 @@ def copy_result(url: str, user_id: str, job_id: str, index: int, content_type_hi
     return StoredOutput(key=key, content_type=content_type, bytes=reader.count)
 
 
-def _open(url: str, *, allow_private: bool, timeout: Any) -> requests.Response:
+def _open(url: str, *, allow_loopback: bool, timeout: Any) -> requests.Response:
     import requests
 
+    # One pinned session for the hops: each hop is checked here and again at connect time (netguard.py).
+    session = pinned_session(allow_loopback=allow_loopback)
     for _ in range(_MAX_REDIRECTS + 1):
-        check_url(url, allow_private=allow_private)
+        check_url(url, allow_loopback=allow_loopback)
         try:
-            response = requests.get(url, stream=True, timeout=timeout, allow_redirects=False)
+            response = session.get(url, stream=True, timeout=timeout, allow_redirects=False)
         except requests.RequestException as exc:
             raise OutputDownloadError('The result could not be downloaded from the provider; it will be retried.') from exc
         if response.is_redirect:

@@ -80,7 +80,7 @@ def submit_storyboard(owner: str, request: StoryboardRequest, idempotency_key: s
     settings = get_settings()
     resolved = resolve(request)
     if request.webhook_url:
-        check_webhook_url(request.webhook_url, settings.allow_private_urls)
+        check_webhook_url(request.webhook_url, settings.allow_loopback_urls)
     digest = fingerprint(request)
     now = ids.now()
     if idempotency_key and (replay := _replay(owner, idempotency_key, digest, now)):
