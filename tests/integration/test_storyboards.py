@@ -157,6 +157,9 @@ FALLBACK_CASES = {
     'long-prompt': ('[llm:long-prompt]', 'over the 2500 that Kling 2.6 takes', 1),
     'refusal': ('[llm:refuse]', 'declined to write scenes', 1),
     'slow': ('[llm:slow]', 'did not answer within 2 seconds', 1),
+    # Every byte within any read timeout, the whole answer in minutes: the total deadline cuts it off.
+    'trickle': ('[llm:trickle]', 'did not answer within 2 seconds', 1),
+    'trickle-head': ('[llm:trickle-head]', 'did not answer within 2 seconds', 1),
     '4xx': ('wrong-key', 'refused the request (HTTP 401)', 1),
     'no-key': ('no-key', 'No LLM API key is configured', 0),
 }
@@ -165,7 +168,7 @@ FALLBACK_CASES = {
 @pytest.mark.parametrize('cause', sorted(FALLBACK_CASES))
 def test_every_llm_failure_gives_built_in_scenes_and_the_storyboard_goes_on(cloud, new_user, settings_env, cause):
     how, note, llm_requests = FALLBACK_CASES[cause]
-    if cause == 'slow':
+    if cause in ('slow', 'trickle', 'trickle-head'):
         settings_env(LLM_BUDGET_SECONDS='2')
         cloud.llm_sim.config.slow_seconds = 4.0
     if how == 'wrong-key':

@@ -7,8 +7,10 @@ and its photo as an `image_url` part when LLM_VISION is on. The answer must be `
 assistant message's content (`response_format: {"type": "json_schema", ...}`).
 
 The call goes through the project's one HTTP path (`providers.http.ProviderHttp`): explicit timeouts, typed
-transport errors, nothing logged. It is bounded as a whole: every attempt gets only what is left of
-LLM_BUDGET_SECONDS (at most 30), and only transport failures, 429 and 5xx are tried again. Every way the
+transport errors, nothing logged. It is bounded as a whole: all attempts share one deadline,
+LLM_BUDGET_SECONDS (at most 30) from the first, which also ends an answer that is still arriving (a server
+that trickles bytes, each read well within the read timeout, is cut off at the deadline: see
+`providers.deadline`); only transport failures, 429 and 5xx are tried again. Every way the
 call can fail raises `LlmUnusableError` with a sentence for the storyboard's `scenes_note`; none of them carries
 the key, a header or the provider's body.
 """
@@ -34,6 +36,7 @@ from vidgen.secrets import get_secret_field
 _HERE = Path(__file__).parent
 _MAX_ATTEMPTS = 3
 _CONNECT_SECONDS = 5.0
+_LEAST_ATTEMPT_SECONDS = 0.5  # an attempt with less time left than this is not started
 _MAX_COMPLETION_TOKENS = 4000
 
 
@@ -110,24 +113,27 @@ def _post_within_budget(base_url: str, key: str, body: dict[str, Any], budget: f
     deadline = time.monotonic() + budget
     headers = {'Authorization': f'Bearer {key}', 'Content-Type': 'application/json'}
     failure = f'The scene-writing model did not answer within {budget:g} seconds'
-    for attempt in range(_MAX_ATTEMPTS):
-        left = deadline - time.monotonic()
-        if left < 0.5:
-            break
-        http = ProviderHttp('LLM', base_url, timeout=(min(_CONNECT_SECONDS, left), left))
-        try:
-            reply = http.request('POST', '/chat/completions', headers=headers, json=body)
-        except ProviderUnavailableError as exc:
-            failure = _transport_failure(exc, budget)
-            logger.warning('scene writer call failed', attempt=attempt + 1, error=type(exc.__cause__).__name__)
-        else:
-            if 200 <= reply.status < 300:
-                return reply.body
-            failure = _status_failure(reply.status)
-            logger.warning('scene writer call refused', attempt=attempt + 1, status=reply.status)
-            if reply.status != 429 and reply.status < 500:
-                break  # a 4xx other than 429 will not change on a retry
-        time.sleep(max(0.0, min(0.5 * 2**attempt, deadline - time.monotonic() - 0.5)))
+    http = ProviderHttp('LLM', base_url, timeout=(_CONNECT_SECONDS, budget))
+    try:
+        for attempt in range(_MAX_ATTEMPTS):
+            if deadline - time.monotonic() < _LEAST_ATTEMPT_SECONDS:
+                break
+            try:
+                reply = http.request('POST', '/chat/completions', headers=headers, json=body, deadline=deadline)
+            except ProviderUnavailableError as exc:
+                failure = _transport_failure(exc, budget)
+                logger.warning('scene writer call failed', attempt=attempt + 1, error=type(exc.__cause__).__name__)
+            else:
+                if 200 <= reply.status < 300:
+                    return reply.body
+                failure = _status_failure(reply.status)
+                logger.warning('scene writer call refused', attempt=attempt + 1, status=reply.status)
+                if reply.status != 429 and reply.status < 500:
+                    break  # a 4xx other than 429 will not change on a retry
+            if attempt + 1 < _MAX_ATTEMPTS:
+                time.sleep(max(0.0, min(0.5 * 2**attempt, deadline - time.monotonic() - _LEAST_ATTEMPT_SECONDS)))
+    finally:
+        http.close()
     raise LlmUnusableError(failure)
 
 
