@@ -143,3 +143,75 @@ def test_transport_faults_come_from_the_base(sim):
         ProviderHttp('LLM', sim.base_url).request('POST', '/chat/completions', json=body_for('Lamp'),
                                                   headers={'Authorization': f'Bearer {sim.config.api_key}'})
     assert refused.value.provider_code == 200 and sim.stats['faults.create_malformed'] == 1
+
+
+# --- the same over TLS (a deployed LLM is https) -------------------------------------------------------------
+
+
+def _self_signed(tmp_path) -> tuple[str, str]:
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, '127.0.0.1')])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address('127.0.0.1'))]), False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / 'cert.pem', tmp_path / 'key.pem'
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+def test_the_deadline_also_ends_a_trickle_over_tls(tmp_path, monkeypatch):
+    import socket
+    import ssl
+
+    cert, key = _self_signed(tmp_path)
+    for name in ('REQUESTS_CA_BUNDLE', 'CURL_CA_BUNDLE'):  # they would override the session's `verify`
+        monkeypatch.delenv(name, raising=False)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    listener = socket.create_server(('127.0.0.1', 0))
+    listener.settimeout(10)
+    stop = threading.Event()
+    sent: list[int] = []
+
+    def serve() -> None:  # reads the request head, then answers a byte every 0.2 s
+        conn, _ = listener.accept()
+        with context.wrap_socket(conn, server_side=True) as tls:
+            request = b''
+            while b'\r\n\r\n' not in request:
+                request += tls.recv(65536)
+            answer = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n' + b' ' * 200
+            try:
+                for byte in answer:
+                    if stop.wait(0.2):
+                        return
+                    tls.sendall(bytes([byte]))
+                    sent.append(byte)
+            except OSError:
+                return
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    http = ProviderHttp('LLM', f'https://127.0.0.1:{listener.getsockname()[1]}', timeout=(1, 1))
+    http.session.verify = cert
+    started = time.monotonic()
+    try:
+        with pytest.raises(ProviderUnavailableError) as refused:
+            http.request('POST', '/chat/completions', json={}, deadline=time.monotonic() + 1.5)
+    finally:
+        stop.set()
+        listener.close()
+    assert isinstance(refused.value.__cause__, DeadlinePassed)
+    assert 1.5 <= time.monotonic() - started < 2.0 and 3 < len(sent) < 12  # bytes kept coming: no read timed out
