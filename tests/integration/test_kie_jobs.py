@@ -302,9 +302,14 @@ def test_failed_generations_are_refunded_exactly_once(cloud, new_user):
         assert final['status'] == 'failed' and final['refunded'] is True, (case, final)
         assert final['error']['code'] == code, (case, final['error'])
         message = final['error']['message']
-        assert 'Website' not in message and 'Flow' not in message, message  # our sentence, not Kie's text
+        # our sentence around Kie's own reason (its stock "Video generation failed." adds nothing and is left out)
         if code == 'CONTENT_POLICY':
-            assert 'content policy' in message.lower(), message
+            assert message == ('Kie.ai refused the prompt or an input image under its content policy: Your prompt was '
+                               'flagged by Website as violating content policies. Change them and submit again.'), case
+            assert final['error']['provider_code'] == '400', case
+        else:
+            assert message == 'Kie.ai failed to generate the result. Submit it again, or change the prompt.', case
+            assert final['error']['provider_code'] == '501', case
         assert final['outputs'] == []
         states = execution_states(cloud, job['id'])
         # The callback carried the failure home (confirmed by record-info): no polling, no finalizing.
@@ -380,6 +385,7 @@ def test_create_errors_that_cannot_heal_fail_the_job_and_refund_it(cloud, new_us
         assert final['status'] == 'failed' and final['refunded'] is True, (case, final)
         assert final['error']['code'] == job_code, (case, final['error'])
         assert 'kie-sim-local-key' not in final['error']['message']
+        assert final['error']['provider_code'] == str(code), case
         assert final['provider']['task_id'] is None and sim_tasks(cloud, job['id']) == [], case
         assert create_task_failures(cloud, job['id']) == [error_type], case  # tried once: not retried
         states = execution_states(cloud, job['id'])

@@ -28,7 +28,7 @@ def execution_states(cloud, job_id: str) -> list[str]:
 
 def test_text_to_video_succeeds_with_results_in_our_bucket(cloud, new_user):
     user = new_user(100)
-    response = user.submit({'model': 'kling-v2-6', 'prompt': 'a lighthouse at dawn', 'aspect_ratio': '1920:1080'})
+    response = user.submit({'model': 'kling-v2-6', 'prompt': 'a lighthouse at dawn', 'aspect_ratio': '16:9'})
     assert response.status_code == 202, response.text
     job = response.json()
     assert job['status'] == 'queued' and job['credits'] == 20 and job['kind'] == 't2v'
@@ -80,6 +80,34 @@ def test_content_policy_failure_is_refunded_once(cloud, new_user):
     credits = user.credits()
     assert credits['balance'] == 100 == ledger_sum(credits)
     assert [e['type'] for e in credits['ledger']] == ['refund', 'debit', 'grant']
+
+
+def test_a_kling_refusal_reaches_the_user_with_its_reason_and_code(cloud, new_user):
+    # Given Kling refuses the next create, naming the parameter (and echoing a signed URL)
+    user = new_user(100)
+    cloud.kling_sim.queue_error(1201, message='duration 15 is not supported for this account; see '
+                                              'https://kling.example.com/docs?token=SIGNED-TOKEN-123')
+    job = user.submit({'model': 'kling-v2-6', 'prompt': 'a lighthouse at dawn'}).json()
+
+    done = user.wait(job['id'], timeout=30)
+
+    # Then the job says what Kling said, without the token, keeps Kling's code, and is refunded
+    assert done['status'] == 'failed' and done['refunded'] is True
+    assert done['error'] == {
+        'code': 'GENERATION_FAILED', 'provider_code': '1201',
+        'message': 'Kling refused a request parameter: duration 15 is not supported for this account; see '
+                   '<a URL on kling.example.com>. Change that input and submit again.'}
+    assert user.credits()['balance'] == 100
+
+
+def test_a_failed_kling_task_keeps_klings_reason(cloud, new_user):
+    from vidgen_local.simulators.kling import CONTENT_POLICY_MESSAGE
+
+    user = new_user(100)
+    job = user.submit({'model': 'kling-v2-6', 'prompt': 'something [sim:content-policy]'}).json()
+    done = user.wait(job['id'], timeout=30)
+    assert done['error']['code'] == 'CONTENT_POLICY' and done['error']['provider_code'] is None
+    assert CONTENT_POLICY_MESSAGE in done['error']['message']
 
 
 def test_lost_callbacks_are_covered_by_the_poll_loop(cloud, new_user):

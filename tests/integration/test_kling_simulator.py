@@ -86,7 +86,7 @@ def accepted_bodies(receiver: Receiver, count: int) -> list[Any]:
 
 def make_request(kind: str = 't2v', *, job_id: str = 'job-1', prompt: str = 'a lighthouse at dusk',
                  model: str = 'kling-v2-6', **fields: Any) -> GenerationRequest:
-    params = fields.pop('params', None) or {'duration': 5, 'mode': 'std', **({'aspect_ratio': '4:3'}
+    params = fields.pop('params', None) or {'duration': 5, 'mode': 'std', **({'aspect_ratio': '16:9'}
                                                                              if kind == 't2v' else {})}
     return GenerationRequest(job_id=job_id, model=model, provider_model=model, kind=kind, prompt=prompt,
                              params=params, **fields)

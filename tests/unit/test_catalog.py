@@ -60,7 +60,7 @@ def test_an_unknown_value_lists_the_allowed_ones():
 
 
 def test_aspect_ratio_only_for_text_to_video_on_kling():
-    assert resolve(model='kling-v2-6', prompt='x', aspect_ratio='1920:1080').params['aspect_ratio'] == '1920:1080'
+    assert resolve(model='kling-v2-6', prompt='x', aspect_ratio='9:16').params['aspect_ratio'] == '9:16'
     assert invalid(model='kling-v2-6', prompt='x', image=IMG, aspect_ratio='16:9').details['field'] == 'aspect_ratio'
     assert invalid(model='kling-v2-6', prompt='x', aspect_ratio='wide').details['field'] == 'aspect_ratio'
 
@@ -101,7 +101,7 @@ def test_every_catalog_entry_is_well_formed():
         assert entry['kind'] in ('video', 'image')
         assert set(entry['modes']) <= set(catalog.MODE_NAMES)
         for name, rule in entry['parameters'].items():
-            if 'default' in rule and 'values' in rule and not rule.get('any_ratio'):
+            if 'default' in rule and 'values' in rule:
                 assert rule['default'] in rule['values'], (entry['id'], name)
         assert entry['prices'] and all(int(p['credits']) > 0 for p in entry['prices'])
 
@@ -110,3 +110,22 @@ def test_public_view_hides_provider_internals():
     view = catalog.get_model('kling-v2-6').public_view()
     assert 'provider_model' not in view
     assert view['provider'] == 'kling' and view['modes'] == ['t2v', 'i2v', 'flf2v']
+
+
+def _ratio_models():
+    return [(spec.id, rule) for spec in catalog.all_models()
+            for name, rule in spec.parameters.items() if name == 'aspect_ratio']
+
+
+@pytest.mark.parametrize(('model_id', 'rule'), _ratio_models(), ids=[m for m, _ in _ratio_models()])
+def test_one_aspect_ratio_rule_everywhere_a_ratio_is_sent_as_given_or_refused_with_the_list(model_id, rule):
+    # A listed ratio is kept exactly as given (nothing maps it to something else)...
+    for value in rule['values']:
+        fields = {'prompt': 'x', 'aspect_ratio': value}
+        fields.update({'options': {'resolution': '1K'}} if model_id == 'flux-2-pro' else {})
+        assert resolve(model=model_id, **fields).params['aspect_ratio'] == value
+    # ...and any other one, such as 4:7 or a pixel size, is refused with the allowed list.
+    for value in ('4:7', '1920:1080'):
+        error = invalid(model=model_id, prompt='x', aspect_ratio=value)
+        assert error.details['field'] == 'aspect_ratio'
+        assert 'allowed: ' + ', '.join(rule['values']) in error.message

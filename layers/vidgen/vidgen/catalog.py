@@ -214,8 +214,6 @@ def _check_value(spec: ModelSpec, name: str, rule: dict[str, Any], value: Any) -
     elif kind == 'ratio':
         if not isinstance(value, str) or not _is_ratio(value):
             raise _invalid(name, f'{name} must be a W:H ratio such as 16:9{_allowed_text(rule)}.')
-        if rule.get('any_ratio'):
-            return value
     elif kind == 'string':
         if not isinstance(value, str):
             raise _invalid(name, f'{name} must be a string{_allowed_text(rule)}.')

@@ -12,6 +12,7 @@ them into the API errors a caller sees.
 
 from __future__ import annotations
 
+import json
 from typing import Any, ClassVar
 
 
@@ -98,6 +99,11 @@ class ProviderError(VidgenError):
         super().__init__(message)
         self.provider_code = provider_code
         self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        # The Lambda runtime sends str(exc) as `errorMessage` to the state machine, whose fail step reads the
+        # job's error back from it: with a provider code, both travel as one JSON object (see `read_cause`).
+        return self.message if self.provider_code is None else failure_cause(self.message, self.provider_code)
 
 
 class ProviderAuthError(ProviderError):
@@ -354,3 +360,23 @@ _ERROR_CLASS_BY_JOB_CODE: dict[str, type[ProviderError]] = {cls.job_code: cls fo
 def error_class_for_job_code(code: str) -> type[ProviderError]:
     """The error a task step raises when the provider reports a failed task with this job code."""
     return _ERROR_CLASS_BY_JOB_CODE.get(code, GenerationFailedError)
+
+
+# --- How a job error travels through Step Functions ---------------------------------------------------
+
+
+def failure_cause(message: str, provider_code: str | int | None) -> str:
+    """The text that carries a job error's message and provider code through Step Functions."""
+    return json.dumps({'message': message, 'provider_code': None if provider_code is None else str(provider_code)})
+
+
+def read_cause(text: str) -> tuple[str, str | None]:
+    """(message, provider_code) from `failure_cause` text; any other text is a message without a code."""
+    try:
+        parsed = json.loads(text)
+    except (TypeError, ValueError):
+        return text, None
+    if isinstance(parsed, dict) and isinstance(parsed.get('message'), str):
+        code = parsed.get('provider_code')
+        return parsed['message'], code if isinstance(code, str) else None
+    return text, None

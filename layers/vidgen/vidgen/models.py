@@ -137,8 +137,11 @@ class JobOutput(BaseModel):
 
 
 class JobErrorView(BaseModel):
-    code: str
-    message: str
+    code: str = Field(description='CONTENT_POLICY, GENERATION_FAILED, PROVIDER_TIMEOUT, PROVIDER_UNAVAILABLE, '
+                                  'PROVIDER_AUTH, PROVIDER_QUOTA, CANCELED or SYSTEM_ERROR.')
+    message: str = Field(description="What went wrong, with the provider's own reason where it gave one, "
+                                     'and what to do about it.')
+    provider_code: str | None = Field(None, description="The provider's own error code, when it gave one.")
 
 
 class ProviderRef(BaseModel):

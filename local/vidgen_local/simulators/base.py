@@ -243,7 +243,7 @@ class Simulator:
         self.stats = Counters()
         self._address = (host, port)
         self._lock = threading.Lock()
-        self._queued_errors: dict[str, list[int]] = {'create': [], 'status': []}
+        self._queued_errors: dict[str, list[tuple[int, str | None]]] = {'create': [], 'status': []}
         self._stopping = threading.Event()
         self._server: SimServer | None = None
         self._scheduler = Scheduler(self.name)
@@ -322,19 +322,20 @@ class Simulator:
 
     # --- the fault queue -----------------------------------------------------------------------------------
 
-    def queue_error(self, code: int, *, times: int = 1, stage: str = 'create') -> None:
-        """Answer the next `times` creates (stage 'create') or status queries ('status') with this code."""
+    def queue_error(self, code: int, *, times: int = 1, stage: str = 'create', message: str | None = None) -> None:
+        """Answer the next `times` creates (stage 'create') or status queries ('status') with this code (its
+        table wording, or `message`: the concrete reason the provider gives, e.g. which parameter)."""
         if not self.known_error(code) or stage not in self._queued_errors:
             raise ValueError(f'unknown {self.name} error code {code} or stage {stage!r}')
         with self._lock:
-            self._queued_errors[stage].extend([code] * times)
+            self._queued_errors[stage].extend([(code, message)] * times)
 
     def raise_queued(self, stage: str) -> None:
         with self._lock:
-            code = self._queued_errors[stage].pop(0) if self._queued_errors[stage] else None
+            code, message = self._queued_errors[stage].pop(0) if self._queued_errors[stage] else (None, None)
         if code is not None:
             self.stats.incr(f'injected.{code}')
-            raise self.make_error(code)
+            raise self.make_error(code, message)
 
     # --- requests ------------------------------------------------------------------------------------------
 

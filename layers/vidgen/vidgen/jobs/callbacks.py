@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from vidgen import callback_tokens, executions, ids
-from vidgen.errors import CallbackRejectedError, error_class_for_job_code
+from vidgen.errors import CallbackRejectedError, error_class_for_job_code, failure_cause
 from vidgen.jobs.tasks import fetch_task
 from vidgen.observability import MetricUnit, logger, metrics
 from vidgen.providers.registry import PROVIDERS, get_provider
@@ -65,7 +65,8 @@ def _wake_execution(job_id: str, task: Any) -> CallbackResult:
     else:
         failure = task.failure
         error = error_class_for_job_code(failure.code if failure else 'GENERATION_FAILED')
-        delivered = executions.send_failure(token, error.__name__, failure.message if failure else '')
+        cause = failure_cause(failure.message, failure.provider_code) if failure else ''
+        delivered = executions.send_failure(token, error.__name__, cause)
     logger.info('callback confirmed', job_id=job_id, state=task.state, delivered=delivered)
     if delivered:
         metrics.add_metric(name='CallbackDelivered', unit=MetricUnit.Count, value=1)

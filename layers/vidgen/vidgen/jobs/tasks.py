@@ -24,6 +24,7 @@ from vidgen.errors import (
     WebhookDeliveryError,
     error_class_for_job_code,
     job_code_for_error_type,
+    read_cause,
 )
 from vidgen.jobs import media_calls, notifications
 from vidgen.jobs.context import LIVE, Context
@@ -176,10 +177,10 @@ def fail_job(job_id: str, failure: dict[str, Any]) -> None:
     job = job_store.get_job(job_id)
     if not job.is_active:
         return
-    code, message = failure_reason(failure)
+    code, message, provider_code = failure_reason(failure)
     try:
         ledger.settle(job, status='failed', now=ids.now(), refund=True,
-                      extra={'error': {'code': code, 'message': message}})
+                      extra={'error': job_error(code, message, provider_code)})
     except AlreadySettled:
         return
     metrics.add_metric(name='JobFailed', unit=MetricUnit.Count, value=1)
@@ -201,31 +202,46 @@ def notify_once(job_id: str, ctx: Context = LIVE) -> None:
 
 def fail_from_error(job: job_store.Job, error: VidgenError, ctx: Context = LIVE) -> bool:
     """Fail a job from an error raised outside the state machine (the sweep). False if it had ended."""
-    code = error.job_code if isinstance(error, ProviderError) else 'SYSTEM_ERROR'
+    code, provider_code = (error.job_code, error.provider_code) if isinstance(error, ProviderError) else ('SYSTEM_ERROR', None)
     try:
         ctx.ledger.settle(job, status='failed', now=ctx.clock(), refund=True,
-                      extra={'error': {'code': code, 'message': error.message}})
+                          extra={'error': job_error(code, error.message, provider_code)})
     except AlreadySettled:
         return False
     return True
 
 
-def failure_reason(failure: dict[str, Any]) -> tuple[str, str]:
-    """Turn a caught `{Error, Cause}` into the job's (code, message). Only our own errors' messages are
-    shown to users; anything else (a bug, a Lambda crash) becomes a generic SYSTEM_ERROR sentence."""
+def job_error(code: str, message: str, provider_code: str | int | None) -> dict[str, str]:
+    """The error a failed job keeps: our code and sentence, and the provider's own code when it gave one."""
+    error = {'code': code, 'message': message}
+    if provider_code not in (None, ''):
+        error['provider_code'] = str(provider_code)
+    return error
+
+
+def failure_reason(failure: dict[str, Any]) -> tuple[str, str, str | None]:
+    """Turn a caught `{Error, Cause}` into the job's (code, message, provider_code). Only our own errors'
+    messages are shown to users; anything else (a bug, a Lambda crash) becomes a generic SYSTEM_ERROR sentence.
+
+    The Cause is a Lambda error (`{"errorMessage": ...}`) or the cause a callback sent; either text is
+    `failure_cause` JSON when the provider gave a code.
+    """
     error_type = str(failure.get('Error', ''))
     code = job_code_for_error_type(error_type)
     cause = failure.get('Cause') or ''
     message = cause
     try:
         parsed = json.loads(cause)
-        if isinstance(parsed, dict):
+        if isinstance(parsed, dict) and 'errorMessage' in parsed:
             message = parsed.get('errorMessage', '')
     except (TypeError, ValueError):
         pass
+    provider_code = None
+    if isinstance(message, str):
+        message, provider_code = read_cause(message)
     if code == 'SYSTEM_ERROR' or not isinstance(message, str) or not message:
-        return code, _SYSTEM_ERROR_MESSAGE if code == 'SYSTEM_ERROR' else _default_message(code)
-    return code, message[:500]
+        return code, (_SYSTEM_ERROR_MESSAGE if code == 'SYSTEM_ERROR' else _default_message(code)), None
+    return code, message[:500], provider_code
 
 
 def _default_message(code: str) -> str:

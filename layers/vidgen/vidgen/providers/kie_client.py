@@ -18,9 +18,10 @@ class KieClient:
                  stream_threshold_bytes: int = DEFAULT_STREAM_THRESHOLD) -> None:
         session = session or requests.Session()
         self._auth = {'Authorization': f'Bearer {api_key}'}
+        self._secrets = (api_key,)  # removed from any provider text that reaches an error message
         self.api = ProviderHttp(name, base_url, session=session, timeout=timeout)
         self.uploader = KieUploader(ProviderHttp(name, upload_base_url, session=session, timeout=timeout),
-                                    self._auth, stream_threshold_bytes=stream_threshold_bytes)
+                                    self._auth, stream_threshold_bytes=stream_threshold_bytes, secrets=self._secrets)
 
     def __repr__(self) -> str:
         return f'KieClient({self.api.base_url!r})'
@@ -30,7 +31,7 @@ class KieClient:
         """One request to the API host; returns the envelope's `data` or raises a typed provider error."""
         headers = {**self._auth, 'Content-Type': 'application/json'} if json_body is not None else self._auth
         reply = self.api.request(method, path, headers=headers, json=json_body, params=params)
-        return unwrap(reply, operation=operation)
+        return unwrap(reply, operation=operation, secrets=self._secrets)
 
     def image_url(self, request: GenerationRequest, image: ImageInput, slot: str) -> str:
         """A fetchable URL for one input image, uploaded now if it is a `data:` URI.

@@ -1,8 +1,9 @@
 """What Kie.ai's two APIs (Veo 3.1 and the Market) share: auth, the envelope, error mapping, callback signatures.
 
 Kie answers `{code, msg | message, data}`. An error code may come inside an HTTP 200 or as the HTTP status
-itself (docs/providers/kie.md §1), so both are checked. Error messages are our own sentences: Kie's text
-can echo the request, and a message must never carry the key.
+itself (docs/providers/kie.md §1), so both are checked. Error messages are our own sentences around Kie's
+own reason, cleaned (`vidgen.providers.reasons`): Kie's text can echo the request, and a message must never
+carry the key.
 """
 
 from __future__ import annotations
@@ -28,49 +29,64 @@ from vidgen.errors import (
 )
 from vidgen.providers.base import TaskFailure
 from vidgen.providers.http import HttpReply
+from vidgen.providers.reasons import clean_reason, explain
 
 Operation = Literal['create', 'status', 'upload']
 
 _POLICY_WORDS = ('flagged', 'policy', 'policies')
 _MISSING_RECORD_WORDS = ('record is null', 'records within', 'not found')
 
-_ERRORS: dict[int, tuple[type[ProviderError], str]] = {
-    401: (ProviderAuthError, 'Kie.ai refused our API key; the operator must check the configured Kie key.'),
-    402: (ProviderQuotaError, 'Our Kie.ai account is out of credits; the operator must top it up.'),
-    404: (ProviderNotFoundError, 'Kie.ai does not know this task or endpoint.'),
-    408: (ProviderUnavailableError, 'Kie.ai produced no result within its own time limit; the call will be retried.'),
-    422: (ProviderRejectedError, 'Kie.ai rejected the request parameters; check the model, inputs and options.'),
-    429: (ProviderThrottledError, 'Kie.ai is rate limiting our requests; the call will be retried with backoff.'),
+_RETRIED = 'The call will be retried.'
+_OPERATOR = 'This is not your request: the operator must'
+# Per code: the error class, what happened (our words), what to do. The job's message is
+# "<what happened>: <Kie's own reason>. <what to do>" (vidgen.providers.reasons.explain).
+_ERRORS: dict[int, tuple[type[ProviderError], str, str]] = {
+    401: (ProviderAuthError, 'Kie.ai refused our API key', f'{_OPERATOR} check the configured Kie key.'),
+    402: (ProviderQuotaError, 'Our Kie.ai account is out of credits', f'{_OPERATOR} top it up; try again later.'),
+    404: (ProviderNotFoundError, 'Kie.ai does not know this task or endpoint', ''),
+    408: (ProviderUnavailableError, 'Kie.ai produced no result within its own time limit', _RETRIED),
+    422: (ProviderRejectedError, 'Kie.ai rejected the request parameters',
+          'Change the inputs or options it names and submit again.'),
+    429: (ProviderThrottledError, 'Kie.ai is rate limiting our requests', 'The call will be retried with backoff.'),
     # 433: a sub-key's own spending limit, which only the operator can lift.
-    433: (ProviderQuotaError, 'Our Kie.ai key reached its usage limit; the operator must raise it.'),
-    451: (ProviderRejectedError, 'Kie.ai could not fetch an input image; give a public https URL or a data: URI.'),
-    455: (ProviderUnavailableError, 'Kie.ai is under maintenance; the call will be retried.'),
-    500: (ProviderUnavailableError, 'Kie.ai had an internal error; the call will be retried.'),
-    501: (GenerationFailedError, 'Kie.ai failed to generate the result.'),
-    505: (ProviderRejectedError, 'Kie.ai has disabled this feature for our account; choose another model.'),
+    433: (ProviderQuotaError, 'Our Kie.ai key reached its usage limit', f'{_OPERATOR} raise it; try again later.'),
+    451: (ProviderRejectedError, 'Kie.ai could not fetch an input image',
+          'Give a public https URL or a data: URI and submit again.'),
+    455: (ProviderUnavailableError, 'Kie.ai is under maintenance', _RETRIED),
+    500: (ProviderUnavailableError, 'Kie.ai had an internal error', _RETRIED),
+    501: (GenerationFailedError, 'Kie.ai failed to generate the result', 'Submit it again, or change the prompt.'),
+    505: (ProviderRejectedError, 'Kie.ai has disabled this feature for our account', 'Choose another model.'),
 }
-_CONTENT_POLICY = 'Kie.ai refused the prompt or an input image under its content policy; change them and try again.'
-_INVALID = 'Kie.ai refused the request as invalid; check the model, inputs and options.'
+_CONTENT_POLICY = ('Kie.ai refused the prompt or an input image under its content policy', 'Change them and submit again.')
+_INVALID = ('Kie.ai refused the request as invalid', 'Change the inputs or options it names and submit again.')
 _TASK_GONE = 'Kie.ai no longer knows this task (it keeps records for 14 days) or never created it.'
+# Kie's stock texts: a message that only says one of these adds nothing to our sentence.
+_GENERIC_TEXTS = ('success', 'error', 'failed', 'you do not have access permissions', 'not found',
+                  'internal error, please try again later', 'playground task failed', 'generation failed',
+                  'video generation failed')
 
 
 def error_for(code: int, provider_text: str = '', *, operation: Operation = 'create',
-              retry_after: float | None = None) -> ProviderError:
-    """The typed error for a Kie error code; `provider_text` only steers the choice, it is never shown."""
+              retry_after: float | None = None, secrets: tuple[str, ...] = ()) -> ProviderError:
+    """The typed error for a Kie error code; its message keeps Kie's own reason, cleaned of secrets and URLs."""
     text = provider_text.lower()
+    reason = clean_reason(provider_text, secrets)
     if code == 400:
         if any(word in text for word in _POLICY_WORDS):
-            return ProviderContentPolicyError(_CONTENT_POLICY, provider_code=code)
-        return ProviderRejectedError(_INVALID, provider_code=code)
+            return ProviderContentPolicyError(_explain(_CONTENT_POLICY, reason), provider_code=code)
+        return ProviderRejectedError(_explain(_INVALID, reason), provider_code=code)
     if code == 422 and operation == 'status' and any(word in text for word in _MISSING_RECORD_WORDS):
         return ProviderNotFoundError(_TASK_GONE, provider_code=code)
-    cls, message = _ERRORS.get(code, (ProviderUnavailableError, ''))
-    if not message:
-        message = f'Kie.ai answered with unexpected code {code}; the call will be retried.'
-    return cls(message, provider_code=code, retry_after=retry_after if code == 429 else None)
+    cls, lead, advice = _ERRORS.get(code, (ProviderUnavailableError, f'Kie.ai answered with unexpected code {code}',
+                                           _RETRIED))
+    return cls(_explain((lead, advice), reason), provider_code=code, retry_after=retry_after if code == 429 else None)
 
 
-def unwrap(reply: HttpReply, *, operation: Operation = 'create') -> Any:
+def _explain(sentence: tuple[str, str], reason: str) -> str:
+    return explain(sentence[0], reason, sentence[1], generic=_GENERIC_TEXTS)
+
+
+def unwrap(reply: HttpReply, *, operation: Operation = 'create', secrets: tuple[str, ...] = ()) -> Any:
     """The envelope's `data` when both the HTTP status and the body code say 200; otherwise a typed error."""
     body = reply.body
     if not isinstance(body, dict) or 'code' not in body:
@@ -81,7 +97,7 @@ def unwrap(reply: HttpReply, *, operation: Operation = 'create') -> Any:
         return body.get('data')
     # An error status with a 200 (or missing) body code still is an error: trust whichever one says so.
     effective = code if code not in (None, 200) else reply.status
-    raise error_for(effective, _text_of(body), operation=operation, retry_after=reply.retry_after())
+    raise error_for(effective, _text_of(body), operation=operation, retry_after=reply.retry_after(), secrets=secrets)
 
 
 def task_id_from(data: Any) -> str:
@@ -136,17 +152,21 @@ def content_type_for(url: str, default: str | None = None) -> str | None:
 
 
 def failure_for(code: Any, provider_text: str | None) -> TaskFailure:
-    """A failed task's job error from Kie's errorCode / failCode (400 policy, 500 internal, 501 generation)."""
+    """A failed task's job error from Kie's errorCode / failCode (400 policy, 500 internal, 501 generation),
+    its message keeping Kie's own reason (`errorMessage` / `failMsg`), cleaned."""
     code_text = str(code) if code not in (None, '') else None
     text = (provider_text or '').lower()
+    reason = clean_reason(provider_text)
     if code_text == '400' or any(word in text for word in _POLICY_WORDS):
-        return TaskFailure('CONTENT_POLICY', _CONTENT_POLICY, code_text)
+        return TaskFailure('CONTENT_POLICY', _explain(_CONTENT_POLICY, reason), code_text)
     if code_text in ('500', '408', '455'):
         # The provider broke, not the request: a new job may well succeed.
-        return TaskFailure('PROVIDER_UNAVAILABLE', 'Kie.ai had an internal error while generating; try again.',
-                           code_text)
-    return TaskFailure('GENERATION_FAILED', 'Kie.ai failed to generate the result; try again or change the prompt.',
-                       code_text)
+        return TaskFailure('PROVIDER_UNAVAILABLE', _explain(('Kie.ai had an internal error while generating',
+                                                             'Submit it again later.'), reason), code_text)
+    if code_text == '451':
+        return TaskFailure('GENERATION_FAILED', _explain(_ERRORS[451][1:], reason), code_text)
+    return TaskFailure('GENERATION_FAILED', _explain(('Kie.ai failed to generate the result',
+                                                      'Submit it again, or change the prompt.'), reason), code_text)
 
 
 # --- Callback signatures (docs/providers/kie.md §4): base64(HMAC-SHA256(key, f'{taskId}.{timestamp}')) -------------

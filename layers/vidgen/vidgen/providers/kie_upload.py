@@ -24,9 +24,11 @@ _EXTENSIONS = {'image/png': 'png', 'image/jpeg': 'jpg', 'image/jpg': 'jpg', 'ima
 
 class KieUploader:
     def __init__(self, http: ProviderHttp, auth_headers: Mapping[str, str], *,
-                 stream_threshold_bytes: int = DEFAULT_STREAM_THRESHOLD, upload_path: str = UPLOAD_PATH) -> None:
+                 stream_threshold_bytes: int = DEFAULT_STREAM_THRESHOLD, upload_path: str = UPLOAD_PATH,
+                 secrets: tuple[str, ...] = ()) -> None:
         self._http = http
         self._auth = dict(auth_headers)
+        self._secrets = secrets
         self.stream_threshold_bytes = stream_threshold_bytes
         self.upload_path = upload_path
 
@@ -51,14 +53,14 @@ class KieUploader:
                 'uploadPath': self.upload_path, 'fileName': file_name}
         reply = self._http.request('POST', '/api/file-base64-upload', json=body,
                                    headers={**self._auth, 'Content-Type': 'application/json'})
-        return unwrap(reply, operation='upload')
+        return unwrap(reply, operation='upload', secrets=self._secrets)
 
     def _stream(self, raw: bytes, mime: str, file_name: str) -> Any:
         # No Content-Type header here: requests sets the multipart boundary itself.
         reply = self._http.request('POST', '/api/file-stream-upload', headers=self._auth,
                                    files={'file': (file_name, raw, mime)},
                                    data={'uploadPath': self.upload_path, 'fileName': file_name})
-        return unwrap(reply, operation='upload')
+        return unwrap(reply, operation='upload', secrets=self._secrets)
 
 
 def _decode(image: ImageInput) -> bytes:

@@ -3,8 +3,8 @@
 Wire protocol: `docs/providers/kling.md`. Every request carries a fresh HS256 JWT signed with the
 secret key; every answer is a `{code, message, request_id, data}` envelope whose `code` says what went
 wrong, so errors are mapped by code first and by HTTP status only when there is no envelope. Error
-messages are our own sentences: the provider's text may echo the request, and nothing here may leak the
-token or the keys.
+messages are our own sentences around Kling's own reason, cleaned (`vidgen.providers.reasons`): the
+provider's text may echo the request, and nothing here may leak the token or the keys.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from vidgen.providers.base import (
     TaskState,
 )
 from vidgen.providers.http import DEFAULT_TIMEOUT, HttpReply, ProviderHttp
+from vidgen.providers.reasons import clean_reason, explain
 
 TOKEN_LIFETIME_SECONDS = 1800
 # Kling's official sample backdates nbf so a slightly fast Kling clock still accepts a brand-new token.
@@ -52,67 +53,67 @@ _STATES: dict[str, TaskState] = {
 }
 # Words Kling uses when its risk control or content review stops a task (English and Chinese hosts).
 _POLICY_WORDS = ('risk', 'content', 'policy', 'sensitive', 'violat', 'moderat', 'prohibit', '风控', '敏感', '违规')
-_CONTENT_POLICY_MESSAGE = 'Kling refused the prompt or image under its content policy; change them and submit again.'
-_GENERATION_FAILED_MESSAGE = 'Kling could not generate this video; submit it again, or change the prompt or image.'
+_CONTENT_POLICY = 'Kling refused the prompt or image under its content policy'
+_GENERATION_FAILED = 'Kling could not generate this video'
+_CHANGE_INPUTS = ('Change them and submit again.', 'Submit it again, or change the prompt or image.')
 # The duplicate-external_task_id answer is not documented by Kling (docs/providers/kling.md §3). We
 # take the documented "invalid parameter" answer, 400 / code 1201, whose message names external_task_id;
 # the local simulator answers a duplicate exactly that way.
 _DUPLICATE_CODE = 1201
 _DUPLICATE_FIELD = 'external_task_id'
 
-_CREDENTIALS = 'check KLING_ACCESS_KEY and KLING_SECRET_KEY'
-_ERRORS: dict[int, tuple[type[ProviderError], str]] = {
-    1000: (ProviderAuthError, f'Kling refused our API credentials; {_CREDENTIALS}.'),
-    1001: (ProviderAuthError, 'Kling received no Authorization header from us; this is a vidgen bug.'),
-    1002: (ProviderAuthError, f'Kling rejected our access token as invalid; {_CREDENTIALS}.'),
-    1003: (ProviderAuthError, 'Kling says our access token is not valid yet; check the server clock.'),
-    1004: (ProviderAuthError, 'Kling says our access token has expired; check the server clock.'),
-    1100: (ProviderAuthError, 'Kling reports a problem with our account; check it in the Kling console.'),
-    1101: (ProviderQuotaError, 'Our Kling account is in arrears; settle the bill to resume generation.'),
-    1102: (ProviderQuotaError, 'Our Kling resource pack is used up or expired; buy or renew one.'),
-    1103: (ProviderAuthError, 'Our Kling account has no access to this model or API; enable it in the Kling console.'),
-    1200: (ProviderRejectedError, 'Kling refused the request parameters; check the model settings in the catalog.'),
-    1201: (ProviderRejectedError, 'Kling refused a request parameter; check the model settings in the catalog.'),
-    1202: (ProviderRejectedError, 'Kling does not accept this request method; this is a vidgen bug.'),
-    1203: (ProviderRejectedError, 'Kling does not know the requested model or resource; check the catalog.'),
-    1300: (ProviderContentPolicyError, 'Kling refused the request under its platform policy; change it and resubmit.'),
-    1301: (ProviderContentPolicyError, _CONTENT_POLICY_MESSAGE),
-    1302: (ProviderThrottledError, 'Kling is rate limiting our requests; the call will be retried.'),
-    1303: (ProviderThrottledError, 'Our Kling concurrency limit is reached; the call will be retried.'),
-    1304: (ProviderAuthError, "Kling refused this server's IP address; add it to the whitelist in the Kling console."),
-    5000: (ProviderUnavailableError, 'Kling had an internal error; the call will be retried.'),
-    5001: (ProviderUnavailableError, 'Kling is temporarily unavailable for maintenance; the call will be retried.'),
-    5002: (ProviderUnavailableError, 'Kling timed out internally; the call will be retried.'),
+_CREDENTIALS = 'the operator must check KLING_ACCESS_KEY and KLING_SECRET_KEY'
+_RETRIED = 'the call will be retried'
+_RESUBMIT = 'Change that input and submit again.'
+# Per code: the error class, what happened (our words), what to do. The job's message is
+# "<what happened>: <Kling's own reason>. <what to do>" (vidgen.providers.reasons.explain).
+_ERRORS: dict[int, tuple[type[ProviderError], str, str]] = {
+    1000: (ProviderAuthError, 'Kling refused our API credentials', f'This is not your request: {_CREDENTIALS}.'),
+    1001: (ProviderAuthError, 'Kling received no Authorization header from us', 'This is a vidgen bug; report it.'),
+    1002: (ProviderAuthError, 'Kling rejected our access token as invalid', f'This is not your request: {_CREDENTIALS}.'),
+    1003: (ProviderAuthError, 'Kling says our access token is not valid yet', 'The operator must check the server clock.'),
+    1004: (ProviderAuthError, 'Kling says our access token has expired', 'The operator must check the server clock.'),
+    1100: (ProviderAuthError, 'Kling reports a problem with our account', 'The operator must check it in the Kling console.'),
+    1101: (ProviderQuotaError, 'Our Kling account is in arrears', 'The operator must settle the bill; try again later.'),
+    1102: (ProviderQuotaError, 'Our Kling resource pack is used up or expired',
+           'The operator must buy or renew one; try again later.'),
+    1103: (ProviderAuthError, 'Our Kling account has no access to this model or API',
+           'Choose another model, or ask the operator to enable it in the Kling console.'),
+    1200: (ProviderRejectedError, 'Kling refused the request parameters', _RESUBMIT),
+    1201: (ProviderRejectedError, 'Kling refused a request parameter', _RESUBMIT),
+    1202: (ProviderRejectedError, 'Kling does not accept this request method', 'This is a vidgen bug; report it.'),
+    1203: (ProviderRejectedError, 'Kling does not know the requested model or resource',
+           'Choose another model from GET /v1/models.'),
+    1300: (ProviderContentPolicyError, 'Kling refused the request under its platform policy',
+           'Change the prompt or image and submit again.'),
+    1301: (ProviderContentPolicyError, 'Kling refused the prompt or image under its content policy',
+           'Change them and submit again.'),
+    1302: (ProviderThrottledError, 'Kling is rate limiting our requests', f'{_RETRIED.capitalize()}.'),
+    1303: (ProviderThrottledError, 'Our Kling concurrency limit is reached', f'{_RETRIED.capitalize()}.'),
+    1304: (ProviderAuthError, "Kling refused this server's IP address",
+           'The operator must add it to the whitelist in the Kling console.'),
+    5000: (ProviderUnavailableError, 'Kling had an internal error', f'{_RETRIED.capitalize()}.'),
+    5001: (ProviderUnavailableError, 'Kling is temporarily unavailable for maintenance', f'{_RETRIED.capitalize()}.'),
+    5002: (ProviderUnavailableError, 'Kling timed out internally', f'{_RETRIED.capitalize()}.'),
 }
+# Kling's table wording for each code (its docs' error table): a message that only says this adds nothing.
+_GENERIC_TEXTS = (
+    'authentication failed', 'authorization is empty', 'authorization is invalid', 'authorization is not yet valid',
+    'authorization has expired', 'account exception', 'invalid request parameters', 'invalid parameter',
+    'invalid request method', 'requested resource does not exist', 'trigger platform strategy',
+    'trigger the content security policy of the platform', 'server internal error', 'succeed',
+)
 _TASK_NOT_FOUND = 'Kling does not know this task; it may have expired or never been created.'
-_UNKNOWN_ERROR = 'Kling answered with an error we do not recognise; the call will be retried.'
+_UNKNOWN_ERROR = 'Kling answered with an error we do not recognise'
 _MALFORMED = 'Kling answered with a reply we could not read; the call will be retried.'
 
 
-def normalize_aspect_ratio(value: str) -> str:
-    """The Kling ratio (16:9, 9:16 or 1:1) nearest to any `W:H`.
-
-    Nearest is measured on log(W/H), so a ratio and its portrait twin land on mirrored answers. The
-    boundaries are the geometric means 4:3 and 3:4; those two exact ratios go to the non-square side,
-    because a caller who asks for 4:3 asked for a landscape frame.
-    """
-    width, height = _ratio_parts(value)
-    if 3 * width >= 4 * height:
-        return '16:9'
-    if 4 * width <= 3 * height:
-        return '9:16'
-    return '1:1'
-
-
-def _ratio_parts(value: str) -> tuple[float, float]:
-    parts = value.split(':') if isinstance(value, str) else []
-    try:
-        width, height = (float(part) for part in parts)
-    except ValueError:
-        raise ValueError(f'{value!r} is not a W:H aspect ratio.') from None
-    if not (width > 0 and height > 0) or width == float('inf') or height == float('inf'):
-        raise ValueError(f'{value!r} is not a W:H aspect ratio.')
-    return width, height
+def kling_error(code: int, provider_message: object = None, *, retry_after: float | None = None,
+                secrets: tuple[str, ...] = ()) -> ProviderError:
+    """The typed error for one of Kling's codes, its message keeping Kling's own (cleaned) reason."""
+    cls, lead, advice = _ERRORS.get(code, (ProviderUnavailableError, _UNKNOWN_ERROR, f'{_RETRIED.capitalize()}.'))
+    message = explain(lead, clean_reason(provider_message, secrets), advice, generic=_GENERIC_TEXTS)
+    return cls(message, provider_code=code, retry_after=retry_after)
 
 
 def build_create_body(request: GenerationRequest, callback_url: str | None) -> dict[str, Any]:
@@ -134,7 +135,7 @@ def build_create_body(request: GenerationRequest, callback_url: str | None) -> d
     if request.kind == 't2v':
         # image2video has no aspect_ratio: the frame follows the input image.
         if 'aspect_ratio' in params:
-            body['aspect_ratio'] = normalize_aspect_ratio(params['aspect_ratio'])
+            body['aspect_ratio'] = params['aspect_ratio']  # the catalog admits only Kling's own ratios
     else:
         if request.image is not None:
             body['image'] = _image_field(request.image)
@@ -174,6 +175,7 @@ class KlingProvider:
         self._http = ProviderHttp('Kling', base_url, session=session, timeout=timeout)
         self._access_key = access_key
         self._secret_key = secret_key
+        self._secrets = (access_key, secret_key)  # removed from any provider text that reaches an error message
 
     def __repr__(self) -> str:
         return f'KlingProvider({self._http.base_url!r})'
@@ -183,23 +185,24 @@ class KlingProvider:
         reply = self._request('POST', path, json=build_create_body(request, callback_url))
         if _is_duplicate_external_id(reply):
             # A create retried after a crash or a lost answer: the first attempt made the task.
-            return self._task_id_for_external_id(path, request.job_id)
-        return _task_id(_unwrap(reply, creating=True))
+            return self._task_id_for_external_id(path, request.job_id, reply.body.get('message'))
+        return _task_id(_unwrap(reply, creating=True, secrets=self._secrets))
 
     def get_task(self, task_id: str, request: GenerationRequest) -> ProviderTask:
         reply = self._request('GET', f'/v1/videos/{_endpoint(request.kind)}/{quote(task_id, safe="")}')
-        data = _unwrap(reply, creating=False)
+        data = _unwrap(reply, creating=False, secrets=self._secrets)
         return task_from_data(data, fallback_task_id=task_id)
 
     def parse_callback(self, body: Any, headers: Mapping[str, str]) -> CallbackHint:
         return parse_callback_body(body)
 
-    def _task_id_for_external_id(self, path: str, external_task_id: str) -> str:
+    def _task_id_for_external_id(self, path: str, external_task_id: str, refusal: object) -> str:
         try:
-            data = _unwrap(self._request('GET', f'{path}/{quote(external_task_id, safe="")}'), creating=False)
+            data = _unwrap(self._request('GET', f'{path}/{quote(external_task_id, safe="")}'), creating=False,
+                           secrets=self._secrets)
         except ProviderNotFoundError:
             # The 1201 was about external_task_id after all (e.g. its format), not a duplicate.
-            raise ProviderRejectedError(_ERRORS[_DUPLICATE_CODE][1], provider_code=_DUPLICATE_CODE) from None
+            raise kling_error(_DUPLICATE_CODE, refusal, secrets=self._secrets) from None
         return _task_id(data)
 
     def _request(self, method: str, path: str, *, json: Any = None) -> HttpReply:
@@ -236,7 +239,7 @@ def _is_duplicate_external_id(reply: HttpReply) -> bool:
     return isinstance(message, str) and _DUPLICATE_FIELD in message
 
 
-def _unwrap(reply: HttpReply, *, creating: bool) -> dict[str, Any]:
+def _unwrap(reply: HttpReply, *, creating: bool, secrets: tuple[str, ...] = ()) -> dict[str, Any]:
     """The `data` of a success envelope; any other reply raises the matching typed error."""
     code = _envelope_code(reply.body)
     if code == 0 and reply.status < 400:
@@ -244,29 +247,30 @@ def _unwrap(reply: HttpReply, *, creating: bool) -> dict[str, Any]:
         if not isinstance(data, dict):
             raise ProviderUnavailableError(_MALFORMED, provider_code=reply.status)
         return data
-    raise error_for_reply(reply, creating=creating)
+    raise error_for_reply(reply, creating=creating, secrets=secrets)
 
 
-def error_for_reply(reply: HttpReply, *, creating: bool) -> ProviderError:
+def error_for_reply(reply: HttpReply, *, creating: bool, secrets: tuple[str, ...] = ()) -> ProviderError:
     """The typed error for a failed reply: by envelope code, else by HTTP status."""
     code = _envelope_code(reply.body)
     retry_after = reply.retry_after()
     if code == 1203 and not creating:
         return ProviderNotFoundError(_TASK_NOT_FOUND, provider_code=code)
     if code is not None and code != 0:
-        error_class, message = _ERRORS.get(code, (ProviderUnavailableError, _UNKNOWN_ERROR))
-        return error_class(message, provider_code=code, retry_after=retry_after)
+        return kling_error(code, reply.body.get('message'), retry_after=retry_after, secrets=secrets)
     return _error_for_status(reply.status, retry_after)
 
 
 def _error_for_status(status: int, retry_after: float | None) -> ProviderError:
     # No usable envelope: a gateway or proxy answered, or the envelope said success with an error status.
     if status == 429:
-        return ProviderThrottledError(_ERRORS[1302][1], provider_code=status, retry_after=retry_after)
+        return ProviderThrottledError(kling_error(1302).message, provider_code=status, retry_after=retry_after)
     if status in (401, 403):
-        return ProviderAuthError(_ERRORS[1000][1], provider_code=status)
-    return ProviderUnavailableError(_UNKNOWN_ERROR if status >= 400 else _MALFORMED, provider_code=status,
-                                    retry_after=retry_after)
+        return ProviderAuthError(kling_error(1000).message, provider_code=status)
+    if status >= 400:
+        return ProviderUnavailableError(f'{_UNKNOWN_ERROR} (HTTP {status}); the call will be retried.',
+                                        provider_code=status, retry_after=retry_after)
+    return ProviderUnavailableError(_MALFORMED, provider_code=status, retry_after=retry_after)
 
 
 def _task_id(data: Mapping[str, Any]) -> str:
@@ -312,11 +316,14 @@ def _outputs(data: Mapping[str, Any]) -> tuple[TaskOutput, ...]:
 
 
 def failure_from_message(task_status_msg: Any) -> TaskFailure:
-    """Classify Kling's failure reason; the job gets our sentence, the reason stays as provider_code."""
-    reason = ' '.join(task_status_msg.split())[:200] if isinstance(task_status_msg, str) else ''
+    """Classify a failed task by Kling's reason, and keep that reason (cleaned) in the job's message.
+
+    A failed task carries no code, only `task_status_msg`, so `provider_code` stays None.
+    """
+    reason = clean_reason(task_status_msg)
     if any(word in reason.lower() for word in _POLICY_WORDS):
-        return TaskFailure(code='CONTENT_POLICY', message=_CONTENT_POLICY_MESSAGE, provider_code=reason or None)
-    return TaskFailure(code='GENERATION_FAILED', message=_GENERATION_FAILED_MESSAGE, provider_code=reason or None)
+        return TaskFailure(code='CONTENT_POLICY', message=explain(_CONTENT_POLICY, reason, _CHANGE_INPUTS[0]))
+    return TaskFailure(code='GENERATION_FAILED', message=explain(_GENERATION_FAILED, reason, _CHANGE_INPUTS[1]))
 
 
 def parse_callback_body(body: Any) -> CallbackHint:
