@@ -219,7 +219,7 @@ def test_content_policy_tag_fails_the_task_with_content_policy(sim: KlingSimulat
     task = wait_until_terminal(provider, provider.create_task(request, None), request)
 
     assert task.state == 'failed' and task.failure.code == 'CONTENT_POLICY'
-    assert 'risk control' not in task.failure.message  # our sentence, not Kling's
+    assert 'risk control' in task.failure.message  # our sentence keeps Kling's own reason
     assert task.outputs == ()
 
 
