@@ -33,6 +33,7 @@ from vidgen.models import JobRequest
 from vidgen.providers.base import GenerationRequest, ImageInput, ProviderTask
 from vidgen.providers.kie_market import KieMarketProvider
 from vidgen.providers.kie_veo import KieVeoProvider
+from vidgen_local.images import png_data_uri
 from vidgen_local.simulators.faults import FaultPlan
 from vidgen_local.simulators.kie import KieSimConfig, KieSimulator, _png
 
@@ -42,6 +43,8 @@ FAST_TIMEOUT = (1.0, 2.0)
 HMAC_KEY = 'sim-test-fake-hmac'
 PNG = _png(7)
 PNG_URI = 'data:image/png;base64,' + base64.b64encode(PNG).decode()
+# Big enough for the image rules of the Kling-based Market models (at least 300 px a side).
+PHOTO_URI = png_data_uri(320, 320)
 
 
 # --- fixtures and helpers ----------------------------------------------------------------------------------------
@@ -243,8 +246,8 @@ def test_market_fail_carries_fail_code_and_a_501_callback(sim, receiver):
 
 @pytest.mark.parametrize(('model', 'fields'), [
     ('kie-kling-2-6', {'aspect_ratio': '1:1', 'options': {'sound': True}}),
-    ('kie-kling-2-6', {'image': PNG_URI}),
-    ('bytedance-v1-pro', {'image': PNG_URI, 'options': {'resolution': '1080p', 'camera_fixed': True, 'seed': 7}}),
+    ('kie-kling-2-6', {'image': PHOTO_URI}),
+    ('bytedance-v1-pro', {'image': PHOTO_URI, 'options': {'resolution': '1080p', 'camera_fixed': True, 'seed': 7}}),
     ('seedream-4-5', {}),
     ('flux-2-pro', {'aspect_ratio': '3:2', 'options': {'resolution': '2K'}}),
 ])

@@ -4,12 +4,16 @@ simulator over loopback HTTP. Every test checks the money as well as the job."""
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import boto3
 import requests
 from support import PNG_DATA_URI, PNG_IMAGE, ledger_sum
 from vidgen import callback_tokens
+from vidgen_local.images import png, png_data_uri
 
 
 def sim_task(cloud, job_id: str) -> dict:
@@ -249,3 +253,60 @@ def test_input_images_are_stored_in_our_bucket_not_in_the_table(cloud, new_user)
     obj = s3.get_object(Bucket=cloud.handler_env['BUCKET_NAME'], Key=f'inputs/{user.user_id}/{job["id"]}/image.png')
     assert obj['Body'].read() == PNG_IMAGE
     user.post(f'/v1/jobs/{job["id"]}/cancel')
+
+
+@contextlib.contextmanager
+def image_host(files: dict[str, bytes]):
+    """An image host on 127.0.0.1 (local mode lets the service fetch from it) that ignores Range like many do."""
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            body = files.get(self.path)
+            self.send_response(200 if body is not None else 404)
+            self.send_header('Content-Type', 'image/png')
+            self.send_header('Content-Length', str(len(body or b'')))
+            self.end_headers()
+            self.wfile.write(body or b'')
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f'http://127.0.0.1:{server.server_address[1]}'
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_bad_inline_image_is_refused_at_submit_and_charges_nothing(cloud, new_user):
+    user = new_user(100)
+    for image, message in ((png_data_uri(64, 64), 'image is 64×64 px; kling-v2-6 needs a width of at least 300 px.'),
+                           (png_data_uri(1000, 300), 'image is 1000×300 px (width/height 3.33); kling-v2-6 takes '
+                                                     'width/height from 0.4 to 2.5 (1:2.5 to 2.5:1).')):
+        response = user.submit({'model': 'kling-v2-6', 'prompt': 'the flower opens', 'image': image})
+        assert response.status_code == 422, response.text
+        assert response.json()['error']['field'] == 'image' and response.json()['error']['message'] == message
+    credits = user.credits()
+    assert credits['balance'] == 100 and [e['type'] for e in credits['ledger']] == ['grant']
+
+
+def test_linked_images_are_checked_where_they_are_first_fetched(cloud, new_user):
+    user = new_user(100)
+    with image_host({'/small.png': png(64, 64), '/good.png': png(320, 320)}) as host:
+        small = user.submit({'model': 'kling-v2-6', 'prompt': 'p', 'image': f'{host}/small.png'}).json()
+        gone = user.submit({'model': 'kling-v2-6', 'prompt': 'p', 'image': f'{host}/gone.png'}).json()
+        good = user.submit({'model': 'kling-v2-6', 'prompt': 'p', 'image': f'{host}/good.png'}).json()
+        small, gone, good = (user.wait(job['id'], timeout=30) for job in (small, gone, good))
+
+    # The small image fails its job with the sentence submit gives an inline one, refunded, Kling never asked
+    assert small['status'] == 'failed' and small['refunded'] is True
+    assert small['error'] == {'code': 'GENERATION_FAILED', 'provider_code': None,
+                              'message': 'image is 64×64 px; kling-v2-6 needs a width of at least 300 px.'}
+    assert gone['status'] == 'failed' and gone['refunded'] is True
+    assert gone['error']['message'].startswith('image could not be fetched from its URL (answered HTTP 404)')
+    for job in (small, gone):
+        assert [t for t in cloud.kling_sim.tasks() if t['request'].get('external_task_id') == job['id']] == []
+    assert good['status'] == 'succeeded', good
+    assert sim_task(cloud, good['id'])['request']['image'] == f'{host}/good.png'
+    assert user.credits()['balance'] == 100 - good['credits']

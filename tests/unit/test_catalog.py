@@ -103,7 +103,7 @@ def test_every_catalog_entry_is_well_formed():
         for name, rule in entry['parameters'].items():
             if 'default' in rule and 'values' in rule:
                 assert rule['default'] in rule['values'], (entry['id'], name)
-        assert entry['prices'] and all(int(p['credits']) > 0 for p in entry['prices'])
+        assert entry['prices'] and all(int(p.get('credits') or p['credits_per_second']) > 0 for p in entry['prices'])
 
 
 def test_public_view_hides_provider_internals():
@@ -129,3 +129,60 @@ def test_one_aspect_ratio_rule_everywhere_a_ratio_is_sent_as_given_or_refused_wi
         error = invalid(model=model_id, prompt='x', aspect_ratio=value)
         assert error.details['field'] == 'aspect_ratio'
         assert 'allowed: ' + ', '.join(rule['values']) in error.message
+
+
+@pytest.mark.parametrize(('fields', 'credits'), [
+    ({'duration': 3}, 12), ({'duration': 15}, 60), ({'duration': 10, 'mode': 'pro'}, 60),
+    ({'duration': 10, 'options': {'sound': True}}, 60), ({'duration': 15, 'mode': 'pro', 'options': {'sound': True}}, 120),
+])
+def test_kling_v3_is_priced_per_second(fields, credits):
+    assert resolve(model='kling-v3', prompt='x', **fields).credits == credits
+
+
+def test_kling_v3_takes_3_to_15_seconds_and_the_turbo_5_or_10():
+    assert 'allowed: 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15' in invalid(model='kling-v3', prompt='x', duration=2).message
+    assert invalid(model='kling-v2-5-turbo', prompt='x', duration=3).details['field'] == 'duration'
+    assert invalid(model='kling-v2-5-turbo', prompt='x', options={'sound': True}).details['field'] == 'sound'
+    assert resolve(model='kling-v2-5-turbo', prompt='x', duration=10, mode='pro').credits == 50
+
+
+def test_multi_shot_replaces_the_prompt_and_must_fill_the_duration():
+    shots = [{'prompt': 'a fox wakes', 'duration': 4}, {'prompt': 'it runs', 'duration': 6}]
+    job = resolve(model='kling-v3', prompt='', duration=10, options={'multi_shot': shots})
+    assert job.params['multi_shot'] == shots and job.credits == 40
+    error = invalid(model='kling-v3', prompt='', duration=12, options={'multi_shot': shots})
+    assert error.details['field'] == 'multi_shot'
+    assert error.message == ('The shots of multi_shot last 10 s in all; they must add up to the duration (12 s) '
+                             'on kling-v3.')
+
+
+@pytest.mark.parametrize(('shots', 'field'), [
+    ([{'prompt': 'one', 'duration': 5}], 'multi_shot'),  # a single shot is not multi-shot
+    ([{'prompt': 'x', 'duration': 1}] * 7, 'multi_shot'),
+    ('two shots please', 'multi_shot'),
+    ([{'prompt': 'a', 'duration': 2}, {'prompt': '', 'duration': 3}], 'multi_shot[1].prompt'),
+    ([{'prompt': 'a', 'duration': 2}, {'prompt': 'b', 'duration': 13}], 'multi_shot[1].duration'),
+    ([{'prompt': 'a', 'duration': 2}, {'prompt': 'b', 'duration': '3'}], 'multi_shot[1].duration'),
+    ([{'prompt': 'a', 'duration': 2}, {'prompt': 'b', 'duration': 3, 'camera': 'pan'}], 'multi_shot[1]'),
+])
+def test_multi_shot_shots_are_checked_one_by_one(shots, field):
+    assert invalid(model='kling-v3', prompt='', duration=5, options={'multi_shot': shots}).details['field'] == field
+
+
+def test_multi_shot_is_kling_v3_only_and_not_with_an_end_frame():
+    shots = [{'prompt': 'a', 'duration': 2}, {'prompt': 'b', 'duration': 3}]
+    assert invalid(model='kling-v2-6', prompt='x', options={'multi_shot': shots}).details['field'] == 'multi_shot'
+    assert invalid(model='kling-v3', prompt='x', image=IMG, end_image=IMG, options={'multi_shot': shots}
+                   ).details['field'] == 'multi_shot'
+
+
+def test_seed_004_prices_and_shapes():
+    assert resolve(model='flux-2-pro', prompt='x', aspect_ratio='16:9', options={'resolution': '2K'}).credits == 12
+    assert resolve(model='seedream-4-5', prompt='x', aspect_ratio='16:9').credits == 8
+    assert invalid(model='seedream-4-5', prompt='x', options={'steps': 30}).details['field'] == 'steps'
+    assert invalid(model='bytedance-v1-pro', prompt='x', image=IMG, aspect_ratio='16:9').details['field'] == 'aspect_ratio'
+    for model_id in ('flux-2-pro', 'seedream-4-5', 'bytedance-v1-pro', 'veo-3-1'):
+        assert 'seed' in catalog.get_model(model_id).raw['source'].lower(), model_id
+    refs = [IMG] * 3
+    assert resolve(model='veo-3-1-fast', prompt='x', reference_images=refs).mode == 'ref2v'
+    assert invalid(model='veo-3-1-fast', prompt='x', reference_images=[IMG] * 4).details['field'] == 'reference_images'

@@ -3,7 +3,9 @@ in as the use case's `Context` (no moto, no network): every branch, in milliseco
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import zlib
 from typing import Any
 
 import pytest
@@ -19,7 +21,9 @@ from vidgen.errors import (
     InsufficientCredits,
     InsufficientCreditsError,
     NotFoundError,
+    OutputDownloadError,
     ProviderContentPolicyError,
+    ProviderRejectedError,
     ProviderThrottledError,
     ProviderTimeoutError,
     ProviderUnavailableError,
@@ -27,6 +31,7 @@ from vidgen.errors import (
     Replayed,
     StoreError,
     UnknownUser,
+    UnsafeUrlError,
 )
 from vidgen.jobs import submit as submit_use_case
 from vidgen.jobs import sweep as sweep_use_case
@@ -38,7 +43,15 @@ from vidgen.store.idempotency import IdempotencyRecord
 from vidgen.store.jobs import Job, StoredOutput
 
 NOW = 1_800_000_000.0
-PNG = 'data:image/png;base64,iVBORw0KGgo='
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG's signature and IHDR chunk: all a header reader needs for the dimensions."""
+    ihdr = width.to_bytes(4, 'big') + height.to_bytes(4, 'big') + bytes([8, 6, 0, 0, 0])
+    return b'\x89PNG\r\n\x1a\n' + len(ihdr).to_bytes(4, 'big') + b'IHDR' + ihdr + zlib.crc32(b'IHDR' + ihdr).to_bytes(4, 'big')
+
+
+PNG = 'data:image/png;base64,' + base64.b64encode(png_header(1280, 720)).decode()
 
 
 class FakeJobs:
@@ -152,6 +165,7 @@ class World:
     now: float = NOW
     images: list[str] = dataclasses.field(default_factory=list)
     copied: list[str] = dataclasses.field(default_factory=list)
+    linked: dict[str, bytes | Exception] = dataclasses.field(default_factory=dict)  # https image -> its bytes
     records: dict[str, IdempotencyRecord] = dataclasses.field(default_factory=dict)
 
     @property
@@ -164,16 +178,22 @@ class World:
             self.copied.append(url)
             return StoredOutput(key=f'results/{owner}/{job_id}/{index}.mp4', content_type='video/mp4', bytes=10)
 
+        def read_head(url: str, max_bytes: int) -> tuple[bytes, int | None]:
+            body = self.linked[url]
+            if isinstance(body, Exception):
+                raise body
+            return body[:max_bytes], len(body)
+
         return Context(clock=lambda: self.now, jobs=self.jobs, ledger=self.ledger, executions=self.executions,
                        provider=lambda name: self.provider,  # type: ignore[arg-type,return-value]
                        callback_url=lambda provider, job_id: None,
                        find_idempotency_record=lambda owner, key, now: self.records.get(key),
-                       save_input_image=save, copy_result=copy)
+                       save_input_image=save, copy_result=copy, read_image_head=read_head)
 
 
 def job(status: str = 'running', task_id: str | None = 'task-1', deadline: float = NOW + 600, **fields: Any) -> Job:
     return Job(id=fields.pop('id', 'job-1'), owner='alice', status=status, model='kling-v2-6', provider='kling',
-               provider_model='kling-v2-6', kind='t2v', prompt='a lighthouse', params={}, credits=20,
+               provider_model='kling-v2-6', kind=fields.pop('kind', 't2v'), prompt='a lighthouse', params={}, credits=20,
                created_at=NOW - 60, updated_at=NOW - 60, deadline_at=deadline, provider_task_id=task_id, **fields)
 
 
@@ -239,6 +259,40 @@ def test_a_create_from_the_poll_loop_tries_again_on_transient_refusals_and_fails
     w.provider.create = ProviderContentPolicyError('Refused by policy.')
     with pytest.raises(ProviderContentPolicyError):
         tasks.poll_job('job-1', 2, w.ctx)
+
+
+def test_a_linked_image_that_breaks_the_model_rules_fails_the_create_before_the_provider_sees_it():
+    w = world(job(status='queued', task_id=None, kind='i2v', image='https://img.test/tiny.png'))
+    w.linked['https://img.test/tiny.png'] = png_header(64, 64)
+    with pytest.raises(ProviderRejectedError, match=r'^image is 64×64 px; kling-v2-6 needs a width of at least 300 px'):
+        tasks.poll_job('job-1', 1, w.ctx)
+    assert w.provider.created == []
+
+
+def test_a_linked_image_within_the_rules_goes_to_the_provider():
+    w = world(job(status='queued', task_id=None, kind='i2v', image='https://img.test/ok.png'))
+    w.linked['https://img.test/ok.png'] = png_header(1280, 720)
+    assert tasks.poll_job('job-1', 1, w.ctx)['state'] == 'running' and w.provider.created == ['job-1']
+
+
+def test_a_linked_image_the_network_could_not_reach_is_tried_again_at_the_next_poll():
+    w = world(job(status='queued', task_id=None, kind='i2v', image='https://img.test/x.png'))
+    w.linked['https://img.test/x.png'] = OutputDownloadError('no route')
+    assert tasks.poll_job('job-1', 1, w.ctx)['state'] == 'running' and w.provider.created == []
+    with pytest.raises(ProviderUnavailableError, match='^image could not be fetched yet'):
+        tasks.check_linked_images(w.jobs.jobs['job-1'], w.ctx)
+
+
+@pytest.mark.parametrize(('failure', 'text'), [
+    (OutputDownloadError('gone', details={'status': 404}), r'^image could not be fetched from its URL \(answered HTTP 404\)'),
+    (UnsafeUrlError('The URL points at a private address.'), r'^image could not be fetched .*private address'),
+])
+def test_a_linked_image_the_server_refused_or_the_guard_stopped_fails_the_job(failure, text):
+    w = world(job(status='queued', task_id=None, kind='i2v', image='https://img.test/x.png'))
+    w.linked['https://img.test/x.png'] = failure
+    with pytest.raises(ProviderRejectedError, match=text):
+        tasks.poll_job('job-1', 1, w.ctx)
+    assert w.provider.created == []
 
 
 # --- the sweep ---------------------------------------------------------------------------------------------

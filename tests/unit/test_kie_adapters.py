@@ -33,12 +33,13 @@ from vidgen.providers.kie_common import (
 )
 from vidgen.providers.kie_market import KieMarketProvider, market_input
 from vidgen.providers.kie_veo import KieVeoProvider, generate_body
+from vidgen_local.images import png_data_uri
 
 API = 'https://kie.test'
 UPLOADS = 'https://uploads.kie.test'
 FAKE_KEY = 'unit-test-fake-key'
 HMAC_KEY = 'unit-test-fake-hmac'
-PNG_URI = 'data:image/png;base64,' + base64.b64encode(b'\x89PNG fake image bytes').decode()
+PNG_URI = png_data_uri(32, 32)  # a real PNG header: the catalog reads it before anything is uploaded
 
 
 class FakeResponse:
@@ -409,7 +410,7 @@ def test_data_uris_are_uploaded_by_size(session, threshold, route):
     assert session.sent('/api/v1/veo/generate')['json']['imageUrls'] == ['https://files.test/x.png']
     if route.endswith('stream-upload'):
         name, raw, mime = upload_calls[0]['files']['file']
-        assert raw == b'\x89PNG fake image bytes' and mime == 'image/png' and name == 'job-1-start.png'
+        assert raw == base64.b64decode(PNG_URI.split(',', 1)[1]) and mime == 'image/png' and name == 'job-1-start.png'
         assert 'Content-Type' not in upload_calls[0]['headers']
     else:
         assert upload_calls[0]['json']['base64Data'] == PNG_URI
@@ -529,6 +530,10 @@ def test_a_success_without_results_is_retried(session):
      'failed'),
     ({'code': 501, 'msg': 'Playground task failed.', 'data': {'taskId': 't1'}}, 'failed'),
     ({'code': 200, 'msg': 'ok', 'data': {'taskId': 't1'}}, 'succeeded'),
+    # The flat record without the envelope, as integrations have received it
+    ({'taskId': 't1', 'state': 'success', 'resultJson': '{"resultUrls": ["https://cdn.test/a.png"]}'}, 'succeeded'),
+    ({'taskId': 't1', 'state': 'fail', 'failMsg': 'Generation failed'}, 'failed'),
+    ({'taskId': 't1', 'state': 'generating'}, 'running'),
 ])
 def test_market_callbacks_become_hints(body, claimed):
     hint = KieMarketProvider(API, UPLOADS, FAKE_KEY).parse_callback(body, {})
@@ -579,7 +584,7 @@ def test_the_catalog_refuses_bad_kie_requests_with_clear_422s(fields, field, wor
     ({'model': 'kie-kling-2-6', 'duration': 10, 'options': {'sound': True}}, 't2v', 100),
     ({'model': 'kie-kling-2-6', 'image': 'https://img.test/a.png'}, 'i2v', 25),
     ({'model': 'seedream-4-5'}, 't2i', 8),
-    ({'model': 'flux-2-pro', 'aspect_ratio': '1:1', 'options': {'resolution': '2K'}}, 't2i', 18),
+    ({'model': 'flux-2-pro', 'aspect_ratio': '1:1', 'options': {'resolution': '2K'}}, 't2i', 12),
     ({'model': 'bytedance-v1-pro', 'image': 'https://img.test/a.png', 'options': {'resolution': '1080p'}}, 'i2v', 60),
 ])
 def test_kie_models_resolve_and_price_from_the_catalog(fields, mode, credits):

@@ -21,6 +21,7 @@ RANKS = {
     'store': 1, 'providers': 1, 'catalog': 1, 'executions': 1, 'callback_tokens': 1,
     'errors': 0, 'config': 0, 'ids': 0, 'models': 0, 'aws': 0, 'observability': 0, 'netguard': 0, 'secrets': 0,
     'media': 0,  # reading media with FFmpeg: knows files, not jobs; `store.media` hands it S3 ranges
+    'images': 0,  # an input image's header against a model's rules (imagesize, no decoding)
 }
 
 
@@ -71,7 +72,7 @@ def test_the_api_reaches_the_store_and_providers_only_through_use_cases():
     for module, path in layer_modules().items():
         if unit(module) == 'api':
             assert {unit(t) for t in imported(path)} <= {'api', 'jobs', 'models', 'errors', 'config', 'observability',
-                                                        'secrets', 'ids'}, module
+                                                        'secrets', 'ids', 'version'}, module
 
 
 # What only `vidgen.store` may contain: DynamoDB calls, key prefixes, positional cancellation reads.

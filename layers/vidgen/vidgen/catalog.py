@@ -15,7 +15,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from vidgen.errors import InvalidParametersError
+from vidgen import images
+from vidgen.errors import ImageRuleError, InvalidParametersError
 from vidgen.models import JobRequest
 
 MODE_NAMES = {
@@ -126,18 +127,44 @@ def resolve(request: JobRequest) -> ResolvedJob:
     """Validate a request against its model and price it. Raises `InvalidParametersError`."""
     spec = get_model(request.model)
     mode = infer_mode(spec, request)
-    _check_prompt(spec, mode, request)
+    given = _given_parameters(request)
+    _check_prompt(spec, mode, request, shots_given='multi_shot' in given)
     _check_reference_images(spec, request)
-    params = _resolve_parameters(spec, mode, _given_parameters(request))
+    params = _resolve_parameters(spec, mode, given)
+    _check_shots_fill_the_duration(spec, params)
+    check_inline_images(spec, request)
     return ResolvedJob(model=spec, mode=mode, params=params, credits=price(spec, mode, params))
 
 
 def price(spec: ModelSpec, mode: str, params: dict[str, Any]) -> int:
+    """The first price rule whose `when` matches: a flat `credits`, or `credits_per_second` of the duration."""
     facts = {**params, 'kind': mode}
     for rule in spec.raw['prices']:
         if all(facts.get(key) == value for key, value in rule.get('when', {}).items()):
+            if 'credits_per_second' in rule:
+                return int(rule['credits_per_second']) * int(params['duration'])
             return int(rule['credits'])
     raise InvalidParametersError(f'{spec.id} has no price for these parameters; choose other values.')
+
+
+def input_images(request: JobRequest) -> list[tuple[str, str]]:
+    """(field, value) of every image in the request, named as the client wrote them."""
+    named = [('image', request.image), ('end_image', request.end_image)]
+    named += [(f'reference_images[{i}]', value) for i, value in enumerate(request.reference_images or [])]
+    return [(field, value) for field, value in named if value]
+
+
+def check_inline_images(spec: ModelSpec, request: JobRequest) -> None:
+    """Check every `data:` image against the model's `input_images` rules, from its header (before charging)."""
+    rules = spec.raw.get('input_images')
+    if not rules:
+        return
+    for field, value in input_images(request):
+        if value.startswith('data:'):
+            try:
+                images.check_image(images.data_uri_facts(value), rules, spec.id)
+            except ImageRuleError as exc:
+                raise _invalid(field, f'{field} {exc}.') from None
 
 
 def _given_parameters(request: JobRequest) -> dict[str, Any]:
@@ -151,10 +178,10 @@ def _given_parameters(request: JobRequest) -> dict[str, Any]:
     return given
 
 
-def _check_prompt(spec: ModelSpec, mode: str, request: JobRequest) -> None:
+def _check_prompt(spec: ModelSpec, mode: str, request: JobRequest, *, shots_given: bool = False) -> None:
     rules = spec.raw.get('prompt', {})
     max_chars = int(rules.get('max_chars', 2500))
-    if mode in rules.get('required_for', []) and not request.prompt.strip():
+    if mode in rules.get('required_for', []) and not request.prompt.strip() and not shots_given:
         raise _invalid('prompt', f'A prompt is required for {MODE_NAMES[mode]} on {spec.id}.')
     if len(request.prompt) > max_chars:
         raise _invalid('prompt', f'The prompt is {len(request.prompt)} characters; {spec.id} takes at most {max_chars}.')
@@ -217,11 +244,43 @@ def _check_value(spec: ModelSpec, name: str, rule: dict[str, Any], value: Any) -
     elif kind == 'string':
         if not isinstance(value, str):
             raise _invalid(name, f'{name} must be a string{_allowed_text(rule)}.')
+    elif kind == 'shots':
+        return _check_shots(spec, name, rule, value)
     if 'values' in rule and value not in rule['values']:
         raise _invalid(name, f'{value!r} is not a valid {name} for {spec.id}{_allowed_text(rule)}.')
     if 'minimum' in rule and value < rule['minimum'] or 'maximum' in rule and value > rule['maximum']:
         raise _invalid(name, f'{name} must be between {rule.get("minimum")} and {rule.get("maximum")}.')
     return value
+
+
+def _check_shots(spec: ModelSpec, name: str, rule: dict[str, Any], value: Any) -> list[dict[str, Any]]:
+    """A multi-shot list: `min_shots`..`max_shots` of {"prompt", "duration"}, each duration in `shot_seconds`."""
+    low, high = int(rule['min_shots']), int(rule['max_shots'])
+    if not isinstance(value, list) or not low <= len(value) <= high:
+        raise _invalid(name, f'{name} must be a list of {low} to {high} shots, each {{"prompt": ..., "duration": N}}.')
+    seconds = rule['shot_seconds']
+    shots = []
+    for index, shot in enumerate(value):
+        field = f'{name}[{index}]'
+        if not isinstance(shot, dict) or set(shot) != {'prompt', 'duration'}:
+            raise _invalid(field, f'{field} must be {{"prompt": ..., "duration": N}} and nothing else.')
+        prompt, duration = shot['prompt'], shot['duration']
+        if not isinstance(prompt, str) or not prompt.strip() or len(prompt) > int(rule['prompt_max_chars']):
+            raise _invalid(f'{field}.prompt', f'{field}.prompt must be text of 1 to {rule["prompt_max_chars"]} characters.')
+        if isinstance(duration, bool) or not isinstance(duration, int) or \
+                not seconds['minimum'] <= duration <= seconds['maximum']:
+            raise _invalid(f'{field}.duration', f'{field}.duration must be a whole number of seconds from '
+                                                f'{seconds["minimum"]} to {seconds["maximum"]}.')
+        shots.append({'prompt': prompt, 'duration': duration})
+    return shots
+
+
+def _check_shots_fill_the_duration(spec: ModelSpec, params: dict[str, Any]) -> None:
+    shots = params.get('multi_shot')
+    if shots and sum(shot['duration'] for shot in shots) != params.get('duration'):
+        total = sum(shot['duration'] for shot in shots)
+        raise _invalid('multi_shot', f'The shots of multi_shot last {total} s in all; they must add up to the '
+                                     f'duration ({params.get("duration")} s) on {spec.id}.')
 
 
 def _is_ratio(value: str) -> bool:

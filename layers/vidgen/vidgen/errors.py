@@ -211,6 +211,11 @@ class LlmUnusableError(VidgenError):
     leaves the scene writer: the storyboard falls back to its built-in scenes."""
 
 
+class ImageRuleError(ValueError):
+    """An input image breaks one of its model's rules (`vidgen.images`); the text names the rule and the image.
+    Submit turns it into a 422 on the field, the create step into a failed job."""
+
+
 class UnsafeUrlError(VidgenError):
     """A URL the service was asked to fetch points somewhere it must not (SSRF guard)."""
 

@@ -52,10 +52,11 @@ class Context:
     find_idempotency_record: Callable[[str, str, float], IdempotencyRecord | None]
     save_input_image: Callable[[str, str, str, str], str]
     copy_result: Callable[[str, str, str, int, str | None], StoredOutput]
+    read_image_head: Callable[[str, int], tuple[bytes, int | None]]
 
 
 LIVE = Context(
     clock=ids.now, jobs=job_store, ledger=ledger_store, executions=executions, provider=get_provider,
     callback_url=callback_tokens.callback_url, find_idempotency_record=idempotency.find_live,
-    save_input_image=media.save_input_image, copy_result=media.copy_result,
+    save_input_image=media.save_input_image, copy_result=media.copy_result, read_image_head=media.read_image_head,
 )

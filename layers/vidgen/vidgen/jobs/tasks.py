@@ -10,16 +10,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from vidgen import catalog, executions, ids
+from vidgen import catalog, executions, ids, images
 from vidgen.config import get_settings
 from vidgen.errors import (
     AlreadySettled,
     GenerationFailedError,
+    ImageRuleError,
+    OutputDownloadError,
     ProviderError,
+    ProviderRejectedError,
     ProviderThrottledError,
     ProviderTimeoutError,
     ProviderUnavailableError,
     UnplayableResultError,
+    UnsafeUrlError,
     VidgenError,
     WebhookDeliveryError,
     error_class_for_job_code,
@@ -67,6 +71,7 @@ def create_task(job_id: str, task_token: str) -> None:
 
 
 def _create_at_provider(job: job_store.Job, ctx: Context = LIVE) -> None:
+    check_linked_images(job, ctx)
     provider = ctx.provider(job.provider)
     task_id = provider.create_task(generation_request(job, with_images=True), ctx.callback_url(job.provider, job.id))
     now = ctx.clock()
@@ -74,6 +79,37 @@ def _create_at_provider(job: job_store.Job, ctx: Context = LIVE) -> None:
         logger.info('job settled, or its task created by another step, while this one created it', job_id=job.id)
     metrics.add_metric(name='ProviderTaskCreated', unit=MetricUnit.Count, value=1)
     logger.info('provider task created', job_id=job.id, provider=job.provider, task_id=task_id)
+
+
+def check_linked_images(job: job_store.Job, ctx: Context = LIVE) -> None:
+    """Check the job's https images against its model's rules where they are first fetched: here, before the
+    provider sees them. A broken rule fails the job with the sentence submit gives for a data: image.
+
+    Inline images were checked at submit (they are stored as s3:// references by now).
+    """
+    rules = catalog.get_model(job.model).raw.get('input_images')
+    if not rules:
+        return
+    named = [('image', job.image), ('end_image', job.end_image)]
+    named += [(f'reference_images[{i}]', ref) for i, ref in enumerate(job.reference_images)]
+    for field, ref in named:
+        if not ref or ref.startswith('s3://'):
+            continue
+        try:
+            head, total = ctx.read_image_head(ref, images.HEAD_BYTES)
+        except (OutputDownloadError, UnsafeUrlError) as exc:
+            status = exc.details.get('status') if isinstance(exc, OutputDownloadError) else None
+            if status is None and isinstance(exc, OutputDownloadError):
+                raise ProviderUnavailableError(f'{field} could not be fetched yet; the call will be retried.') from exc
+            reason = f'answered HTTP {status}' if status else exc.message
+            raise ProviderRejectedError(f'{field} could not be fetched from its URL ({reason}); give a public https '
+                                        'URL or a data: URI and submit again.') from exc
+        facts = images.facts_from_head(head, total if total is not None else len(head))
+        try:
+            images.check_image(facts, rules if total is not None else {k: v for k, v in rules.items()
+                                                                      if k != 'max_bytes'}, job.model)
+        except ImageRuleError as exc:
+            raise ProviderRejectedError(f'{field} {exc}.') from None
 
 
 def poll_job(job_id: str, attempt: int, ctx: Context = LIVE) -> dict[str, Any]:

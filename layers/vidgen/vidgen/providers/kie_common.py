@@ -204,11 +204,20 @@ def verify_callback(body: Any, headers: Mapping[str, str], key: str | None, *, n
                              header(headers, 'X-Webhook-Signature'), key, now=now)
 
 
-def callback_task_id(body: Any) -> str | None:
-    data = body.get('data') if isinstance(body, dict) else None
-    if not isinstance(data, dict):
+def callback_record(body: Any) -> dict[str, Any] | None:
+    """The task record a callback carries: `data` of the `{code, msg, data}` envelope, or the body itself when
+    it is the flat record (`{"taskId", "state", "resultJson", ...}`, as integrations have seen it)."""
+    if not isinstance(body, dict):
         return None
-    task_id = data.get('taskId') or data.get('task_id')
+    data = body.get('data')
+    if isinstance(data, dict):
+        return data
+    return body if 'code' not in body and ('taskId' in body or 'task_id' in body) else None
+
+
+def callback_task_id(body: Any) -> str | None:
+    record = callback_record(body)
+    task_id = (record.get('taskId') or record.get('task_id')) if record is not None else None
     return task_id if isinstance(task_id, str) and task_id else None
 
 

@@ -18,6 +18,7 @@ from vidgen.errors import CallbackRejectedError, ProviderRejectedError, Provider
 from vidgen.providers.base import CallbackHint, GenerationRequest, ProviderTask, TaskOutput, TaskState
 from vidgen.providers.kie_client import KieProvider
 from vidgen.providers.kie_common import (
+    callback_record,
     callback_task_id,
     content_type_for,
     failure_for,
@@ -63,7 +64,7 @@ class KieMarketProvider(KieProvider):
         if task_id is None or not isinstance(body, dict):
             raise CallbackRejectedError('The callback could not be verified.')
         verify_callback(body, headers, self._webhook_key)
-        state: TaskState | None = STATES.get(str(body['data'].get('state')))
+        state: TaskState | None = STATES.get(str((callback_record(body) or {}).get('state')))
         if state is None:
             state = _CALLBACK_CODE_STATES.get(body.get('code'))
         return CallbackHint(task_id=task_id, claimed_state=state)

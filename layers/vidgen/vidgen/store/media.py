@@ -155,7 +155,35 @@ def copy_result(url: str, user_id: str, job_id: str, index: int, content_type_hi
     return StoredOutput(key=key, content_type=content_type, bytes=reader.count)
 
 
-def _open(url: str, *, allow_loopback: bool, timeout: Any) -> requests.Response:
+def read_image_head(url: str, max_bytes: int) -> tuple[bytes, int | None]:
+    """The first `max_bytes` of a client's https image and its full size when the server tells it.
+
+    Asks for a byte range (a server that ignores it is read only that far, then hung up on), through the
+    same SSRF guard as result copies. Raises `OutputDownloadError` when the image cannot be read.
+    """
+    settings = get_settings()
+    response = _open(url, allow_loopback=settings.allow_loopback_urls, timeout=settings.provider_timeout,
+                     headers={'Range': f'bytes=0-{max_bytes - 1}'}, ok=(200, 206))
+    with response:
+        total = _full_size(response)
+        head = b''
+        for chunk in response.iter_content(chunk_size=64 * 1024):
+            head += chunk
+            if len(head) >= max_bytes:
+                break
+    return head[:max_bytes], total if total is not None else (len(head) if len(head) < max_bytes else None)
+
+
+def _full_size(response: requests.Response) -> int | None:
+    content_range = response.headers.get('Content-Range', '')  # bytes 0-262143/1048576
+    if response.status_code == 206 and '/' in content_range and content_range.rsplit('/', 1)[1].isdigit():
+        return int(content_range.rsplit('/', 1)[1])
+    length = response.headers.get('Content-Length', '')
+    return int(length) if response.status_code == 200 and length.isdigit() else None
+
+
+def _open(url: str, *, allow_loopback: bool, timeout: Any, headers: dict[str, str] | None = None,
+          ok: tuple[int, ...] = (200,)) -> requests.Response:
     import requests
 
     # One pinned session for the hops: each hop is checked here and again at connect time (netguard.py).
@@ -163,16 +191,17 @@ def _open(url: str, *, allow_loopback: bool, timeout: Any) -> requests.Response:
     for _ in range(_MAX_REDIRECTS + 1):
         check_url(url, allow_loopback=allow_loopback)
         try:
-            response = session.get(url, stream=True, timeout=timeout, allow_redirects=False)
+            response = session.get(url, stream=True, timeout=timeout, allow_redirects=False, headers=headers)
         except requests.RequestException as exc:
             raise OutputDownloadError('The result could not be downloaded from the provider; it will be retried.') from exc
         if response.is_redirect:
             url = urljoin(url, response.headers['Location'])
             response.close()
             continue
-        if response.status_code != 200:
+        if response.status_code not in ok:
             response.close()
-            raise OutputDownloadError(f'The provider answered HTTP {response.status_code} for a result; it will be retried.')
+            raise OutputDownloadError(f'The provider answered HTTP {response.status_code} for a result; it will be retried.',
+                                      details={'status': response.status_code})
         response.raw.decode_content = True
         return response
     raise UnsafeUrlError('The result URL redirected too many times.')
