@@ -189,6 +189,37 @@ def test_image_to_video_with_start_and_end_frames(sim: KlingSimulator) -> None:
     assert 'aspect_ratio' not in snapshot['request']
 
 
+def test_kling_v3_multi_shot_with_sound_runs_to_a_result(sim: KlingSimulator) -> None:
+    provider = provider_for(sim)
+    shots = [{'prompt': 'a fox wakes up', 'duration': 4}, {'prompt': 'it runs through snow', 'duration': 8}]
+    request = make_request(model='kling-v3', prompt='', params={'duration': 12, 'mode': 'pro', 'aspect_ratio': '9:16',
+                                                                'sound': True, 'multi_shot': shots})
+
+    task = wait_until_terminal(provider, provider.create_task(request, None), request)
+
+    assert task.state == 'succeeded' and task.outputs
+    sent = sim.tasks()[0]['request']
+    assert sent['model_name'] == 'kling-v3' and sent['duration'] == '12' and sent['sound'] == 'on'
+    assert (sent['multi_shot'], sent['shot_type']) == (True, 'customize') and 'prompt' not in sent
+    assert sent['multi_prompt'] == [{'index': 1, 'prompt': 'a fox wakes up', 'duration': '4'},
+                                    {'index': 2, 'prompt': 'it runs through snow', 'duration': '8'}]
+
+
+@pytest.mark.parametrize(('model', 'kind', 'params'), [
+    ('kling-v3', 't2v', {'duration': 3, 'mode': 'std', 'aspect_ratio': '1:1', 'sound': False}),
+    ('kling-v3', 'flf2v', {'duration': 15, 'mode': 'std', 'sound': False}),
+    ('kling-v2-5-turbo', 't2v', {'duration': 10, 'mode': 'std', 'aspect_ratio': '16:9'}),
+    ('kling-v2-5-turbo', 'flf2v', {'duration': 5, 'mode': 'pro'}),
+])
+def test_the_newest_models_run_their_modes(sim: KlingSimulator, model: str, kind: str, params: dict) -> None:
+    images = {'image': ImageInput(png_data_uri()), 'end_image': ImageInput(png_data_uri())} if kind == 'flf2v' else {}
+    request = make_request(kind, model=model, params=params, **images)
+    provider = provider_for(sim)
+    task = wait_until_terminal(provider, provider.create_task(request, None), request)
+    assert task.state == 'succeeded'
+    assert sim.tasks()[0]['request']['duration'] == str(params['duration'])
+
+
 def test_end_frame_in_std_mode_is_refused_where_kling_allows_only_pro(sim: KlingSimulator) -> None:
     request = make_request('flf2v', model='kling-v2-1', params={'duration': 5, 'mode': 'std'},
                            image=ImageInput(png_data_uri()), end_image=ImageInput(png_data_uri()))
@@ -296,6 +327,19 @@ def test_missing_or_mangled_authorization(sim: KlingSimulator) -> None:
       'mode': 'pro', 'camera_control': {'type': 'forward_up'}}, 'image2video', 400, 1201),
     ({'model_name': 'kling-v2-6', 'image': png_data_uri(200, 200).split(',')[1]}, 'image2video', 400, 1201),
     ({'model_name': 'kling-nope', 'prompt': 'x'}, 'text2video', 404, 1203),
+    # The newest models: kling-v3's 3-15 s and multi-shot, kling-v2-5-turbo without sound
+    ({'model_name': 'kling-v3', 'prompt': 'x', 'duration': '16'}, 'text2video', 400, 1201),
+    ({'model_name': 'kling-v2-5-turbo', 'prompt': 'x', 'sound': 'on'}, 'text2video', 400, 1201),
+    ({'model_name': 'kling-v2-5-turbo', 'prompt': 'x', 'duration': '3'}, 'text2video', 400, 1201),
+    ({'model_name': 'kling-v2-6', 'prompt': 'x', 'multi_shot': True, 'shot_type': 'intelligence'}, 'text2video', 400,
+     1201),
+    ({'model_name': 'kling-v3', 'duration': '6', 'multi_shot': True, 'shot_type': 'customize',
+      'multi_prompt': [{'index': 1, 'prompt': 'a', 'duration': '3'}, {'index': 2, 'prompt': 'b', 'duration': '4'}]},
+     'text2video', 400, 1201),  # the shots last 7 s, not 6
+    ({'model_name': 'kling-v3', 'duration': '6', 'multi_shot': True, 'shot_type': 'customize',
+      'multi_prompt': [{'index': 2, 'prompt': 'a', 'duration': '6'}]}, 'text2video', 400, 1201),
+    ({'model_name': 'kling-v3', 'duration': '6', 'multi_shot': True, 'shot_type': 'customize',
+      'multi_prompt': [{'index': n, 'prompt': 'a', 'duration': '1'} for n in range(1, 8)]}, 'text2video', 400, 1201),
 ])
 def test_validation_answers(sim: KlingSimulator, body: dict, endpoint: str, status: int, code: int) -> None:
     reply = raw_call(sim, 'POST', f'/v1/videos/{endpoint}', body=body)

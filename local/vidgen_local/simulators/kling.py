@@ -2,7 +2,8 @@
 
 It checks the JWT the way Kling documents it (401 with codes 1001-1004), validates creates (400/1201,
 404/1203), moves tasks submitted -> processing -> succeed | failed on one scheduler thread, POSTs a
-callback on every status change, serves the result files itself and lets them expire. It binds
+callback on every status change, serves the result files itself and lets them expire, and answers the
+free account query (`GET /account/costs`) with its configured resource packs. It binds
 127.0.0.1 only and never fetches image URLs.
 
 Scenario tags in a prompt steer one task:
@@ -95,6 +96,7 @@ class ModelRule:
     tail_durations: tuple[str, ...] = ('5', '10')
     sound: bool = False
     cfg_scale: bool = True
+    multi_shot: bool = False
 
 
 _BOTH = ('text2video', 'image2video')
@@ -109,7 +111,8 @@ MODELS: dict[str, ModelRule] = {
     'kling-v2-5-turbo': ModelRule(_BOTH, cfg_scale=False),
     'kling-v2-6': ModelRule(_BOTH, sound=True, cfg_scale=False),
     'kling-v3': ModelRule(_BOTH, durations=tuple(str(n) for n in range(3, 16)), tail_modes=('std', 'pro'),
-                          tail_durations=tuple(str(n) for n in range(3, 16)), sound=True, cfg_scale=False),
+                          tail_durations=tuple(str(n) for n in range(3, 16)), sound=True, cfg_scale=False,
+                          multi_shot=True),
 }
 _HTTP = ('http', 'https')
 CAMERA_TYPES = ('simple', 'down_back', 'forward_up', 'right_turn_forward', 'left_turn_forward')
@@ -129,6 +132,12 @@ class KlingSimConfig:
     faults: FaultPlan = field(default_factory=FaultPlan)
     check_image_pixels: bool = True  # base64 images must be JPG/PNG of >= 300 px, aspect 1:2.5-2.5:1
     loopback_callbacks_only: bool = True  # never POST a callback off this machine
+    # What GET /account/costs (Kling's free account query) reports.
+    resource_packs: list[dict[str, Any]] = field(default_factory=lambda: [{
+        'resource_pack_name': 'Video generation - 1000 units', 'resource_pack_id': 'sim-pack-1',
+        'resource_pack_type': 'decreasing_total', 'total_quantity': 1000.0, 'remaining_quantity': 1000.0,
+        'purchase_time': 1_700_000_000_000, 'effective_time': 1_700_000_000_000, 'invalid_time': 4_000_000_000_000,
+        'status': 'online'}])
 
 
 class KlingApiError(SimulatorError):
@@ -225,7 +234,7 @@ def validate_create(endpoint: str, body: dict[str, Any], *, check_pixels: bool) 
         raise KlingApiError(1203, f'model_name {model_name!r} does not exist')
     if endpoint not in rule.endpoints:
         raise _invalid(f'model_name {model_name} does not support {endpoint}')
-    _check_text(body, 'prompt', required=endpoint == 'text2video')
+    _check_text(body, 'prompt', required=endpoint == 'text2video' and not body.get('multi_shot'))
     _check_text(body, 'negative_prompt', required=False)
     mode = body.get('mode', 'std')
     if mode not in ('std', 'pro'):
@@ -273,6 +282,43 @@ def _check_options(body: dict[str, Any], model_name: str, rule: ModelRule) -> No
         raise _invalid('external_task_id must be a non-empty string')
     if 'camera_control' in body:
         _check_camera(body['camera_control'])
+    if 'multi_shot' in body or 'multi_prompt' in body or 'shot_type' in body:
+        _check_multi_shot(body, model_name, rule)
+
+
+MAX_SHOTS = 6
+
+
+def _check_multi_shot(body: dict[str, Any], model_name: str, rule: ModelRule) -> None:
+    """Kling's multi-shot fields: customize takes up to 6 shots whose durations add up to the duration."""
+    if not rule.multi_shot:
+        raise _invalid(f'multi_shot is not supported by {model_name}')
+    if not isinstance(body.get('multi_shot'), bool):
+        raise _invalid('multi_shot must be true or false')
+    if not body['multi_shot']:
+        return
+    if body.get('image_tail'):
+        raise _invalid('multi_shot cannot be used with image_tail')
+    shot_type = body.get('shot_type')
+    if shot_type not in ('customize', 'intelligence'):
+        raise _invalid(f'shot_type must be "customize" or "intelligence", got {shot_type!r}')
+    if shot_type == 'intelligence':
+        return
+    shots = body.get('multi_prompt')
+    if not isinstance(shots, list) or not 1 <= len(shots) <= MAX_SHOTS:
+        raise _invalid(f'multi_prompt must hold 1 to {MAX_SHOTS} shots when shot_type is customize')
+    total = 0
+    for number, shot in enumerate(shots, start=1):
+        if not isinstance(shot, dict) or shot.get('index') != number:
+            raise _invalid(f'multi_prompt[{number - 1}].index must be {number}')
+        if not isinstance(shot.get('prompt'), str) or not shot['prompt'] or len(shot['prompt']) > 2500:
+            raise _invalid(f'multi_prompt[{number - 1}].prompt must be a string of 1 to 2500 characters')
+        duration = shot.get('duration')
+        if not isinstance(duration, str) or not duration.isdigit() or int(duration) < 1:
+            raise _invalid(f'multi_prompt[{number - 1}].duration must be a string such as "3"')
+        total += int(duration)
+    if str(total) != body.get('duration', '5'):
+        raise _invalid(f'multi_prompt durations add up to {total}, not to duration {body.get("duration", "5")!r}')
 
 
 def _check_camera(camera: Any) -> None:
@@ -426,6 +472,12 @@ class KlingSimulator(Simulator):
             self._serve_result(handler, match.group(1), int(match.group(2)))
             return None
         body = handler.read_body()
+        if method == 'GET' and url.path == '/account/costs':
+            self._authenticate(handler.headers.get('Authorization'))
+            self._raise_queued('status')  # the account query is a query: queued status errors answer it too
+            self.stats.incr('account_queries')
+            return _envelope({'code': 0, 'msg': 'success', 'resource_pack_subscribe_infos': copy.deepcopy(
+                self.config.resource_packs)})
         match = _TASK_PATH.match(url.path)
         if match is None or match.group(1) not in ENDPOINTS:
             raise KlingApiError(1203, f'{url.path} does not exist on the Kling simulator')

@@ -90,6 +90,14 @@ class ProviderTask:
 
 
 @dataclass(frozen=True)
+class AccountStatus:
+    """What the cheapest authenticated call of a provider says about our account."""
+
+    detail: str  # e.g. "2 resource packs online"
+    credits_remaining: float | None = None  # where the provider tells it
+
+
+@dataclass(frozen=True)
 class CallbackHint:
     """What a callback claims. Never trusted: the caller re-fetches the task before acting on it."""
 
@@ -113,4 +121,9 @@ class VideoProvider(Protocol):
     def parse_callback(self, body: Any, headers: Mapping[str, str]) -> CallbackHint:
         """Read a callback body (already JSON-decoded) into a hint; raise `CallbackRejectedError` if it
         is not a callback of this provider at all."""
+        ...
+
+    def account_status(self) -> AccountStatus:
+        """Prove the credentials with the provider's cheapest authenticated call (it costs nothing and
+        creates nothing); raise a `Provider*Error` when they do not work."""
         ...

@@ -6,7 +6,8 @@ from typing import Any, Mapping
 
 import requests
 
-from vidgen.providers.base import GenerationRequest, ImageInput
+from vidgen.errors import ProviderUnavailableError
+from vidgen.providers.base import AccountStatus, GenerationRequest, ImageInput
 from vidgen.providers.http import DEFAULT_TIMEOUT, ProviderHttp
 from vidgen.providers.kie_common import Operation, unwrap
 from vidgen.providers.kie_upload import DEFAULT_STREAM_THRESHOLD, KieUploader
@@ -55,3 +56,10 @@ class KieProvider:
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}({self._kie.api.base_url!r})'
+
+    def account_status(self) -> AccountStatus:
+        """Kie's credit balance (`GET /api/v1/chat/credit`): free, and it proves the key."""
+        credits = self._kie.call('GET', '/api/v1/chat/credit', operation='status')
+        if isinstance(credits, bool) or not isinstance(credits, (int, float)):
+            raise ProviderUnavailableError('Kie.ai answered the credit query without a number; try again.')
+        return AccountStatus(detail='the key works (credit balance read)', credits_remaining=float(credits))

@@ -28,6 +28,7 @@ from vidgen.errors import (
     ProviderUnavailableError,
 )
 from vidgen.providers.base import (
+    AccountStatus,
     CallbackHint,
     GenerationRequest,
     ImageInput,
@@ -40,6 +41,8 @@ from vidgen.providers.http import DEFAULT_TIMEOUT, HttpReply, ProviderHttp
 from vidgen.providers.reasons import clean_reason, explain
 
 TOKEN_LIFETIME_SECONDS = 1800
+# The account query looks back this far: a yearly resource pack bought 11 months ago still counts.
+ACCOUNT_WINDOW_DAYS = 400
 # Kling's official sample backdates nbf so a slightly fast Kling clock still accepts a brand-new token.
 TOKEN_NOT_BEFORE_SKEW_SECONDS = 5
 _clock = time.time  # the token clock, replaceable in tests without touching the global time.time
@@ -132,6 +135,13 @@ def build_create_body(request: GenerationRequest, callback_url: str | None) -> d
         body['cfg_scale'] = params['cfg_scale']
     if 'sound' in params:
         body['sound'] = 'on' if params['sound'] else 'off'
+    if params.get('multi_shot'):
+        # Our shots become Kling's own storyboard ("customize"): numbered from 1, durations as strings like
+        # the top-level duration; they must add up to it (the catalog checked that).
+        body['multi_shot'] = True
+        body['shot_type'] = 'customize'
+        body['multi_prompt'] = [{'index': index, 'prompt': shot['prompt'], 'duration': _duration_text(shot['duration'])}
+                                for index, shot in enumerate(params['multi_shot'], start=1)]
     if request.kind == 't2v':
         # image2video has no aspect_ratio: the frame follows the input image.
         if 'aspect_ratio' in params:
@@ -195,6 +205,18 @@ class KlingProvider:
 
     def parse_callback(self, body: Any, headers: Mapping[str, str]) -> CallbackHint:
         return parse_callback_body(body)
+
+    def account_status(self) -> AccountStatus:
+        """Kling's free account query (`GET /account/costs`, QPS <= 1): the resource packs and what is left."""
+        end = int(_clock() * 1000)
+        start = end - ACCOUNT_WINDOW_DAYS * 86_400_000
+        data = _unwrap(self._request('GET', f'/account/costs?start_time={start}&end_time={end}'), creating=False,
+                       secrets=self._secrets)
+        packs = [p for p in data.get('resource_pack_subscribe_infos') or [] if isinstance(p, dict)]
+        online = [p for p in packs if p.get('status') == 'online']
+        remaining = sum(_number(p.get('remaining_quantity')) for p in online)
+        return AccountStatus(detail=f'{len(online)} of {len(packs)} resource packs online',
+                             credits_remaining=remaining if packs else None)
 
     def _task_id_for_external_id(self, path: str, external_task_id: str, refusal: object) -> str:
         try:
@@ -343,6 +365,13 @@ def parse_callback_body(body: Any) -> CallbackHint:
     status = task.get('task_status')
     return CallbackHint(task_id=str(task_id) if _is_id(task_id) else None,
                         claimed_state=map_status(status) if status is not None else None)
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def _is_id(value: Any) -> bool:
