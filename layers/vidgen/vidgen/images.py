@@ -2,8 +2,9 @@
 
 Each catalog entry that takes images carries `input_images`: the formats, the smallest and largest width
 and height, the aspect-ratio range and the largest file the provider accepts, with the source of each
-rule. An inline `data:` image is checked at submit, before anything is charged; an https image where it is
-first fetched, in the create step (a refusal there fails the job with the same sentence, refunded).
+rule (docs/providers/kling.md §7, docs/providers/kie.md §7). An inline `data:` image is checked at submit,
+before anything is charged; an https image where it is first fetched, in the create step (a refusal there
+fails the job with the same sentence, refunded).
 
 Only the header is read: `imagesize` finds the dimensions (PNG IHDR, JPEG SOF after any EXIF, WebP
 VP8/VP8L/VP8X), honouring an EXIF rotation; the format comes from the file's magic bytes, not from the

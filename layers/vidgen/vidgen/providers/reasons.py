@@ -3,7 +3,8 @@
 Providers say exactly what was wrong ("image must be at least 300px on each side, got 64x64") and the
 user needs that. Their text can also echo what we sent: signed URLs, tokens, keys, base64 payloads or a
 whole JSON reply. `clean_reason` keeps the sentence and drops those; `explain` puts it into our own
-actionable sentence. Both are pure functions, tested on the documented refusals of every provider.
+actionable sentence. Both are pure functions, tested on the documented refusals of every provider
+(docs/providers/kling.md §2 and §7, docs/providers/kie.md §1 and §7).
 """
 
 from __future__ import annotations
