@@ -23,13 +23,18 @@ export function allowedValues(model, mode, name, rule) {
 export function priceFor(model, mode, params) {
   const facts = { ...params, kind: mode };
   for (const rule of model.prices) {
-    if (Object.entries(rule.when || {}).every(([key, value]) => facts[key] === value)) return rule.credits;
+    if (Object.entries(rule.when || {}).every(([key, value]) => facts[key] === value)) {
+      // A rule prices a job flat (`credits`) or by its length (`credits_per_second` times the duration).
+      return rule.credits_per_second !== undefined ? rule.credits_per_second * params.duration : rule.credits;
+    }
   }
   return null;
 }
 
 export function priceRange(model) {
-  const prices = model.prices.map((p) => p.credits);
+  const durations = ((model.parameters || {}).duration || {}).values || [];
+  const prices = model.prices.flatMap((p) => (p.credits_per_second !== undefined
+    ? [p.credits_per_second * Math.min(...durations), p.credits_per_second * Math.max(...durations)] : [p.credits]));
   const low = Math.min(...prices);
   const high = Math.max(...prices);
   return low === high ? `${low} credits` : `${low}–${high} credits`;

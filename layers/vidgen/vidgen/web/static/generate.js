@@ -172,6 +172,11 @@ export class GenerateForm {
         min: rule.minimum, max: rule.maximum, step: rule.type === 'integer' ? 1 : 'any', 'data-param': name,
         'data-type': rule.type, value: previous ?? (rule.default ?? ''), placeholder: rule.default === undefined ? 'optional' : null,
         'aria-describedby': described });
+    } else if (rule.type === 'shots') {
+      // A list of {"prompt", "duration"} shots, written as JSON; the API checks it and names what is wrong.
+      control = h('textarea', { id, rows: 3, 'data-param': name, 'data-type': 'json', 'aria-describedby': described,
+        placeholder: '[{"prompt": "...", "duration": 5}, ...] (optional)' });
+      control.value = previous === undefined ? '' : JSON.stringify(previous);
     } else {
       control = h('input', { id, type: 'text', 'data-param': name, 'data-type': 'string', value: previous ?? rule.default ?? '',
         placeholder: 'optional', 'aria-describedby': described });
@@ -187,6 +192,7 @@ export class GenerateForm {
       else if (el.value === '') continue;
       else if (el.dataset.type === 'integer') values[name] = Number.parseInt(el.value, 10);
       else if (el.dataset.type === 'number') values[name] = Number(el.value);
+      else if (el.dataset.type === 'json') values[name] = parseJson(el.value);
       else values[name] = el.value;
     }
     return values;
@@ -276,4 +282,13 @@ function readAsDataUri(file) {
     reader.onerror = () => reject(reader.error);
     reader.readAsDataURL(file);
   });
+}
+
+
+function parseJson(text) {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text; // sent as written: the API answers with what it expected
+  }
 }
