@@ -308,6 +308,9 @@ def test_failed_generations_are_refunded_exactly_once(cloud, new_user):
             assert message == ('Kie.ai refused the prompt or an input image under its content policy: Your prompt was '
                                'flagged by Website as violating content policies. Change them and submit again.'), case
             assert final['error']['provider_code'] == '400', case
+        elif code == 'PROVIDER_UNAVAILABLE':
+            assert message == 'Kie.ai had an internal error while generating. Submit it again later.', case
+            assert final['error']['provider_code'] == '500', case
         else:
             assert message == 'Kie.ai failed to generate the result. Submit it again, or change the prompt.', case
             assert final['error']['provider_code'] == '501', case
