@@ -87,7 +87,9 @@ class CfnStack:
                     'AWS::SecretsManager::Secret': 'Name', 'AWS::Serverless::Function': 'FunctionName',
                     'AWS::Lambda::Function': 'FunctionName', 'AWS::Serverless::StateMachine': 'Name',
                     'AWS::StepFunctions::StateMachine': 'StateMachineName', 'AWS::Logs::LogGroup': 'LogGroupName',
-                    'AWS::Serverless::LayerVersion': 'LayerName'}.get(kind)
+                    'AWS::Serverless::LayerVersion': 'LayerName', 'AWS::SQS::Queue': 'QueueName',
+                    'AWS::SNS::Topic': 'TopicName', 'AWS::CloudWatch::Alarm': 'AlarmName',
+                    'AWS::CloudWatch::Dashboard': 'DashboardName'}.get(kind)
         if explicit and props.get(explicit) is not None:
             return str(self.resolve(props[explicit]))
         # CloudFormation appends a random suffix; a fixed name keeps local runs reproducible.
@@ -103,6 +105,10 @@ class CfnStack:
             return self.get_att(logical_id, 'Arn')
         if kind in ('AWS::Serverless::HttpApi', 'AWS::ApiGatewayV2::Api'):
             return 'local'
+        if kind == 'AWS::SNS::Topic':
+            return self.get_att(logical_id, 'Arn')  # Ref of a topic is its ARN
+        if kind == 'AWS::SQS::Queue':
+            return f'https://sqs.{self.region}.amazonaws.com/{self.account_id}/{self.physical_name(logical_id)}'
         return self.physical_name(logical_id)  # tables, buckets, functions, log groups; secrets: name (AWS: ARN)
 
     def get_att(self, logical_id: str, attribute: str) -> str:
@@ -121,10 +127,17 @@ class CfnStack:
             'AWS::StepFunctions::StateMachine': f'arn:aws:states:{region}:{account}:stateMachine:{name}',
             'AWS::Logs::LogGroup': f'arn:aws:logs:{region}:{account}:log-group:{name}:*',
             'AWS::Serverless::LayerVersion': f'arn:aws:lambda:{region}:{account}:layer:{name}:1',
+            'AWS::SQS::Queue': f'arn:aws:sqs:{region}:{account}:{name}',
+            'AWS::SNS::Topic': f'arn:aws:sns:{region}:{account}:{name}',
+            'AWS::CloudWatch::Alarm': f'arn:aws:cloudwatch:{region}:{account}:alarm:{name}',
         }
         if attribute == 'Arn' and kind in arns:
             return arns[kind]
         if attribute == 'Name' and kind in ('AWS::Serverless::StateMachine', 'AWS::StepFunctions::StateMachine'):
+            return name
+        if attribute == 'QueueName' and kind == 'AWS::SQS::Queue':
+            return name
+        if attribute == 'TopicName' and kind == 'AWS::SNS::Topic':
             return name
         if attribute == 'ApiEndpoint' and kind == 'AWS::Serverless::HttpApi':
             return f'https://local.execute-api.{region}.amazonaws.com'

@@ -28,6 +28,8 @@ class CreatedResources:
     secrets: dict[str, str] = field(default_factory=dict)  # logical id -> ARN
     state_machines: dict[str, str] = field(default_factory=dict)  # logical id -> ARN
     roles: TemplateRoles = field(default_factory=lambda: TemplateRoles({}))  # each function's execution role
+    log_groups: list[str] = field(default_factory=list)
+    alarms: list[str] = field(default_factory=list)  # alarm names
 
 
 def generate_secret_value(spec: SecretSpec) -> dict[str, Any] | str:
@@ -115,6 +117,29 @@ def create_all(template: LocalTemplate, client: Callable[[str], Any],
     for bucket in template.buckets():
         client('s3').create_bucket(Bucket=bucket)
         created.buckets.append(bucket)
+
+    # Observability: the log groups with their retention, the failed-sweep queue, the alarm topic and its
+    # subscriptions, the alarms and the dashboard, as CloudFormation would create them (moto checks their
+    # shapes; nothing local publishes to them, see docs/local-cloud.md).
+    for group in template.log_groups():
+        client('logs').create_log_group(logGroupName=group.name)
+        if group.retention_days is not None:
+            client('logs').put_retention_policy(logGroupName=group.name, retentionInDays=group.retention_days)
+        created.log_groups.append(group.name)
+    for logical_id in template.queues():
+        url = client('sqs').create_queue(QueueName=template.physical_name(logical_id))['QueueUrl']
+        template.bind(logical_id, Ref=url)
+    for logical_id in template.topics():
+        arn = client('sns').create_topic(Name=template.physical_name(logical_id))['TopicArn']
+        template.bind(logical_id, Ref=arn, TopicArn=arn)
+    for subscription in template.subscriptions():
+        client('sns').subscribe(TopicArn=subscription['TopicArn'], Protocol=subscription['Protocol'],
+                                Endpoint=subscription['Endpoint'])
+    for alarm in template.alarms():
+        client('cloudwatch').put_metric_alarm(**alarm.kwargs)
+        created.alarms.append(alarm.kwargs['AlarmName'])
+    for name, body in template.dashboards():
+        client('cloudwatch').put_dashboard(DashboardName=name, DashboardBody=body)
 
     created.roles = derive_roles(template, ManagedPolicyLoader(client('iam')))
     create_roles(created.roles, client('iam'))

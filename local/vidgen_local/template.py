@@ -113,6 +113,34 @@ class StateMachineSpec:
         return text
 
 
+@dataclass(frozen=True)
+class LogGroupSpec:
+    logical_id: str
+    name: str
+    retention_days: int | None
+
+
+@dataclass(frozen=True)
+class AlarmSpec:
+    logical_id: str
+    kwargs: dict[str, Any]  # for `cloudwatch.put_metric_alarm`, taken verbatim from the template
+
+
+# Every resource type the template may use and what the local cloud does with it. A type in neither table is
+# refused when the template is loaded: the local stack must not run a template part of which it ignores.
+CREATED_LOCALLY = frozenset({
+    'AWS::DynamoDB::Table', 'AWS::S3::Bucket', 'AWS::SecretsManager::Secret', 'AWS::Serverless::Function',
+    'AWS::Serverless::StateMachine', 'AWS::Serverless::HttpApi', 'AWS::Logs::LogGroup', 'AWS::SQS::Queue',
+    'AWS::SNS::Topic', 'AWS::SNS::Subscription', 'AWS::CloudWatch::Alarm', 'AWS::CloudWatch::Dashboard',
+    'AWS::IAM::Role',  # a role the template defines itself is created with its policies (vidgen_local.iam)
+})
+NOT_MODELLED_LOCALLY: dict[str, str] = {
+    'AWS::Serverless::LayerVersion': 'the layer packages are imported from the source tree',
+    'AWS::S3::BucketPolicy': "moto's endpoint is plain http on loopback, where a TLS-only policy would refuse every "
+                             'call; AWS enforces it',
+}
+
+
 # --- the template -----------------------------------------------------------------------------------------
 
 
@@ -122,7 +150,54 @@ class LocalTemplate(CfnStack):
     @classmethod
     def load(cls, root: Path, parameters: Mapping[str, Any] | None = None, *, filename: str = 'template.yaml',
              **kwargs: Any) -> LocalTemplate:
-        return cls(root, load_yaml(root / filename), parameters, **kwargs)
+        template = cls(root, load_yaml(root / filename), parameters, **kwargs)
+        template.check_resource_types()
+        return template
+
+    def check_resource_types(self) -> None:
+        unknown = sorted({str(r.get('Type')) for r in self.resources.values()}
+                         - CREATED_LOCALLY - set(NOT_MODELLED_LOCALLY))
+        if unknown:
+            raise TemplateError(f'The local stack does not know the resource types {unknown}: add each to '
+                                'CREATED_LOCALLY (and create it) or to NOT_MODELLED_LOCALLY with the reason')
+
+    def log_groups(self) -> list[LogGroupSpec]:
+        specs = []
+        for lid in self._of_type('AWS::Logs::LogGroup'):
+            days = self.resolve(self._properties(lid)).get('RetentionInDays')
+            specs.append(LogGroupSpec(lid, self.physical_name(lid), int(days) if days is not None else None))
+        return specs
+
+    def queues(self) -> list[str]:
+        return [lid for lid in self._of_type('AWS::SQS::Queue')]
+
+    def topics(self) -> list[str]:
+        return [lid for lid in self._of_type('AWS::SNS::Topic')]
+
+    def subscriptions(self) -> list[dict[str, Any]]:
+        """Resolve after the topics exist: TopicArn is the Ref of a topic, which moto assigns."""
+        return [self.resolve(self._properties(lid)) for lid in self._of_type('AWS::SNS::Subscription')]
+
+    def alarms(self) -> list[AlarmSpec]:
+        """Resolve after the topics and queues exist (their ARNs and names are moto's)."""
+        specs = []
+        for lid in self._of_type('AWS::CloudWatch::Alarm'):
+            props = self.resolve(self._properties(lid))
+            props.setdefault('AlarmName', self.physical_name(lid))
+            specs.append(AlarmSpec(lid, props))
+        return specs
+
+    def dashboards(self) -> list[tuple[str, str]]:
+        """(name, body) of each dashboard; the body must be JSON, as CloudWatch requires."""
+        boards = []
+        for lid in self._of_type('AWS::CloudWatch::Dashboard'):
+            props = self.resolve(self._properties(lid))
+            try:
+                json.loads(props['DashboardBody'])
+            except ValueError as exc:
+                raise TemplateError(f'{lid}: DashboardBody is not JSON ({exc})') from None
+            boards.append((self.physical_name(lid), props['DashboardBody']))
+        return boards
 
     def tables(self) -> list[TableSpec]:
         return [TableSpec(lid, self.ref(lid), self.resolve(self._properties(lid)))
