@@ -6,9 +6,13 @@ SAM_VENV := .venv-sam
 BIN := $(VENV)/bin
 SAM := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(SAM_VENV)/bin/sam
 SAM_CLI_VERSION := 1.170.0
+# checkov pins its own boto3 and friends, so it gets a venv of its own too (dev only; never in the layer).
+CHECKOV_VENV := .venv-checkov
+CHECKOV_VERSION := 3.3.30
 PYTEST_ARGS ?=
+ENV ?= default
 
-.PHONY: help install browser-deps demo serve test test-unit test-integration test-browser test-faults check-template build bench lint typecheck clean
+.PHONY: help install browser-deps demo serve test test-unit test-integration test-browser test-faults test-deployed check-template build deploy delete bench lint typecheck clean
 
 help: ## list every target (this text)
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/\1\t\2/' | expand -t 18 | sed 's/^/make /'
@@ -24,6 +28,11 @@ $(VENV)/.installed: pyproject.toml layers/vidgen/requirements.txt
 $(SAM_VENV)/.installed:
 	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check aws-sam-cli==$(SAM_CLI_VERSION)
+	touch $@
+
+$(CHECKOV_VENV)/.installed:
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
 	touch $@
 
 # The browser tests drive Debian's chromium through its chromium-driver. Installed when missing and we may
@@ -48,11 +57,19 @@ lint: install ## ruff over layers, functions, local and tests
 typecheck: install ## mypy --strict on layers/ (settings in pyproject.toml)
 	$(BIN)/mypy
 
-check-template: $(SAM_VENV)/.installed ## sam validate --lint and sam build (installs SAM CLI into .venv-sam/)
+check-template: $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed ## sam validate --lint, cfn-lint with informational checks, checkov (0 failed), sam build
 	$(SAM) validate --lint --template template.yaml
+	$(SAM_VENV)/bin/cfn-lint --include-checks I -- template.yaml
+	$(CHECKOV_VENV)/bin/checkov -f template.yaml --framework cloudformation --compact --quiet --skip-download
 	$(SAM) build --template template.yaml --build-dir .aws-sam/build --no-cached
 
 build: check-template ## the same as check-template
+
+deploy: check-template ## build and deploy the stack of samconfig.toml's ENV (default: dev; ENV=prod)
+	$(SAM) deploy --config-env $(ENV)
+
+delete: $(SAM_VENV)/.installed ## delete the ENV stack; its table, bucket and secrets are retained (README, Deploying)
+	$(SAM) delete --config-env $(ENV)
 
 test: install browser-deps check-template lint typecheck ## lint, typecheck, validate and build the template, check the ASL, run every test (browser tests too)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -68,6 +85,9 @@ test-browser: install browser-deps ## the headless Chromium tests of the playgro
 
 test-faults: install ## fault injection and crash recovery on their own local clouds (prints figures)
 	$(BIN)/python -m pytest -m faults tests/faults $(PYTEST_ARGS)
+
+test-deployed: install ## the deployed tier against VIDGEN_API_URL + VIDGEN_ADMIN_KEY (skips without them)
+	$(BIN)/python -m pytest tests/deployed $(PYTEST_ARGS)
 
 bench: install ## throughput and latency of the local stack against a bare moto baseline
 	$(BIN)/python -m vidgen_local.bench
