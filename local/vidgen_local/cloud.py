@@ -11,7 +11,7 @@ gateway; and a ticker per Schedule event. stop() undoes all of it, restores os.e
 and leaves no server, thread or port behind. One LocalCloud runs per process at a time: moto's backends,
 os.environ and the patches are process-wide.
 
-Local settings (argument, then environment): VIDGEN_PORT, VIDGEN_ADMIN_KEY, VIDGEN_PUBLIC_URL,
+Local settings (argument, then environment): VIDGEN_PORT, VIDGEN_ADMIN_KEY, VIDGEN_WEBHOOK_SECRET, VIDGEN_PUBLIC_URL,
 KLING_BASE_URL + KLING_ACCESS_KEY + KLING_SECRET_KEY, KIE_BASE_URL + KIE_UPLOAD_BASE_URL + KIE_API_KEY,
 LLM_BASE_URL + LLM_API_KEY (+ LLM_MODEL), VIDGEN_MAX_ACTIVE_JOBS_PER_USER, VIDGEN_LOCAL_IAM (on, or off to stop
 enforcing the execution roles).
@@ -110,6 +110,8 @@ class LocalCloud:
         settings = {**os.environ, **self.env_overrides}
         self.port = int(settings.get('VIDGEN_PORT', DEFAULT_PORT)) if port is None else port
         self.admin_key_given = admin_key or settings.get('VIDGEN_ADMIN_KEY') or None
+        # whsec_<base64 key>: lets a webhook receiver outside this process (the deployed tier) verify notifications.
+        self.webhook_secret_given = settings.get('VIDGEN_WEBHOOK_SECRET') or None
         self.public_url_given = public_url or settings.get('VIDGEN_PUBLIC_URL') or None
         self.time_scale = time_scale
         self.kling_sim_config = kling_sim_config
@@ -385,6 +387,8 @@ class LocalCloud:
         values: dict[str, dict[str, str]] = {'CALLBACK_SECRET_NAME': {}, **self._providers.secrets}
         if self.admin_key:
             values['ADMIN_SECRET_NAME'] = {'api_key': self.admin_key}
+        if self.webhook_secret_given:
+            values['WEBHOOK_SECRET_NAME'] = {'key': self.webhook_secret_given.removeprefix('whsec_')}
         return values
 
     # -- handlers and their environment ---------------------------------------------------------------
