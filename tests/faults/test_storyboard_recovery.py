@@ -250,3 +250,52 @@ def test_a_crash_at_each_step_is_finished_by_the_sweep(cloud, user, monkeypatch,
     before = item(cloud, storyboard_id)
     assert cloud.sweep_now()['errors'] == [] and item(cloud, storyboard_id) == before  # a further sweep: no change
     record(f'crash_{where}', sweeps, figures, state)
+
+
+def test_a_crash_between_the_final_status_and_the_notification_is_notified_once_by_the_sweep(cloud, user, monkeypatch,
+                                                                                            receiver):
+    hook = receiver()
+    original_notify = steps.notify
+    crashed: list[str] = []
+
+    def notify(storyboard_id: str) -> bool:
+        if not crashed:
+            crashed.append(storyboard_id)
+            crash(cloud, storyboard_id, 'after the final status, before the notification')
+        return original_notify(storyboard_id)
+
+    monkeypatch.setattr(steps, 'notify', notify)
+    response = user.post('/v1/storyboards', json={
+        'product': {'name': 'Lamp notify', 'description': 'A brass lamp.'}, 'scenes': SCENES, 'model': 'kling-v2-6',
+        'webhook_url': hook.url})
+    assert response.status_code == 202, response.text
+    storyboard_id = response.json()['id']
+    wait_for(lambda: crashed and execution_status(cloud, storyboard_id) not in (None, 'RUNNING'), 60,
+             'the crash before the notification to end the execution')
+    figures = assert_finished_and_charged_once(cloud, user, storyboard_id)
+    assert hook.calls == [] and item(cloud, storyboard_id)['sweep_status'] == 'storyboard.notify'
+
+    sweeps = 0
+    while not hook.calls and sweeps < MAX_SWEEPS:
+        time.sleep(GRACE + 1)
+        assert cloud.sweep_now()['errors'] == []
+        sweeps += 1
+    [call] = hook.wait_for(1)
+    assert call.body['type'] == 'storyboard.succeeded' and call.headers['webhook-id'] == f'{storyboard_id}.succeeded'
+    assert 'sweep_status' not in item(cloud, storyboard_id)  # sent: the sweep no longer looks for it
+    time.sleep(GRACE + 1)
+    assert cloud.sweep_now()['errors'] == [] and len(hook.calls) == 1  # once
+    record('crash_before_notify', sweeps, figures | {'notifications': len(hook.calls)}, 'succeeded, not notified')
+
+
+def test_a_notification_sent_by_the_execution_is_not_sent_again_by_the_sweep(cloud, user, receiver):
+    hook = receiver()
+    response = user.post('/v1/storyboards', json={
+        'product': {'name': 'Lamp notified', 'description': 'A brass lamp.'}, 'scenes': 1, 'model': 'kling-v2-6',
+        'webhook_url': hook.url})
+    storyboard_id = response.json()['id']
+    [call] = hook.wait_for(1, timeout=60)
+    assert call.body['type'] == 'storyboard.succeeded'
+    wait_for(lambda: 'sweep_status' not in item(cloud, storyboard_id), 10, 'the notification mark to go')
+    time.sleep(GRACE + 1)
+    assert cloud.sweep_now()['errors'] == [] and len(hook.calls) == 1

@@ -11,6 +11,10 @@ each one transaction with its ledger entries in it:
   canceled job refunds itself once through the job's own settle transaction.
 - `cancel_writing`: `writing -> canceled` before any job exists: every scene is refunded in one transaction.
 
+An ended storyboard with a `webhook_url` stays in the Sweep index (as `storyboard.notify`) until its one
+notification was sent (`notified`), so a crash between its final status and the notification is made good by
+the sweep.
+
 So at every moment `balance == sum(ledger)`, and a storyboard's credits are held either by the storyboard
 (while `writing`) or by its jobs (after), never by both and never by neither.
 """
@@ -47,6 +51,7 @@ from vidgen.store.table import (
 
 WRITING, GENERATING = 'writing', 'generating'
 ACTIVE_STATUSES = (WRITING, GENERATING)
+NOTIFY = 'notify'  # not a status: the Sweep index's mark of an ended storyboard whose webhook is not sent yet
 # Storyboards share the sparse Sweep index with jobs; their hash keys cannot collide with a job status.
 SWEEP_PREFIX = 'storyboard.'
 
@@ -184,19 +189,21 @@ def create_scene_jobs(storyboard: Storyboard, jobs: list[job_store.Job], *, now:
         raise
 
 
-def cancel_writing(storyboard: Storyboard, *, now: float) -> None:
+def cancel_writing(storyboard: Storyboard, *, now: float, notify_at: float | None = None) -> None:
     """Cancel a storyboard whose scene jobs do not exist yet: `writing -> canceled`, every scene refunded and
-    its active-job slot freed, in one transaction. Raises `StoryboardMovedOn` when it was no longer `writing`."""
+    its active-job slot freed, in one transaction. Raises `StoryboardMovedOn` when it was no longer `writing`.
+    `notify_at`: see `finish`."""
     sb = storyboard
+    sweep_update, sweep_values = _after_end(notify_at)
     items: dict[str, dict[str, Any]] = {
         'storyboard': {'Update': {
             'TableName': table().name, 'Key': storyboard_key(sb.id),
             'UpdateExpression': 'SET #status = :canceled, updated_at = :now, completed_at = :now, '
-                                'refunded_credits = :credits REMOVE sweep_status, sweep_at',
+                                'refunded_credits = :credits' + sweep_update,
             'ConditionExpression': '#status = :writing',
             'ExpressionAttributeNames': {'#status': 'status'},
             'ExpressionAttributeValues': {':canceled': 'canceled', ':writing': WRITING, ':now': storable(now),
-                                          ':credits': sb.credits},
+                                          ':credits': sb.credits} | sweep_values,
         }},
         'owner': {'Update': {
             'TableName': table().name, 'Key': user_key(sb.owner),
@@ -216,20 +223,53 @@ def cancel_writing(storyboard: Storyboard, *, now: float) -> None:
         raise
 
 
-def finish(storyboard_id: str, status: str, *, now: float, from_statuses: tuple[str, ...] = (GENERATING,)) -> None:
+def finish(storyboard_id: str, status: str, *, now: float, from_statuses: tuple[str, ...] = (GENERATING,),
+           notify_at: float | None = None) -> None:
     """Give a storyboard its final status (once: only from `from_statuses`). Raises `StoryboardMovedOn` when it
-    had moved on."""
-    values: dict[str, Any] = {':status': status, ':now': storable(now)}
+    had moved on. With `notify_at` (it has a webhook), it stays in the Sweep index as `storyboard.notify`, due
+    then, until `notified`; without, it leaves the index."""
+    sweep_update, sweep_values = _after_end(notify_at)
+    values: dict[str, Any] = {':status': status, ':now': storable(now)} | sweep_values
     values |= {f':from{i}': s for i, s in enumerate(from_statuses)}
     try:
         table().update_item(
             Key=storyboard_key(storyboard_id),
-            UpdateExpression='SET #status = :status, updated_at = :now, completed_at = :now '
-                             'REMOVE sweep_status, sweep_at',
+            UpdateExpression='SET #status = :status, updated_at = :now, completed_at = :now' + sweep_update,
             ConditionExpression=f'#status IN ({", ".join(f":from{i}" for i in range(len(from_statuses)))})',
             ExpressionAttributeNames={'#status': 'status'}, ExpressionAttributeValues=values)
     except ClientError as exc:
         _raise_moved_on_or_store_error(exc, storyboard_id)
+
+
+def notified(storyboard_id: str) -> None:
+    """The ended storyboard's notification was sent (or can never be): it leaves the Sweep index."""
+    try:
+        table().update_item(
+            Key=storyboard_key(storyboard_id), UpdateExpression='REMOVE sweep_status, sweep_at',
+            ConditionExpression='sweep_status = :notify',
+            ExpressionAttributeValues={':notify': SWEEP_PREFIX + NOTIFY})
+    except ClientError as exc:
+        if exc.response['Error']['Code'] != 'ConditionalCheckFailedException':  # already marked
+            raise StoreError('The database refused a storyboard update; try again.') from exc
+
+
+def awaiting_notification(storyboard_id: str) -> bool:
+    """Whether the ended storyboard's notification is still to be sent (a consistent read of its mark)."""
+    item = table().get_item(Key=storyboard_key(storyboard_id), ConsistentRead=True,
+                            ProjectionExpression='sweep_status').get('Item') or {}
+    return item.get('sweep_status') == SWEEP_PREFIX + NOTIFY
+
+
+def defer_notify(storyboard_id: str, sweep_at: float) -> None:
+    """Look again later at an ended storyboard whose notification is still with its execution."""
+    try:
+        table().update_item(
+            Key=storyboard_key(storyboard_id), UpdateExpression='SET sweep_at = :at',
+            ConditionExpression='sweep_status = :notify',
+            ExpressionAttributeValues={':at': storable(float(int(sweep_at))), ':notify': SWEEP_PREFIX + NOTIFY})
+    except ClientError as exc:
+        if exc.response['Error']['Code'] != 'ConditionalCheckFailedException':
+            raise StoreError('The database refused a storyboard update; try again.') from exc
 
 
 def defer_sweep(storyboard_id: str, status: str, sweep_at: float) -> None:
@@ -288,6 +328,15 @@ def needing_attention(status: str, now: float, limit: int) -> list[str]:
 
 
 # --- helpers --------------------------------------------------------------------------------------------------
+
+
+def _after_end(notify_at: float | None) -> tuple[str, dict[str, Any]]:
+    """The update clause (and its values) that takes an ending storyboard out of the Sweep index, or marks it
+    `storyboard.notify` due at `notify_at`."""
+    if notify_at is None:
+        return ' REMOVE sweep_status, sweep_at', {}
+    return (', sweep_status = :sweep_notify, sweep_at = :sweep_notify_at',
+            {':sweep_notify': SWEEP_PREFIX + NOTIFY, ':sweep_notify_at': storable(float(int(notify_at)))})
 
 
 def _put_new(item: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from vidgen.errors import StoryboardMovedOn, WebhookDeliveryError
 from vidgen.jobs import notifications
 from vidgen.jobs.storyboards import writer
 from vidgen.jobs.storyboards.llm import SceneBrief
-from vidgen.jobs.storyboards.submit import max_prompt_chars
+from vidgen.jobs.storyboards.submit import max_prompt_chars, notify_at
 from vidgen.jobs.storyboards.views import storyboard_view
 from vidgen.observability import MetricUnit, logger, metrics
 from vidgen.store import jobs as job_store
@@ -131,8 +131,9 @@ def settle(storyboard_id: str) -> bool:
     if storyboard.status != store.GENERATING or len(jobs) != storyboard.scene_count or any(j.is_active for j in jobs):
         return False
     status = final_status(jobs)
+    now = ids.now()
     try:
-        store.finish(storyboard_id, status, now=ids.now())
+        store.finish(storyboard_id, status, now=now, notify_at=notify_at(storyboard, now))
     except StoryboardMovedOn:
         return False
     metrics.add_metric(name=f'Storyboard{status.capitalize()}', unit=MetricUnit.Count, value=1)
@@ -141,18 +142,23 @@ def settle(storyboard_id: str) -> bool:
 
 
 def notify(storyboard_id: str) -> bool:
-    """Send the storyboard's one `storyboard.<status>` notification; raises `WebhookDeliveryError` to be retried."""
+    """Send the storyboard's one `storyboard.<status>` notification; raises `WebhookDeliveryError` to be retried.
+    Once it is sent, or can never be (410, a refused URL), the sweep no longer looks for it."""
     storyboard = store.get(storyboard_id)
     if not storyboard.webhook_url or storyboard.is_active:
         return False
     message_id, body = notifications.message(storyboard.id, f'storyboard.{storyboard.status}',
                                         storyboard_view(storyboard).model_dump(mode='json'))
-    return notifications.send(storyboard.webhook_url, message_id, body)
+    sent = notifications.send(storyboard.webhook_url, message_id, body)
+    store.notified(storyboard_id)
+    return sent
 
 
 def notify_once(storyboard_id: str) -> None:
-    """Best-effort notification for storyboards settled outside the state machine (the sweep)."""
+    """Best-effort notification from the sweep (a storyboard it settled, or one whose execution ended before
+    notifying): one attempt, then the sweep no longer looks for it."""
     try:
         notify(storyboard_id)
     except WebhookDeliveryError:
         logger.warning('storyboard webhook not delivered', storyboard_id=storyboard_id)
+        store.notified(storyboard_id)

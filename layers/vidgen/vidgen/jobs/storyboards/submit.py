@@ -137,7 +137,8 @@ def cancel_storyboard(owner: str, storyboard_id: str) -> store.Storyboard:
     storyboard = _owned(owner, storyboard_id)
     if storyboard.status == store.WRITING:
         try:
-            store.cancel_writing(storyboard, now=ids.now())
+            now = ids.now()
+            store.cancel_writing(storyboard, now=now, notify_at=notify_at(storyboard, now))
         except StoryboardMovedOn:
             storyboard = store.get(storyboard_id)  # its jobs were created meanwhile
         else:
@@ -146,7 +147,8 @@ def cancel_storyboard(owner: str, storyboard_id: str) -> store.Storyboard:
     canceled_now = False
     if storyboard.status == store.GENERATING:
         try:
-            store.finish(storyboard_id, 'canceled', now=ids.now())
+            now = ids.now()
+            store.finish(storyboard_id, 'canceled', now=now, notify_at=notify_at(storyboard, now))
             canceled_now = True
         except StoryboardMovedOn:
             pass  # it ended meanwhile: the check below says how
@@ -160,6 +162,11 @@ def cancel_storyboard(owner: str, storyboard_id: str) -> store.Storyboard:
         cancel_active_job(job)
     metrics.add_metric(name='StoryboardCanceled', unit=MetricUnit.Count, value=1)
     return store.get(storyboard_id)
+
+
+def notify_at(storyboard: store.Storyboard, now: float) -> float | None:
+    """When the sweep sends an ended storyboard's notification if its execution has not (None: no webhook)."""
+    return now + get_settings().sweep_liveness_seconds if storyboard.webhook_url else None
 
 
 def _owned(owner: str, storyboard_id: str) -> store.Storyboard:

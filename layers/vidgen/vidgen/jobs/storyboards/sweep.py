@@ -3,7 +3,9 @@
 - no execution (the start after the submit transaction was lost): start it (same name, so harmless);
 - execution running: look again later;
 - execution ended without finishing it (a crash, a step that kept failing): do the rest from here: built-in
-  scenes if none were written, the scene jobs, their executions, and the final status once every job ended.
+  scenes if none were written, the scene jobs, their executions, and the final status once every job ended;
+- ended, with its notification not sent (marked `storyboard.notify`): send it once when its execution is no
+  longer running (it died before its Notify step, or that step gave up).
 """
 
 from __future__ import annotations
@@ -36,6 +38,23 @@ def sweep(report: Report) -> None:
                 logger.warning('sweep could not move a storyboard on', storyboard_id=storyboard_id,
                                error=type(exc).__name__)
                 report.errors.append(storyboard_id)
+    for storyboard_id in store.needing_attention(store.NOTIFY, now, settings.sweep_batch_size):
+        try:
+            _sweep_notification(storyboard_id, report)
+        except VidgenError as exc:
+            logger.warning('sweep could not notify for a storyboard', storyboard_id=storyboard_id,
+                           error=type(exc).__name__)
+            report.errors.append(storyboard_id)
+
+
+def _sweep_notification(storyboard_id: str, report: Report) -> None:
+    if not store.awaiting_notification(storyboard_id):
+        return  # sent meanwhile: the index lags behind the table
+    if executions.storyboard_status(storyboard_id) == 'RUNNING':  # its Notify step is at it, with its retries
+        store.defer_notify(storyboard_id, ids.now() + get_settings().sweep_liveness_seconds)
+        report.deferred.append(storyboard_id)
+        return
+    steps.notify_once(storyboard_id)
 
 
 def _sweep_one(storyboard_id: str, report: Report) -> None:
