@@ -104,10 +104,5 @@ def receiver():
 def new_user(admin):
     """Make a user with `credits`; returns an Api acting as that user (its `.user_id` set)."""
     def make(credits: int = 1000) -> Api:
-        user_id = f'user-{os.getpid()}-{next(_user_numbers)}'
-        response = admin.post('/v1/admin/users', json={'user_id': user_id, 'credits': credits})
-        assert response.status_code == 201, response.text
-        api = admin.as_user(response.json()['api_key'])
-        api.user_id = user_id  # type: ignore[attr-defined]
-        return api
+        return admin.create_user(f'user-{os.getpid()}-{next(_user_numbers)}', credits)
     return make

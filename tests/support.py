@@ -24,6 +24,7 @@ PNG_DATA_URI = 'data:image/png;base64,' + base64.b64encode(PNG_IMAGE).decode()
 class Api:
     base_url: str
     key: str | None = None
+    user_id: str | None = None  # the user this Api acts as, when a test made it
 
     def request(self, method: str, path: str, *, key: str | None = None, **kwargs: Any) -> requests.Response:
         headers = dict(kwargs.pop('headers', {}) or {})
@@ -40,6 +41,12 @@ class Api:
 
     def as_user(self, key: str) -> 'Api':
         return Api(self.base_url, key)
+
+    def create_user(self, user_id: str, credits: int) -> 'Api':
+        """As the admin: create `user_id` with `credits`; the Api acting as that user."""
+        response = self.post('/v1/admin/users', json={'user_id': user_id, 'credits': credits})
+        assert response.status_code == 201, response.text
+        return Api(self.base_url, response.json()['api_key'], user_id)
 
     def submit(self, body: dict[str, Any], **kwargs: Any) -> requests.Response:
         return self.post('/v1/jobs', json=body, **kwargs)

@@ -82,13 +82,7 @@ def cloud():
 
 @pytest.fixture
 def user(cloud) -> Api:
-    admin = Api(cloud.api_url, cloud.admin_key)
-    user_id = f'crash-{uuid.uuid4().hex[:8]}'
-    response = admin.post('/v1/admin/users', json={'user_id': user_id, 'credits': CREDITS})
-    assert response.status_code == 201, response.text
-    api = admin.as_user(response.json()['api_key'])
-    api.user_id = user_id  # type: ignore[attr-defined]
-    return api
+    return Api(cloud.api_url, cloud.admin_key).create_user(f'crash-{uuid.uuid4().hex[:8]}', CREDITS)
 
 
 def sweep_once(cloud) -> dict[str, list[str]]:

@@ -34,12 +34,7 @@ RESULT_BYTES = 200_000  # the session cloud's KieSimConfig.result_bytes
 
 def make_user(admin: Api, credits: int) -> Api:
     """A fresh user for a module-scoped fixture (the `new_user` fixture is per test)."""
-    user_id = f'kie-{os.getpid()}-{uuid.uuid4().hex[:8]}'
-    response = admin.post('/v1/admin/users', json={'user_id': user_id, 'credits': credits})
-    assert response.status_code == 201, response.text
-    user = admin.as_user(response.json()['api_key'])
-    user.user_id = user_id  # type: ignore[attr-defined]
-    return user
+    return admin.create_user(f'kie-{os.getpid()}-{uuid.uuid4().hex[:8]}', credits)
 
 
 def submit(user: Api, body: dict[str, Any]) -> dict[str, Any]:

@@ -38,12 +38,7 @@ def stored_keys(cloud, user: Api, job_id: str) -> list[str]:
 @pytest.fixture(scope='module')
 def user(admin) -> Api:
     import uuid
-    user_id = f'media-{uuid.uuid4().hex[:8]}'
-    response = admin.post('/v1/admin/users', json={'user_id': user_id, 'credits': 2000})
-    assert response.status_code == 201, response.text
-    api = admin.as_user(response.json()['api_key'])
-    api.user_id = user_id  # type: ignore[attr-defined]
-    return api
+    return admin.create_user(f'media-{uuid.uuid4().hex[:8]}', 2000)
 
 
 @pytest.mark.parametrize(('body', 'size', 'thumbnail', 'seconds', 'audio'), [
