@@ -176,3 +176,30 @@ def test_make_deploy_and_delete_use_the_samconfig_environment():
     assert re.search(r'^deploy: check-template .*\n\t\$\(SAM\) deploy --config-env \$\(ENV\)$', makefile, re.M)
     assert re.search(r'^delete: .*\n\t\$\(SAM\) delete --config-env \$\(ENV\)$', makefile, re.M)
     assert re.search(r'^ENV \?= default$', makefile, re.M)
+
+
+def test_per_model_records_feed_the_dashboards_per_model_widgets(template, caplog, monkeypatch):
+    import logging
+
+    from vidgen.observability import per_model
+    from vidgen_local.runtime import METRICS_LOGGER, route_metrics_to_log
+
+    monkeypatch.setenv('POWERTOOLS_SERVICE_NAME', 'vidgen')
+    monkeypatch.setenv('POWERTOOLS_METRICS_NAMESPACE', 'Vidgen')
+    route_metrics_to_log()
+    with caplog.at_level(logging.DEBUG, logger=METRICS_LOGGER):
+        per_model('JobSeconds', 'kling-v2-6', value=42.5)
+    (line,) = [json.loads(r.getMessage()) for r in caplog.records if r.name == METRICS_LOGGER]
+    (directive,) = line['_aws']['CloudWatchMetrics']
+    assert directive['Namespace'] == 'Vidgen' and directive['Dimensions'] == [['model', 'service']]
+    assert line['model'] == 'kling-v2-6' and line['JobSeconds'] == [42.5]
+
+    (_, body), = template.dashboards()
+    searches = [m[0]['expression'] for w in json.loads(body)['widgets'] for m in w['properties']['metrics']
+                if isinstance(m[0], dict)]
+    for name in ('JobSubmitted', 'JobSucceeded', 'JobFailed', 'JobSeconds', 'JobCredits'):
+        assert any(f'{{Vidgen,model,service}} MetricName="{name}"' in s for s in searches), name
+    layer = ROOT / 'layers/vidgen/vidgen/jobs'
+    emitted = (layer / 'submit.py').read_text() + (layer / 'tasks.py').read_text()
+    assert all(f"per_model('{name}'" in emitted for name in ('JobSubmitted', 'JobSucceeded', 'JobFailed',
+                                                            'JobSeconds', 'JobCredits'))

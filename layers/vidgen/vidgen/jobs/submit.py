@@ -34,7 +34,7 @@ from vidgen.errors import (
 from vidgen.jobs.context import LIVE, Context
 from vidgen.models import JobRequest
 from vidgen.netguard import check_url
-from vidgen.observability import MetricUnit, logger, metrics
+from vidgen.observability import MetricUnit, logger, metrics, per_model
 from vidgen.store import idempotency
 from vidgen.store import jobs as job_store
 
@@ -98,6 +98,8 @@ def submit_job(owner: str, request: JobRequest, idempotency_key_value: str | Non
             'wait for some to finish.', retry_after=_CAP_RETRY_AFTER_SECONDS,
         ) from exc
     metrics.add_metric(name='JobSubmitted', unit=MetricUnit.Count, value=1)
+    per_model('JobSubmitted', job.model)
+    per_model('JobCredits', job.model, value=job.credits)
     logger.info('job submitted', job_id=job_id, model=job.model, kind=job.kind, credits=job.credits)
     try:
         ctx.executions.start(job_id)

@@ -32,7 +32,7 @@ from vidgen.errors import (
 )
 from vidgen.jobs import media_calls, notifications
 from vidgen.jobs.context import LIVE, Context
-from vidgen.observability import MetricUnit, logger, metrics
+from vidgen.observability import MetricUnit, logger, metrics, per_model
 from vidgen.providers.base import GenerationRequest, ImageInput, ProviderTask
 from vidgen.store import jobs as job_store
 from vidgen.store import ledger, media
@@ -190,6 +190,8 @@ def succeed_job(job_id: str, outputs: list[dict[str, Any]]) -> bool:
     except AlreadySettled:
         return False
     metrics.add_metric(name='JobSucceeded', unit=MetricUnit.Count, value=1)
+    per_model('JobSucceeded', job.model)
+    per_model('JobSeconds', job.model, value=max(0.0, ids.now() - job.created_at), unit=MetricUnit.Seconds)
     logger.info('job succeeded', job_id=job_id, outputs=len(stored), bytes=sum(o.bytes for o in stored))
     return True
 
@@ -220,6 +222,7 @@ def fail_job(job_id: str, failure: dict[str, Any]) -> None:
     except AlreadySettled:
         return
     metrics.add_metric(name='JobFailed', unit=MetricUnit.Count, value=1)
+    per_model('JobFailed', job.model)
     logger.info('job failed and refunded', job_id=job_id, code=code, credits=job.credits)
 
 
