@@ -87,7 +87,15 @@ def _parser() -> argparse.ArgumentParser:
     admin_commands = admin.add_subparsers(dest='admin_command', required=True, metavar='COMMAND')
     create_user = admin_commands.add_parser('create-user', help='Create a user and its API key (shown once).')
     grant = admin_commands.add_parser('grant', help='Grant credits; the same --reference-id grants once.')
-    for sub, run in ((create_user, cmd_create_user), (grant, cmd_grant)):
+    usage_check = admin_commands.add_parser(
+        'usage-check', help='Recompute the usage counters from the jobs and the ledger; exit 1 on any difference.')
+    create_key = admin_commands.add_parser('create-key', help="Give a user another API key (shown once).")
+    keys = admin_commands.add_parser('keys', help="List a user's API keys (labels and prefixes, never keys).")
+    revoke_key = admin_commands.add_parser('revoke-key', help='Revoke one of a user\'s API keys, at once.')
+    usage = admin_commands.add_parser('usage', help='Service-wide usage and the top users (GET /v1/admin/usage).')
+    for sub, run in ((create_user, cmd_create_user), (grant, cmd_grant), (usage_check, cmd_usage_check),
+                     (create_key, cmd_create_key), (keys, cmd_keys), (revoke_key, cmd_revoke_key),
+                     (usage, cmd_service_usage)):
         _add_connection(sub, argparse.SUPPRESS)
         sub.set_defaults(run=run)
     create_user.add_argument('--user-id')
@@ -96,6 +104,15 @@ def _parser() -> argparse.ArgumentParser:
     grant.add_argument('--amount', type=int, required=True)
     grant.add_argument('--reference-id', required=True)
     grant.add_argument('--reason')
+    usage_check.add_argument('--user', metavar='USER', help='Check this user only (default: every user and the '
+                                                            'service-wide counters).')
+    for sub in (create_key, keys, revoke_key):
+        sub.add_argument('user_id', metavar='USER')
+    create_key.add_argument('--label')
+    revoke_key.add_argument('key_id', metavar='KEY_ID')
+    usage.add_argument('--from', dest='start', metavar='DAY')
+    usage.add_argument('--to', dest='end', metavar='DAY')
+    usage.add_argument('--top', type=int)
     return parser
 
 
@@ -252,6 +269,50 @@ def cmd_create_user(args: argparse.Namespace) -> int:
 def cmd_grant(args: argparse.Namespace) -> int:
     result = _client(args).grant(args.user_id, args.amount, args.reference_id, args.reason)
     _print_json(result) if args.json else print(f'balance: {result.get("balance")}')
+    return 0
+
+
+def cmd_usage_check(args: argparse.Namespace) -> int:
+    result = _client(args).usage_check(args.user)
+    differences = result.get('differences', [])
+    if args.json:
+        _print_json(result)
+    else:
+        print(f'checked {result["users"]} users, {result["jobs"]} jobs: '
+              f'{len(differences) or "no"} difference{"" if len(differences) == 1 else "s"}')
+        if differences:
+            _table([[d['scope'], d['key'], d['figure'], d['expected'], d['stored']] for d in differences],
+                   ['SCOPE', 'COUNTER', 'FIGURE', 'EXPECTED', 'STORED'])
+    return 1 if differences else 0
+
+
+def cmd_create_key(args: argparse.Namespace) -> int:
+    key = _client(args).create_key(args.user_id, args.label)
+    if args.json:
+        _print_json(key)
+    else:
+        print(f'key_id: {key["key_id"]}\napi_key: {key["api_key"]}   (shown once)')
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    listed = _client(args).keys(args.user_id)
+    if args.json:
+        _print_json(listed)
+        return 0
+    _table([[k['key_id'], k.get('label') or '', k['prefix'] + '…', k['created_at'], k.get('revoked_at') or '']
+            for k in listed['keys']], ['KEY_ID', 'LABEL', 'PREFIX', 'CREATED', 'REVOKED'])
+    return 0
+
+
+def cmd_revoke_key(args: argparse.Namespace) -> int:
+    key = _client(args).revoke_key(args.user_id, args.key_id)
+    _print_json(key) if args.json else print(f'revoked {key["key_id"]} at {key["revoked_at"]}')
+    return 0
+
+
+def cmd_service_usage(args: argparse.Namespace) -> int:
+    _print_json(_client(args).service_usage(top=args.top, start=args.start, end=args.end))
     return 0
 
 

@@ -102,6 +102,28 @@ class VidgenClient:
             body['reason'] = reason
         return self.request('POST', f'/v1/admin/users/{quote(user_id, safe="")}/credits', admin=True, json=body)
 
+    def usage(self, **filters: str | None) -> Any:
+        """GET /v1/usage; filters: start (from), end (to), model, type."""
+        return self.request('GET', '/v1/usage', params=_usage_params(filters))
+
+    def service_usage(self, top: int | None = None, **filters: str | None) -> Any:
+        params = _usage_params(filters) | ({'top': top} if top else {})
+        return self.request('GET', '/v1/admin/usage', admin=True, params=params)
+
+    def usage_check(self, user_id: str | None = None) -> Any:
+        return self.request('GET', '/v1/admin/usage-check', admin=True, params={'user': user_id} if user_id else {})
+
+    def create_key(self, user_id: str, label: str | None = None) -> Any:
+        return self.request('POST', f'/v1/admin/users/{quote(user_id, safe="")}/keys', admin=True,
+                            json={'label': label} if label else {})
+
+    def keys(self, user_id: str) -> Any:
+        return self.request('GET', f'/v1/admin/users/{quote(user_id, safe="")}/keys', admin=True)
+
+    def revoke_key(self, user_id: str, key_id: str) -> Any:
+        return self.request('DELETE', f'/v1/admin/users/{quote(user_id, safe="")}/keys/{quote(key_id, safe="")}',
+                            admin=True)
+
     def download(self, url: str, target: Path) -> int:
         """Stream `url` into `target` (no auth header: output URLs are presigned); returns the bytes written."""
         try:
@@ -118,6 +140,11 @@ class VidgenClient:
                 return written
         except requests.RequestException as exc:
             raise ApiError(f'Downloading {urlsplit(url).path} failed: {type(exc).__name__}') from exc
+
+
+def _usage_params(filters: dict[str, str | None]) -> dict[str, str]:
+    names = {'start': 'from', 'end': 'to', 'model': 'model', 'type': 'type'}
+    return {names[k]: v for k, v in filters.items() if v is not None}
 
 
 def _decode(response: requests.Response) -> Any:

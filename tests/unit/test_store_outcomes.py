@@ -81,11 +81,34 @@ def refusing(sk_prefix: str, old: dict[str, Any] | None) -> Refusal:
 CLAIM = IdempotencyClaim('key-1', 'hash-1', 86400)
 
 
+def usage_updates(items: list[dict[str, Any]]) -> dict[Any, dict[str, int]]:
+    """The usage counter updates of a transaction: each item's key, with what it ADDs by counter name."""
+    found = {}
+    for op in items:
+        body = op.get('Update', {})
+        if not str(body.get('Key', {}).get('PK', '')).startswith('USAGE#'):
+            continue
+        names, values = body['ExpressionAttributeNames'], body['ExpressionAttributeValues']
+        added = body['UpdateExpression'].split(' ADD ')[1].split(', ')
+        found[KeyView(body['Key'])] = {names[a.split()[0]]: values[a.split()[1]] for a in added}
+    return found
+
+
+class KeyView(dict):  # a hashable dict for the keys above
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self.items())))
+
+
 def test_a_submit_that_passes_every_condition_writes_one_transaction(store):
     client = store(lambda key: (False, None))
     ledger.submit_debit(job(), max_active_jobs=5, sweep_at=0, idempotency=CLAIM)
     [items] = client.calls
-    assert sorted(next(iter(op)) for op in items) == ['Put', 'Put', 'Put', 'Update']
+    assert sorted(next(iter(op)) for op in items) == ['Put', 'Put', 'Put', 'Update', 'Update', 'Update', 'Update']
+    counted = usage_updates(items)
+    # The job is counted, with its credits, in the owner's cell, one service shard and the owner's day.
+    assert [key['SK'] for key in counted] == ['DAY#2027-01-15#kling-v2-6#t2v#-#-', 'DAY#2027-01-15#kling-v2-6#t2v#-',
+                                              'DAY#2027-01-15#alice']
+    assert all(added == {'jobs': 1, 'credits_charged': 20} for added in counted.values())
 
 
 def test_a_debit_refused_with_too_small_a_balance_is_insufficient_credits(store):
@@ -134,7 +157,8 @@ def test_a_refund_writes_the_job_the_owner_and_a_ledger_entry(store):
     client = store(lambda key: (False, None))
     ledger.settle(job(), status='failed', now=1.0, refund=True, extra={'error': {'code': 'X', 'message': 'y'}})
     [items] = client.calls
-    assert len(items) == 3
+    assert len(items) == 6
+    assert list(usage_updates(items).values()) == [{'failed': 1, 'credits_refunded': 20}] * 2 + [{'credits_refunded': 20}]
 
 
 def test_a_repeated_grant_grants_nothing_and_a_grant_to_nobody_is_an_unknown_user(store, monkeypatch):

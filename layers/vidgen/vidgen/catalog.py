@@ -30,7 +30,7 @@ MODE_NAMES = {
 # Top-level request fields that are catalog parameters; everything else model-specific goes in `options`.
 _TOP_LEVEL_PARAMETERS = ('duration', 'aspect_ratio', 'mode')
 # Catalog fields that say how to drive the provider; not part of the public model description.
-_INTERNAL_FIELDS = ('provider_model', 'provider_modes', 'provider_params')
+_INTERNAL_FIELDS = ('provider_model', 'provider_modes', 'provider_params', 'provider_prices')
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,7 @@ class ResolvedJob:
     mode: str
     params: dict[str, Any]
     credits: int
+    provider_cost_micro_usd: int  # what the provider charges us for it (usage reports' provider_cost_usd)
 
 
 @lru_cache(maxsize=1)
@@ -133,18 +134,37 @@ def resolve(request: JobRequest) -> ResolvedJob:
     params = _resolve_parameters(spec, mode, given)
     _check_shots_fill_the_duration(spec, params)
     check_inline_images(spec, request)
-    return ResolvedJob(model=spec, mode=mode, params=params, credits=price(spec, mode, params))
+    return ResolvedJob(model=spec, mode=mode, params=params, credits=price(spec, mode, params),
+                       provider_cost_micro_usd=provider_cost_micro_usd(spec, mode, params))
 
 
 def price(spec: ModelSpec, mode: str, params: dict[str, Any]) -> int:
     """The first price rule whose `when` matches: a flat `credits`, or `credits_per_second` of the duration."""
+    rule = _first_match(spec.raw['prices'], mode, params)
+    if rule is None:
+        raise InvalidParametersError(f'{spec.id} has no price for these parameters; choose other values.')
+    if 'credits_per_second' in rule:
+        return int(rule['credits_per_second']) * int(params['duration'])
+    return int(rule['credits'])
+
+
+def provider_cost_micro_usd(spec: ModelSpec, mode: str, params: dict[str, Any]) -> int:
+    """The provider's price of one such job (`provider_prices`: a flat `usd`, or `usd_per_second` of the
+    duration), in millionths of a USD so that usage counters add it up exactly. Every model has one
+    (tests/unit/test_usage_counters.py); 0 for none that matches."""
+    rule = _first_match(spec.raw.get('provider_prices', {}).get('rules', []), mode, params)
+    if rule is None:
+        return 0
+    if 'usd_per_second' in rule:
+        return round(float(rule['usd_per_second']) * int(params['duration']) * 1_000_000)
+    return round(float(rule['usd']) * 1_000_000)
+
+
+def _first_match(rules: list[dict[str, Any]], mode: str, params: dict[str, Any]) -> dict[str, Any] | None:
+    """The first rule whose `when` holds for the job: its parameters, and `kind` for its mode."""
     facts = {**params, 'kind': mode}
-    for rule in spec.raw['prices']:
-        if all(facts.get(key) == value for key, value in rule.get('when', {}).items()):
-            if 'credits_per_second' in rule:
-                return int(rule['credits_per_second']) * int(params['duration'])
-            return int(rule['credits'])
-    raise InvalidParametersError(f'{spec.id} has no price for these parameters; choose other values.')
+    return next((rule for rule in rules
+                 if all(facts.get(key) == value for key, value in rule.get('when', {}).items())), None)
 
 
 def input_images(request: JobRequest) -> list[tuple[str, str]]:

@@ -326,6 +326,22 @@ class AlreadySettled(StoreOutcome):
         self.job_id = job_id
 
 
+class TooManyKeys(StoreOutcome):
+    """The user already holds as many API keys as one may."""
+
+    def __init__(self, user_id: str, limit: int) -> None:
+        super().__init__(f'{user_id} already holds {limit} API keys.')
+        self.limit = limit
+
+
+class UnknownKey(StoreOutcome):
+    """The user holds no key with that id."""
+
+    def __init__(self, user_id: str, key_id: str) -> None:
+        super().__init__(f'{user_id} has no key {key_id!r}.')
+        self.key_id = key_id
+
+
 # --- Maps derived from the classes --------------------------------------------------------------------------
 
 

@@ -32,3 +32,8 @@ def iso(epoch_seconds: float) -> str:
 
 def now_iso() -> str:
     return iso(now())
+
+
+def day(epoch_seconds: float) -> str:
+    """The UTC date of a moment, YYYY-MM-DD: the day usage is counted under."""
+    return datetime.fromtimestamp(epoch_seconds, tz=timezone.utc).date().isoformat()

@@ -149,6 +149,15 @@ class ProviderRef(BaseModel):
     task_id: str | None = None
 
 
+class JobTiming(BaseModel):
+    queued_seconds: float | None = Field(description='Submit to the provider accepting the task; null while queued, '
+                                                     'or when the job ended before that.')
+    processing_seconds: float | None = Field(description='The provider accepting the task to the job ending (the '
+                                                         "provider's time plus copying and checking the result); null "
+                                                         'until both happened.')
+    total_seconds: float | None = Field(description='Submit to the job ending; null while active.')
+
+
 class JobView(BaseModel):
     id: str
     status: JobStatus
@@ -166,6 +175,9 @@ class JobView(BaseModel):
     completed_at: str | None
     metadata: dict[str, str]
     storyboard_id: str | None = Field(None, description='The storyboard this job is a scene of, if any.')
+    api_key_id: str | None = Field(None, description='The id of the API key that submitted the job.')
+    timing: JobTiming
+    started_at: str | None = Field(None, description='When the provider accepted the task.')
 
 
 class JobList(BaseModel):
@@ -189,6 +201,92 @@ class CreditsView(BaseModel):
     next_cursor: str | None = None
 
 
+# --- usage: GET /v1/usage and GET /v1/admin/usage, read from the usage counters --------------------------
+
+UsageType = Literal['video', 'image']
+
+
+class UsageFigures(BaseModel):
+    """One group's figures. Jobs count under the UTC day they were submitted, whenever they end."""
+
+    jobs: int = Field(description='Jobs submitted (storyboard scenes count one each).')
+    succeeded: int
+    failed: int
+    canceled: int
+    active: int = Field(description='Queued or running now.')
+    credits_charged: int = Field(description='Credits debited for these jobs.')
+    credits_refunded: int = Field(description='Credits given back for the failed and canceled ones.')
+    credits_net: int = Field(description='credits_charged - credits_refunded.')
+    provider_cost_usd: float = Field(description="What the providers charge for the succeeded jobs, in USD, from the "
+                                                 "catalog's provider prices.")
+    output_bytes: int = Field(description='Bytes of the succeeded jobs\' stored results.')
+    seconds_p50: int | None = Field(description='Median processing time (submit to result) of the succeeded jobs, '
+                                                'in seconds: the upper bound of the histogram bucket it falls in; '
+                                                'null without a success.')
+    seconds_p95: int | None = Field(description='95th percentile of the same, read the same way.')
+
+
+class UsageDay(UsageFigures):
+    date: str = Field(description='A UTC date, YYYY-MM-DD.')
+
+
+class UsageFilters(BaseModel):
+    model: str | None
+    type: UsageType | None
+
+
+class UsageWindow(BaseModel):
+    """Figures over whole UTC days `from`..`to` (both included): totals, and the same figures per group."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: str = Field(alias='from', description='First UTC day of the window, YYYY-MM-DD.')
+    to: str = Field(description='Last UTC day of the window (included).')
+    filters: UsageFilters
+    totals: UsageFigures
+    by_day: list[UsageDay] = Field(description='Every day of the window, oldest first, zeros included.')
+    by_model: dict[str, UsageFigures]
+    by_kind: dict[str, UsageFigures] = Field(description='t2v, i2v, flf2v, ref2v, t2i, i2i.')
+    by_type: dict[str, UsageFigures] = Field(description='video, image.')
+    by_duration: dict[str, UsageFigures] = Field(description='Seconds of video asked for; video jobs of models '
+                                                             'that take a duration.')
+
+
+class UsageReport(UsageWindow):
+    by_api_key: dict[str, UsageFigures] = Field(description='By the id of the API key that submitted the jobs.')
+
+
+class TopUser(BaseModel):
+    user_id: str
+    jobs: int
+    credits_charged: int
+    credits_refunded: int
+    credits_net: int
+    provider_cost_usd: float
+
+
+class ServiceUsageReport(UsageWindow):
+    top_users: list[TopUser] = Field(description='The users with the most credits_net in the window, most first. '
+                                                 'Model and type filters do not apply to it.')
+
+
+class UsageDifference(BaseModel):
+    scope: str = Field(description="'user', 'user-day' or 'service', and what it is about.")
+    key: str = Field(description='The counter item, by its facts.')
+    figure: str
+    expected: int = Field(description='Recomputed from the jobs, storyboards and ledger.')
+    stored: int = Field(description='What the usage counters hold.')
+
+
+class UsageCheck(BaseModel):
+    users: int = Field(description='Users checked.')
+    jobs: int = Field(description='Jobs (and scenes without a job yet) recomputed.')
+    differences: list[UsageDifference]
+
+
+# --- admin ---------------------------------------------------------------------------------------------------
+
+
 class CreateUserRequest(BaseModel):
     model_config = ConfigDict(extra='forbid')
 
@@ -200,6 +298,30 @@ class CreatedUser(BaseModel):
     user_id: str
     api_key: str = Field(description='Shown once; only its hash is stored.')
     balance: int
+
+
+class CreateKeyRequest(BaseModel):
+    model_config = ConfigDict(extra='forbid')
+
+    label: str | None = Field(None, min_length=1, max_length=64, description='What the key is for, e.g. "ci".')
+
+
+class ApiKeyView(BaseModel):
+    key_id: str
+    label: str | None
+    prefix: str = Field(description='The first characters of the key, to tell keys apart.')
+    created_at: str
+    revoked_at: str | None
+
+
+class CreatedKey(ApiKeyView):
+    user_id: str
+    api_key: str = Field(description='Shown once; only its hash is stored.')
+
+
+class ApiKeyList(BaseModel):
+    user_id: str
+    keys: list[ApiKeyView] = Field(description='Oldest first, revoked keys included; never the keys themselves.')
 
 
 class GrantRequest(BaseModel):

@@ -7,7 +7,7 @@ from typing import Any
 
 from vidgen.config import get_settings
 from vidgen.errors import AuthFailedError
-from vidgen.jobs.accounts import user_for_api_key
+from vidgen.jobs.accounts import Caller, caller_for_api_key
 from vidgen.secrets import get_secret_field
 
 _MISSING = 'Send your API key as `Authorization: Bearer <key>`.'
@@ -24,10 +24,15 @@ def bearer_token(event: Any) -> str:
 
 def authenticate(event: Any) -> str:
     """The user id behind the request's API key."""
-    user_id = user_for_api_key(bearer_token(event))
-    if user_id is None:
+    return authenticate_caller(event).user_id
+
+
+def authenticate_caller(event: Any) -> Caller:
+    """The user behind the request's API key, and which of their keys it is (jobs record it)."""
+    caller = caller_for_api_key(bearer_token(event))
+    if caller is None:
         raise AuthFailedError(_INVALID)
-    return user_id
+    return caller
 
 
 def require_admin(event: Any) -> None:

@@ -9,8 +9,8 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from vidgen.api.auth import authenticate
 from vidgen.api.http import ERROR_RESPONSES, NO_AUTH
-from vidgen.jobs import queries
-from vidgen.models import CreditsView, JobList, JobView
+from vidgen.jobs import queries, usage
+from vidgen.models import CreditsView, JobList, JobView, UsageReport
 
 router = APIGatewayHttpRouter()
 
@@ -51,10 +51,16 @@ def get_credits(
     return queries.get_credits(authenticate(router.current_event), limit=limit, cursor=cursor)
 
 
-@router.get('/v1/usage', tags=['credits'], summary='Usage analytics: totals, per model, per kind, per day',
-            responses={200: {'description': 'Usage in the window.'}, **ERROR_RESPONSES})
+@router.get('/v1/usage', tags=['credits'], summary='Your usage: totals and per day, model, kind, type, duration and key',
+            description='Read from usage counters kept in the same transactions as the credits, so its figures agree '
+                        'with the ledger and it costs the same however many jobs the window holds. Whole UTC days '
+                        '`from`..`to`, both included (default: the last 30 days); at most 90 days.',
+            responses={200: {'description': 'Usage in the window.',
+                             'content': {'application/json': {'model': UsageReport}}}, **ERROR_RESPONSES})
 def get_usage(
-    start: Annotated[str | None, Query(alias='from', max_length=40)] = None,
-    end: Annotated[str | None, Query(alias='to', max_length=40)] = None,
-) -> dict[str, Any]:
-    return queries.get_usage(authenticate(router.current_event), start=start, end=end)
+    start: Annotated[str | None, Query(alias='from', max_length=40, description='First day, YYYY-MM-DD.')] = None,
+    end: Annotated[str | None, Query(alias='to', max_length=40, description='Last day (included), YYYY-MM-DD.')] = None,
+    model: Annotated[str | None, Query(max_length=64, description='Only this model.')] = None,
+    type_: Annotated[Literal['video', 'image'] | None, Query(alias='type', description='Only videos, or images.')] = None,
+) -> UsageReport:
+    return usage.user_report(authenticate(router.current_event), start=start, end=end, model=model, type_=type_)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
-from vidgen.api.auth import authenticate
+from vidgen.api.auth import authenticate, authenticate_caller
 from vidgen.api.http import ERROR_RESPONSES, accepted, error_doc, idempotency_key_header
 from vidgen.jobs.storyboards import submit
 from vidgen.jobs.storyboards.views import storyboard_view
@@ -31,9 +31,10 @@ router = APIGatewayHttpRouter()
     },
 )
 def submit_storyboard(request: StoryboardRequest) -> Response[StoryboardView]:
-    owner = authenticate(router.current_event)
-    logger.append_keys(user_id=owner)
-    submitted = submit.submit_storyboard(owner, request, idempotency_key_header(router.current_event))
+    caller = authenticate_caller(router.current_event)
+    logger.append_keys(user_id=caller.user_id)
+    submitted = submit.submit_storyboard(caller.user_id, request, idempotency_key_header(router.current_event),
+                                         api_key_id=caller.key_id)
     return accepted(storyboard_view(submitted.storyboard), replayed=submitted.replayed)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
-from vidgen.api.auth import authenticate
+from vidgen.api.auth import authenticate, authenticate_caller
 from vidgen.api.http import ERROR_RESPONSES, accepted, error_doc, idempotency_key_header
 from vidgen.jobs import submit
 from vidgen.jobs.views import job_view
@@ -29,9 +29,10 @@ router = APIGatewayHttpRouter()
     },
 )
 def submit_job(request: JobRequest) -> Response[JobView]:
-    owner = authenticate(router.current_event)
-    logger.append_keys(user_id=owner)
-    submitted = submit.submit_job(owner, request, idempotency_key_header(router.current_event))
+    caller = authenticate_caller(router.current_event)
+    logger.append_keys(user_id=caller.user_id)
+    submitted = submit.submit_job(caller.user_id, request, idempotency_key_header(router.current_event),
+                                  api_key_id=caller.key_id)
     return accepted(job_view(submitted.job), replayed=submitted.replayed)
 
 

@@ -5,8 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vidgen import ids
-from vidgen.errors import ConflictError, NotFoundError, UnknownUser, UserExists
+from vidgen.errors import (
+    ConflictError,
+    NotFoundError,
+        TooManyKeys,
+    UnknownKey,
+    UnknownUser,
+    UserExists,
+)
 from vidgen.store import accounts, ledger
+from vidgen.store.accounts import MAX_ACTIVE_KEYS, ApiKeyRecord, Caller
+
+__all__ = ['MAX_ACTIVE_KEYS', 'ApiKeyRecord', 'Caller', 'Grant', 'caller_for_api_key', 'create_key', 'create_user',
+           'grant_credits', 'list_keys', 'revoke_key']
 
 
 @dataclass(frozen=True)
@@ -15,9 +26,35 @@ class Grant:
     granted: bool  # False: this reference_id was granted before, and nothing changed
 
 
-def user_for_api_key(api_key: str) -> str | None:
-    """The user id an API key belongs to, or None for a key vidgen never issued."""
-    return accounts.user_for_api_key(api_key)
+def caller_for_api_key(api_key: str) -> Caller | None:
+    """The user (and which of their keys) an API key belongs to, or None for a key vidgen never issued or
+    one that was revoked."""
+    return accounts.caller_for_api_key(api_key)
+
+
+def create_key(user_id: str, label: str | None) -> tuple[str, ApiKeyRecord]:
+    """One more key for the user: (the key, shown this once, and its record)."""
+    try:
+        return accounts.create_key(user_id, label, ids.now())
+    except UnknownUser as exc:
+        raise NotFoundError(f'No user {user_id!r}.') from exc
+    except TooManyKeys as exc:
+        # Not a rate: a quota that stays until a key is revoked; 409 says "change the state first".
+        raise ConflictError(f'{user_id} already holds {exc.limit} API keys; revoke one first.') from exc
+
+
+def list_keys(user_id: str) -> list[ApiKeyRecord]:
+    if not accounts.user_exists(user_id):
+        raise NotFoundError(f'No user {user_id!r}.')
+    return accounts.list_keys(user_id)
+
+
+def revoke_key(user_id: str, key_id: str) -> ApiKeyRecord:
+    """Revoke a key at once; revoking it again answers the same record."""
+    try:
+        return accounts.revoke_key(user_id, key_id, ids.now())
+    except UnknownKey as exc:
+        raise NotFoundError(f'{user_id!r} has no API key {key_id!r}.') from exc
 
 
 def create_user(user_id: str | None, credits: int) -> tuple[str, str]:

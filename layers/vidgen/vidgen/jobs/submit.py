@@ -56,7 +56,7 @@ def request_fingerprint(request: JobRequest) -> str:
 
 
 def submit_job(owner: str, request: JobRequest, idempotency_key_value: str | None = None,
-               ctx: Context = LIVE) -> Submitted:
+               ctx: Context = LIVE, *, api_key_id: str | None = None) -> Submitted:
     settings = get_settings()
     resolved = catalog.resolve(request)
     if request.webhook_url:
@@ -80,6 +80,7 @@ def submit_job(owner: str, request: JobRequest, idempotency_key_value: str | Non
         reference_images=[_store_image(owner, job_id, f'reference_{i}', img, ctx) or ''
                           for i, img in enumerate(request.reference_images or [])],
         webhook_url=request.webhook_url, metadata=request.metadata or {}, request_hash=fingerprint,
+        api_key_id=api_key_id, provider_cost_micro_usd=resolved.provider_cost_micro_usd,
     )
     claim = (idempotency.IdempotencyClaim(idempotency_key_value, fingerprint, settings.idempotency_ttl_seconds)
              if idempotency_key_value else None)

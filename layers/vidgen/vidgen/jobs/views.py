@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from vidgen import ids
-from vidgen.models import JobErrorView, JobOutput, JobView, ProviderRef
+from vidgen.models import JobErrorView, JobOutput, JobTiming, JobView, ProviderRef
 from vidgen.store.jobs import Job, StoredOutput
 from vidgen.store.media import bucket_origin, presigned_url
 
@@ -26,7 +26,20 @@ def job_view(job: Job) -> JobView:
         completed_at=ids.iso(job.completed_at) if job.completed_at else None,
         metadata=job.metadata,
         storyboard_id=job.storyboard_id,
+        api_key_id=job.api_key_id,
+        timing=job_timing(job),
+        started_at=ids.iso(job.started_at) if job.started_at else None,
     )
+
+
+def job_timing(job: Job) -> JobTiming:
+    """Where a job's time went: waiting for the provider to take it, then until it ended."""
+    def span(start: float | None, end: float | None) -> float | None:
+        return round(end - start, 3) if start is not None and end is not None else None
+
+    return JobTiming(queued_seconds=span(job.created_at, job.started_at),
+                     processing_seconds=span(job.started_at, job.completed_at),
+                     total_seconds=span(job.created_at, job.completed_at))
 
 
 def results_origin() -> str:

@@ -14,8 +14,10 @@ from typing import Any
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
+from vidgen import ids
 from vidgen.errors import NotFoundError, StoreError
 from vidgen.models import ACTIVE_STATUSES
+from vidgen.store import usage
 from vidgen.store.pages import PageKey
 from vidgen.store.table import (
     SWEEP_INDEX,
@@ -70,6 +72,13 @@ class Job:
     error: dict[str, str] | None = None
     refunded: bool = False
     completed_at: float | None = None
+    # Usage: the API key that submitted the job, the UTC day it is counted under (a storyboard's scenes count
+    # under the storyboard's day, when they were paid for) and what the provider charges for it.
+    api_key_id: str | None = None
+    usage_day: str | None = None
+    provider_cost_micro_usd: int = 0
+    # When the provider accepted the task (queued -> running): splits the job's time into queued and processing.
+    started_at: float | None = None
 
     @property
     def is_active(self) -> bool:
@@ -92,6 +101,28 @@ class Job:
         item['sweep_status'] = self.status
         stored: dict[str, Any] = storable(item)
         return stored
+
+
+IMAGE_KINDS = ('t2i', 'i2i')
+
+
+def usage_cell(job: Job) -> usage.Cell:
+    """The usage cell a job is counted in, from its submit to its end."""
+    duration = job.params.get('duration')
+    return usage.Cell(day=job.usage_day or ids.day(job.created_at), model=job.model, kind=job.kind,
+                      type='image' if job.kind in IMAGE_KINDS else 'video',
+                      duration=duration if isinstance(duration, int) and not isinstance(duration, bool) else None,
+                      api_key_id=job.api_key_id)
+
+
+def usage_ending(job: Job, *, status: str, completed_at: float, refunded: bool,
+                 outputs: list[dict[str, Any]]) -> usage.Delta:
+    """What ending `job` as `status` adds to its cell: a success its outputs' bytes, its provider cost and
+    its processing time (submit to result); a refund its credits."""
+    if status != 'succeeded':
+        return usage.ended(status, refunded=job.credits if refunded else 0)
+    return usage.ended(status, output_bytes=sum(int(o.get('bytes', 0)) for o in outputs),
+                       cost_micro_usd=job.provider_cost_micro_usd, seconds=completed_at - job.created_at)
 
 
 def get_job(job_id: str, *, consistent: bool = True) -> Job:
@@ -117,13 +148,15 @@ def put_item_op(job: Job, sweep_at: float) -> dict[str, Any]:
 
 
 def _update(job_id: str, *, set_: dict[str, Any], remove: tuple[str, ...] = (), condition: str,
-            values: dict[str, Any] | None = None) -> Job | None:
-    """One conditional update; returns the new job, or None when the condition did not hold."""
-    names = {f'#{k}': k for k in set_} | {f'#{k}': k for k in remove} | {'#status': 'status'}
-    expression = 'SET ' + ', '.join(f'#{k} = :{k}' for k in set_)
+            values: dict[str, Any] | None = None, set_once: dict[str, Any] | None = None) -> Job | None:
+    """One conditional update; returns the new job, or None when the condition did not hold. `set_once`
+    attributes keep the value they already have."""
+    once = set_once or {}
+    names = {f'#{k}': k for k in (*set_, *once)} | {f'#{k}': k for k in remove} | {'#status': 'status'}
+    expression = 'SET ' + ', '.join([f'#{k} = :{k}' for k in set_] + [f'#{k} = if_not_exists(#{k}, :{k})' for k in once])
     if remove:
         expression += ' REMOVE ' + ', '.join(f'#{k}' for k in remove)
-    expr_values = {f':{k}': storable(v) for k, v in set_.items()} | storable(values or {})
+    expr_values = {f':{k}': storable(v) for k, v in {**set_, **once}.items()} | storable(values or {})
     try:
         response = table().update_item(
             Key=job_key(job_id), UpdateExpression=expression, ConditionExpression=condition,
@@ -165,6 +198,7 @@ def mark_running(job_id: str, task_id: str, now: float, sweep_at: float) -> Job 
         job_id,
         set_={'status': 'running', 'provider_task_id': task_id, 'updated_at': now,
               'sweep_status': 'running', 'sweep_at': float(int(sweep_at))},
+        set_once={'started_at': now},
         condition='#status = :queued OR (#status = :running AND #provider_task_id = :task_id)',
         values={':queued': 'queued', ':running': 'running', ':task_id': task_id},
     )
@@ -225,18 +259,18 @@ def list_user_jobs(owner: str, *, status: str | None, limit: int, cursor: PageKe
     return jobs, start_key
 
 
-def jobs_created_between(owner: str, start: float, end: float, *, max_items: int) -> list[Job]:
-    """The owner's jobs created in [start, end), oldest first (usage reports)."""
-    condition = Key('owner').eq(owner) & Key('created_key').between(f'{start:017.6f}', f'{end:017.6f}~')
-    jobs: list[Job] = []
-    kwargs: dict[str, Any] = {'IndexName': USER_JOBS_INDEX, 'KeyConditionExpression': condition}
-    while len(jobs) < max_items:
+def all_job_ids_of(owner: str) -> list[str]:
+    """Every job id of the owner, from the UserJobs index (reconciliation; read each job again for its
+    current state, the index may lag)."""
+    kwargs: dict[str, Any] = {'IndexName': USER_JOBS_INDEX, 'KeyConditionExpression': Key('owner').eq(owner),
+                              'ProjectionExpression': 'PK'}
+    found: list[str] = []
+    while True:
         response = table().query(**kwargs)
-        jobs.extend(Job.from_item(item) for item in response.get('Items', []))
+        found.extend(str(item['PK']).removeprefix('JOB#') for item in response.get('Items', []))
         if 'LastEvaluatedKey' not in response:
-            break
+            return found
         kwargs['ExclusiveStartKey'] = response['LastEvaluatedKey']
-    return jobs[:max_items]
 
 
 def jobs_needing_attention(status: str, now: float, limit: int) -> list[str]:

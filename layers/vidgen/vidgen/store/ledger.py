@@ -1,4 +1,5 @@
-"""Credits: every change to a balance is one DynamoDB transaction with a ledger entry in it.
+"""Credits: every change to a balance is one DynamoDB transaction with a ledger entry in it, and with the
+usage counters it changes (`vidgen.store.usage`), so a counter cannot disagree with the ledger.
 
 Nothing reads a balance, computes and writes it back. A debit is conditioned on `balance >= cost` (and
 on the owner's active-job cap), a refund on the job still being active (so it can happen once), a grant
@@ -27,6 +28,7 @@ from vidgen.errors import (
     UnknownUser,
 )
 from vidgen.store import jobs as job_store
+from vidgen.store import usage
 from vidgen.store.idempotency import IdempotencyClaim, claim_op
 from vidgen.store.pages import PageKey
 from vidgen.store.table import (
@@ -85,6 +87,8 @@ def submit_transaction(job: job_store.Job, *, max_active_jobs: int, sweep_at: fl
         claim = claim_op(job.owner, idempotency, job.id, job.created_at)
         claim['Put']['TableName'] = name
         items['idempotency'] = claim
+    items |= usage.transaction_items(job.owner, job_store.usage_cell(job), usage.submitted(1, job.credits),
+                                     spread_by=job.id, table_name=name)
     return items
 
 
@@ -135,7 +139,8 @@ def settle(job: job_store.Job, *, status: str, now: float, refund: bool, extra: 
     owner_update = 'ADD active_jobs :minus_one'
     values: dict[str, Any] = {':minus_one': -1}
     items = {'job': job_store.settle_op(job, status=status, now=now, extra=extra)}
-    if refund and job.credits:
+    refunded = job.credits if refund else 0
+    if refunded:
         owner_update = 'SET balance = balance + :credits ADD active_jobs :minus_one'
         values[':credits'] = job.credits
         items['entry'] = entry_op(job.owner, type_='refund', amount=job.credits, at=now, job_id=job.id,
@@ -144,6 +149,9 @@ def settle(job: job_store.Job, *, status: str, now: float, refund: bool, extra: 
         'TableName': table().name, 'Key': user_key(job.owner), 'UpdateExpression': owner_update,
         'ConditionExpression': 'attribute_exists(PK)', 'ExpressionAttributeValues': values,
     }}
+    ending = job_store.usage_ending(job, status=status, completed_at=now, refunded=refund,
+                                    outputs=extra.get('outputs', []))
+    items |= usage.transaction_items(job.owner, job_store.usage_cell(job), ending, spread_by=job.id)
     try:
         transact(items)
     except TransactionCanceled as exc:
@@ -197,3 +205,14 @@ def ledger_page(user_id: str, *, limit: int,
     entries = [{k: v for k, v in plain(item).items() if k not in ('PK', 'SK')} for item in response.get('Items', [])]
     return entries, response.get('LastEvaluatedKey')
 
+
+
+def all_entries(user_id: str) -> list[dict[str, Any]]:
+    """Every ledger entry of the user, oldest first (reconciliation)."""
+    entries: list[dict[str, Any]] = []
+    cursor: PageKey | None = None
+    while True:
+        page, cursor = ledger_page(user_id, limit=1000, cursor=cursor)
+        entries.extend(page)
+        if not cursor:
+            return entries[::-1]

@@ -1,7 +1,7 @@
 """Storyboard records, and every write that moves a storyboard's money or state.
 
 A storyboard holds `scene_count` scenes, each paid for at `price` credits. Its money moves in three places,
-each one transaction with its ledger entries in it:
+each one transaction with its ledger entries and its usage counters (`vidgen.store.usage`) in it:
 
 - `submit`: the owner pays for every scene at once (`balance >= credits`, room for `scene_count` more active
   jobs), the storyboard is created with its scene job ids chosen up front, and one debit entry per scene
@@ -27,6 +27,7 @@ from typing import Any, NoReturn
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
+from vidgen import ids
 from vidgen.errors import (
     NotFoundError,
     StoreError,
@@ -35,6 +36,7 @@ from vidgen.errors import (
     TransactionCanceled,
 )
 from vidgen.store import jobs as job_store
+from vidgen.store import usage
 from vidgen.store.idempotency import IdempotencyClaim, claim_op
 from vidgen.store.ledger import debit_op, entry_op, raise_submit_refusal
 from vidgen.store.pages import PageKey
@@ -90,6 +92,20 @@ class Storyboard:
     scenes_note: str | None = None
     refunded_credits: int = 0  # refunded by the storyboard itself (canceled while writing)
     completed_at: float | None = None
+    api_key_id: str | None = None  # the key that submitted it; its scene jobs carry it too
+    provider_cost_micro_usd: int = 0  # what the provider charges for one scene
+
+    @property
+    def usage_day(self) -> str:
+        """The day the storyboard's scenes are counted under: the day they were paid for."""
+        return ids.day(self.created_at)
+
+    def usage_cell(self) -> usage.Cell:
+        """The cell its scenes are counted in (the same one their jobs settle in)."""
+        duration = self.params.get('duration')
+        return usage.Cell(day=self.usage_day, model=self.model, kind=self.kind, type='video',
+                          duration=duration if isinstance(duration, int) and not isinstance(duration, bool) else None,
+                          api_key_id=self.api_key_id)
 
     @property
     def is_active(self) -> bool:
@@ -135,6 +151,8 @@ def submit(storyboard: Storyboard, *, max_active_jobs: int, sweep_at: float,
     for index, job_id in enumerate(sb.job_ids):
         items[f'entry{index}'] = entry_op(sb.owner, type_='debit', amount=-sb.price, at=sb.created_at,
                                           job_id=job_id, storyboard_id=sb.id)
+    items |= usage.transaction_items(sb.owner, sb.usage_cell(), usage.submitted(sb.scene_count, sb.credits),
+                                     spread_by=sb.id)
     try:
         transact(items)
     except TransactionCanceled as exc:
@@ -215,6 +233,9 @@ def cancel_writing(storyboard: Storyboard, *, now: float, notify_at: float | Non
     for index, job_id in enumerate(sb.job_ids):
         items[f'entry{index}'] = entry_op(sb.owner, type_='refund', amount=sb.price, at=now, job_id=job_id,
                                           storyboard_id=sb.id, reason='CANCELED')
+    items |= usage.transaction_items(sb.owner, sb.usage_cell(),
+                                     usage.ended('canceled', count=sb.scene_count, refunded=sb.credits),
+                                     spread_by=sb.id)
     try:
         transact(items)
     except TransactionCanceled as exc:
@@ -315,6 +336,19 @@ def list_for_owner(owner: str, *, limit: int, cursor: PageKey | None) -> tuple[l
         kwargs['ExclusiveStartKey'] = cursor
     response = table().query(**kwargs)
     return [Storyboard.from_item(i) for i in response.get('Items', [])], response.get('LastEvaluatedKey')
+
+
+def all_ids_of(owner: str) -> list[str]:
+    """Every storyboard id of the owner (reconciliation; read each one again, the index may lag)."""
+    kwargs: dict[str, Any] = {'IndexName': USER_STORYBOARDS_INDEX,
+                              'KeyConditionExpression': Key('storyboard_owner').eq(owner), 'ProjectionExpression': 'PK'}
+    found: list[str] = []
+    while True:
+        response = table().query(**kwargs)
+        found.extend(str(item['PK']).removeprefix('STORYBOARD#') for item in response.get('Items', []))
+        if 'LastEvaluatedKey' not in response:
+            return found
+        kwargs['ExclusiveStartKey'] = response['LastEvaluatedKey']
 
 
 def needing_attention(status: str, now: float, limit: int) -> list[str]:

@@ -82,7 +82,8 @@ def create_jobs(storyboard_id: str) -> dict[str, str]:
         provider=storyboard.provider, provider_model=storyboard.provider_model, kind=storyboard.kind,
         prompt=scene.prompt, params=storyboard.params, credits=storyboard.price, created_at=now, updated_at=now,
         deadline_at=now + settings.job_deadline_seconds, image=storyboard.product.get('image'),
-        metadata=storyboard.metadata, storyboard_id=storyboard.id,
+        metadata=storyboard.metadata, storyboard_id=storyboard.id, api_key_id=storyboard.api_key_id,
+        usage_day=storyboard.usage_day, provider_cost_micro_usd=storyboard.provider_cost_micro_usd,
     ) for scene in storyboard.scenes]
     try:
         store.create_scene_jobs(storyboard, jobs, now=now, job_sweep_at=now + settings.queued_grace_seconds,

@@ -76,7 +76,8 @@ def fingerprint(request: StoryboardRequest) -> str:
     return 'storyboard:' + hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def submit_storyboard(owner: str, request: StoryboardRequest, idempotency_key: str | None = None) -> Submitted:
+def submit_storyboard(owner: str, request: StoryboardRequest, idempotency_key: str | None = None, *,
+                      api_key_id: str | None = None) -> Submitted:
     settings = get_settings()
     resolved = resolve(request)
     if request.webhook_url:
@@ -101,7 +102,8 @@ def submit_storyboard(owner: str, request: StoryboardRequest, idempotency_key: s
         provider_model=resolved.model.provider_model_for(resolved.mode), kind=resolved.mode, params=resolved.params,
         scene_count=count, price=resolved.credits, credits=cost, job_ids=[ids.new_job_id() for _ in range(count)],
         created_at=now, updated_at=now, style=request.style, webhook_url=request.webhook_url,
-        metadata=request.metadata or {}, request_hash=digest,
+        metadata=request.metadata or {}, request_hash=digest, api_key_id=api_key_id,
+        provider_cost_micro_usd=resolved.provider_cost_micro_usd,
     )
     claim = (idempotency.IdempotencyClaim(idempotency_key, digest, settings.idempotency_ttl_seconds)
              if idempotency_key else None)

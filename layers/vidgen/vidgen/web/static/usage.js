@@ -26,15 +26,13 @@ export class Usage {
     }
     let usage;
     try {
-      // `to` is exclusive in the API: the day after the last day shown.
-      usage = await this.app.api.get('/v1/usage', { from: this.from.value, to: addDays(this.to.value, 1) });
+      // Both days are included, and by_day holds every day of the window.
+      usage = await this.app.api.get('/v1/usage', { from: this.from.value, to: this.to.value });
     } catch (exc) {
       showError(error, exc);
       return;
     }
-    showError(error, usage.truncated
-      ? { message: 'This window holds more jobs than one report counts; the figures cover the newest of them. Choose a shorter range.' }
-      : null);
+    showError(error, null);
     this.render(usage);
   }
 
@@ -44,16 +42,13 @@ export class Usage {
       ['Credits spent (net)', t.credits_net], ['Output', `${(t.output_bytes / 1048576).toFixed(1)} MB`]];
     replace($('#usage-totals'), ...tiles.map(([label, value]) => h('div', { class: 'card stat' },
       h('span', { class: 'stat-label', text: label }), h('span', { class: 'stat-value', text: String(value) }))));
-    const byDay = Object.fromEntries(usage.by_day.map((d) => [d.date, d]));
-    const days = [];
-    for (let day = this.from.value; day <= this.to.value; day = addDays(day, 1)) days.push(day);
-    replace($('#chart-jobs'), barChart(days.map((date) => ({ date, value: (byDay[date] || {}).jobs || 0 })),
+    replace($('#chart-jobs'), barChart(usage.by_day.map((d) => ({ date: d.date, value: d.jobs })),
       { label: 'Jobs per day', unit: 'jobs', barClass: 'bar-jobs' }));
-    replace($('#chart-credits'), barChart(days.map((date) => ({ date, value: (byDay[date] || {}).credits_net || 0 })),
+    replace($('#chart-credits'), barChart(usage.by_day.map((d) => ({ date: d.date, value: d.credits_net })),
       { label: 'Credits per day', unit: 'credits', barClass: 'bar-credits' }));
     const rows = Object.entries(usage.by_model).sort((a, b) => b[1].jobs - a[1].jobs).map(([id, m]) => h('tr', {},
       h('td', { text: this.app.modelName(id) }), ...[m.jobs, m.succeeded, m.failed, m.canceled, m.credits_net,
-        m.average_seconds ?? '—'].map((v) => h('td', { class: 'num', text: String(v) }))));
+        m.seconds_p50 ?? '—'].map((v) => h('td', { class: 'num', text: String(v) }))));
     replace($('#usage-models'), ...(rows.length ? rows
       : [h('tr', {}, h('td', { colspan: 7, class: 'muted', text: 'No jobs in this window.' }))]));
   }
