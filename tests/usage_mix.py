@@ -36,9 +36,9 @@ def figures(**given: Any) -> dict[str, Any]:
     return base
 
 
-def run_mix(user: Api, second_key: str) -> list[dict[str, Any]]:
+def run_mix(user: Api, second_key: str, *, check_outcomes: bool = True) -> list[dict[str, Any]]:
     """Submit the mix (the second key's jobs with `second_key`), cancel the one to cancel, wait for all; the
-    final job views in MIX order."""
+    final job views in MIX order. With `check_outcomes`, each job must have ended as MIX says."""
     keys = {'first': None, 'second': second_key}
     submitted = []
     for key, body, end in MIX:
@@ -47,8 +47,9 @@ def run_mix(user: Api, second_key: str) -> list[dict[str, Any]]:
         submitted.append(response.json())
         if end == 'canceled':
             assert user.post(f'/v1/jobs/{submitted[-1]["id"]}/cancel').status_code == 200
-    done = [user.wait(job['id'], timeout=90) for job in submitted]
-    assert [job['status'] for job in done] == [end for _, _, end in MIX], done
+    done = [user.wait(job['id'], timeout=120) for job in submitted]
+    if check_outcomes:
+        assert [job['status'] for job in done] == [end for _, _, end in MIX], done
     return done
 
 

@@ -422,13 +422,15 @@ class Result:
     layer: Any = None  # coldstart.LayerFigures
     streaming: Any = None  # streaming.StreamingFigures
     seeds: dict[str, Any] = field(default_factory=dict)
+    usage: Any = None  # bench_usage.UsageBench
     generation_seconds: float = 0.0
     total_seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
         return (not self.vidgen.errors and not self.baseline.errors and self.jobs.all_succeeded and self.money.ok
-                and self.baseline_money_ok and (self.poll_jobs is None or self.poll_jobs.all_succeeded))
+                and self.baseline_money_ok and (self.poll_jobs is None or self.poll_jobs.all_succeeded)
+                and (self.usage is None or self.usage.ok))
 
     def targets(self) -> list[tuple[str, str, str, bool | None]]:
         """(target, measured, bound, verdict); None = not measured in this run."""
@@ -449,6 +451,9 @@ class Result:
                 r = self.imports.ratio(name)
                 rows.append((f'{name} cold import / bare import boto3', f'{seconds * 1000:.0f} ms = x{r:.2f}', '<= x1.5',
                              r <= 1.5))
+        if self.usage is not None:
+            r = self.usage.ratio
+            rows.append(('GET /v1/usage p50, 10,000 jobs / 10 jobs in the window', f'x{r:.2f}', '<= x1.5', r <= 1.5))
         if self.streaming is not None:
             s = self.streaming
             ok = s.added_mb <= 64 and s.stored_bytes == s.object_bytes == s.size_bytes
@@ -477,6 +482,8 @@ class Result:
                 'layer': asdict(self.layer) if self.layer else None,
                 'streaming': ({**asdict(self.streaming), 'added_mb': round(self.streaming.added_mb, 1)}
                               if self.streaming else None),
+                'usage': ({'series': [asdict(s) for s in self.usage.series], 'ratio': round(self.usage.ratio, 3)}
+                          if self.usage else None),
                 'targets': [{'target': t, 'measured': m, 'bound': b, 'met': v} for t, m, b, v in self.targets()],
                 'setup_seconds': round(self.setup_seconds, 2), 'total_seconds': round(self.total_seconds, 2), 'ok': self.ok}
 
@@ -600,6 +607,12 @@ def run(args: argparse.Namespace, say: Callable[[str], None]) -> Result:
             sweep = PathCost(sweep.name, 1, sweep.usage, sweep.cost)
 
         money = check_money(client, start_credits, total_jobs)
+        usage = None
+        if args.usage_rounds:
+            from vidgen_local import bench_usage
+
+            say(f'GET /v1/usage for 10 and 10,000 jobs in the window, {args.usage_rounds} reads each...')
+            usage = bench_usage.measure(cloud, say, args.usage_rounds)
         stream = None
         if args.stream_mb:
             say(f'Streaming a {args.stream_mb} MB result into S3 through the layer\'s copy path...')
@@ -608,7 +621,7 @@ def run(args: argparse.Namespace, say: Callable[[str], None]) -> Result:
         cold_starts = ({lid: s.get('cold_starts', 0) for lid, s in stats().items()} if callable(stats) else {})
     result = Result(ours, base, jobs, money, baseline_money_ok, callbacks, setup_seconds, fast=fast, poll=poll,
                     poll_jobs=poll_jobs, sweep=sweep, polled_during_fast=len(fast.usage.polled_jobs & set(fast_ids)),
-                    cold_starts=cold_starts, imports=imports, layer=layer, streaming=stream,
+                    cold_starts=cold_starts, imports=imports, layer=layer, streaming=stream, usage=usage,
                     generation_seconds=args.generation_seconds)
     result.seeds = seed_costs(result, meter, cloud)
     result.total_seconds = time.monotonic() - began
@@ -658,6 +671,10 @@ def report(result: Result, say: Callable[[str], None]) -> None:
         f'{"" if result.baseline_money_ok else "; the baseline balance DOES NOT add up"}')
     report_cost(result, say)
     report_cold_start(result, say)
+    if result.usage is not None:
+        from vidgen_local import bench_usage
+
+        bench_usage.report(result.usage, say)
     if result.streaming is not None:
         s = result.streaming
         say(f'\nStreaming {s.size_bytes / 1024**2:.0f} MB into S3 (copy_result, 8 MiB parts): peak RSS '
@@ -753,6 +770,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help='size of the result streamed into S3 for the memory figure (default 500; 0 skips it)')
     parser.add_argument('--import-rounds', type=int, default=7,
                         help='fresh interpreters per cold import figure (default 7; 0 skips them)')
+    parser.add_argument('--usage-rounds', type=int, default=40,
+                        help='reads of GET /v1/usage per seeded user (default 40; 0 skips the usage section)')
     parser.add_argument('--no-layer', dest='layer', action='store_false', help='skip building the layer')
     parser.add_argument('--json', type=Path, metavar='PATH', help='also write the figures as JSON to PATH')
     parser.add_argument('--markdown', type=Path, metavar='PATH', help="also write the README's tables to PATH")
@@ -774,6 +793,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error('--import-rounds must be within 0..50')
     if not 1 <= args.timeout <= 900:
         parser.error('--timeout must be within 1..900')
+    if not 0 <= args.usage_rounds <= 500:
+        parser.error('--usage-rounds must be within 0..500')
     if not 0 <= args.media_mb <= 4096:
         parser.error('--media-mb must be within 0..4096')
     return args

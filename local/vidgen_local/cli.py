@@ -273,12 +273,22 @@ def cmd_grant(args: argparse.Namespace) -> int:
 
 
 def cmd_usage_check(args: argparse.Namespace) -> int:
-    result = _client(args).usage_check(args.user)
-    differences = result.get('differences', [])
-    if args.json:
-        _print_json(result)
+    """One user; or every user, page by page, then the service-wide counters against the users' sum."""
+    client = _client(args)
+    if args.user:
+        pages = [client.usage_check(args.user)]
     else:
-        print(f'checked {result["users"]} users, {result["jobs"]} jobs: '
+        pages = [client.usage_check()]
+        while pages[-1].get('next_cursor'):
+            pages.append(client.usage_check(cursor=pages[-1]['next_cursor']))
+    users, jobs = sum(p['users'] for p in pages), sum(p['jobs'] for p in pages)
+    if not args.user:
+        pages.append(client.usage_check(scope='service'))
+    differences = [d for p in pages for d in p['differences']]
+    if args.json:
+        _print_json({'users': users, 'jobs': jobs, 'differences': differences})
+    else:
+        print(f'checked {users} users, {jobs} jobs{"" if args.user else " and the service-wide counters"}: '
               f'{len(differences) or "no"} difference{"" if len(differences) == 1 else "s"}')
         if differences:
             _table([[d['scope'], d['key'], d['figure'], d['expected'], d['stored']] for d in differences],

@@ -110,8 +110,9 @@ class VidgenClient:
         params = _usage_params(filters) | ({'top': top} if top else {})
         return self.request('GET', '/v1/admin/usage', admin=True, params=params)
 
-    def usage_check(self, user_id: str | None = None) -> Any:
-        return self.request('GET', '/v1/admin/usage-check', admin=True, params={'user': user_id} if user_id else {})
+    def usage_check(self, user_id: str | None = None, *, cursor: str | None = None, scope: str = 'users') -> Any:
+        params = {k: v for k, v in (('user', user_id), ('cursor', cursor)) if v} | {'scope': scope}
+        return self.request('GET', '/v1/admin/usage-check', admin=True, params=params)
 
     def create_key(self, user_id: str, label: str | None = None) -> Any:
         return self.request('POST', f'/v1/admin/users/{quote(user_id, safe="")}/keys', admin=True,

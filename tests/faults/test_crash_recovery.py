@@ -364,3 +364,14 @@ def test_a_create_outlasting_the_callback_wait_is_created_by_the_poll_loop(cloud
                    f'debits of the job {figures["debits_of_job"]}, refunds {figures["refunds_of_job"]}, '
                    f'balance {figures["balance"]} = ledger {figures["ledger_sum"]}',
     }
+
+
+def test_after_every_crash_the_usage_counters_reconcile(cloud, capsys):
+    """The crashes above struck between the writes of a job's life; the counters, written inside the money's
+    transactions, still agree with every job and ledger (`vidgen admin usage-check`, every user)."""
+    from vidgen_local.cli import main
+
+    code = main(['admin', 'usage-check', '--api-url', cloud.api_url, '--admin-key', cloud.admin_key])
+    printed = capsys.readouterr().out
+    assert code == 0 and 'no differences' in printed, printed
+    FIGURES['usage_check'] = {'summary': printed.strip()}

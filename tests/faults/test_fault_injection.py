@@ -368,3 +368,25 @@ def test_outcomes_follow_the_scenarios(figures, batch):
 def test_a_sweep_after_the_batch_changes_nothing(figures, batch):
     assert figures['changed_by_last_sweep'] == []
     assert sum(len(v) for k, v in batch['sweep'].items() if k != 'deferred') == 0, batch['sweep']
+
+
+def test_the_usage_counters_reconcile_after_the_batch_and_count_it_exactly(cloud, batch, capsys):
+    """`vidgen admin usage-check` over every user and the service-wide counters finds no difference, and the
+    service-wide figures are the batch's own (this cloud ran nothing else)."""
+    from vidgen_local.cli import main
+
+    code = main(['admin', 'usage-check', '--api-url', cloud.api_url, '--admin-key', cloud.admin_key])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert printed.startswith(f'checked {USERS} users, {len(batch["jobs"])} jobs and the service-wide counters: '
+                              'no differences'), printed
+    admin = Api(cloud.api_url, cloud.admin_key)
+    totals = admin.get('/v1/admin/usage', params={'top': USERS}).json()['totals']
+    items = batch['items'].values()
+    assert (totals['jobs'], totals['active']) == (len(batch['jobs']), 0)
+    assert totals['credits_charged'] == sum(job['credits'] for job in batch['jobs'])
+    assert totals['credits_refunded'] == sum(int(item['credits']) for item in items if item.get('refunded'))
+    assert totals['succeeded'] == sum(item['status'] == 'succeeded' for item in items)
+    record_figures('usage_reconciliation', {'printed': printed.strip(), 'totals': totals},
+                   [printed.strip(), f'service-wide: {totals["jobs"]} jobs, {totals["credits_net"]} credits net, '
+                                     f'{totals["provider_cost_usd"]} USD provider cost'])

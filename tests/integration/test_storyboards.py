@@ -63,6 +63,14 @@ def assert_money(user: Api, expected_balance: int) -> dict[str, Any]:
     return credits
 
 
+def assert_usage(admin: Api, user: Api, **want: int) -> None:
+    """The user's usage totals hold `want`, and the counters reconcile with the jobs, storyboard and ledger."""
+    totals = user.get('/v1/usage').json()['totals']
+    assert {name: totals[name] for name in want} == want, totals
+    check = admin.get('/v1/admin/usage-check', params={'user': user.user_id}).json()
+    assert check['differences'] == [], check
+
+
 # --- the scene writer succeeds ---------------------------------------------------------------------------------
 
 
@@ -210,7 +218,7 @@ def test_a_prompt_a_little_too_long_is_cut_at_a_sentence_not_replaced():
 # --- a scene refused by the provider ---------------------------------------------------------------------------------
 
 
-def test_a_scene_refused_by_content_policy_makes_it_partial_and_refunds_that_scene_once(cloud, new_user):
+def test_a_scene_refused_by_content_policy_makes_it_partial_and_refunds_that_scene_once(cloud, admin, new_user):
     user = new_user(1000)
     storyboard = submit(user, board(description='A brass desk lamp. Warm light. [scene-2 sim:content-policy]')).json()
 
@@ -224,6 +232,8 @@ def test_a_scene_refused_by_content_policy_makes_it_partial_and_refunds_that_sce
     credits = assert_money(user, 1000 - 3 * PRICE + PRICE)
     refunds = [e for e in credits['ledger'] if e['type'] == 'refund']
     assert [(e['job_id'], e['amount']) for e in refunds] == [(refused['id'], PRICE)]
+    assert_usage(admin, user, jobs=3, succeeded=2, failed=1, active=0, credits_charged=3 * PRICE,
+                 credits_refunded=PRICE)
 
 
 def test_every_scene_failing_makes_it_failed_and_refunds_all(cloud, new_user):
@@ -379,7 +389,8 @@ def test_storyboards_are_listed_newest_first_page_by_page(cloud, new_user):
 # --- cancel -------------------------------------------------------------------------------------------------------------
 
 
-def test_cancel_while_writing_refunds_every_scene_and_no_job_is_ever_made(cloud, new_user, settings_env, receiver):
+def test_cancel_while_writing_refunds_every_scene_and_no_job_is_ever_made(cloud, admin, new_user, settings_env,
+                                                                          receiver):
     settings_env(LLM_BUDGET_SECONDS='3')
     cloud.llm_sim.config.slow_seconds = 4.0
     user = new_user(1000)
@@ -399,9 +410,10 @@ def test_cancel_while_writing_refunds_every_scene_and_no_job_is_ever_made(cloud,
     assert later['status'] == 'canceled' and later['scenes'] == [] and user.get('/v1/jobs').json()['jobs'] == []
     assert user.post(f'/v1/storyboards/{storyboard["id"]}/cancel').status_code == 409
     assert_money(user, 1000)
+    assert_usage(admin, user, jobs=3, canceled=3, active=0, credits_charged=3 * PRICE, credits_refunded=3 * PRICE)
 
 
-def test_cancel_while_generating_cancels_the_unfinished_scenes_and_keeps_the_finished(cloud, new_user):
+def test_cancel_while_generating_cancels_the_unfinished_scenes_and_keeps_the_finished(cloud, admin, new_user):
     user = new_user(1000)
     slow = ' '.join(f'[scene-{n} sim:slow=60]' for n in (2, 3))
     storyboard = submit(user, board(description=f'A brass lamp. {slow}')).json()
@@ -419,3 +431,5 @@ def test_cancel_while_generating_cancels_the_unfinished_scenes_and_keeps_the_fin
     assert user.get(f'/v1/storyboards/{storyboard["id"]}').json()['status'] == 'canceled'
     assert user.post(f'/v1/storyboards/{storyboard["id"]}/cancel').status_code == 409
     assert_money(user, 1000 - PRICE)
+    assert_usage(admin, user, jobs=3, succeeded=1, canceled=2, active=0, credits_charged=3 * PRICE,
+                 credits_refunded=2 * PRICE)

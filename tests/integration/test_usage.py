@@ -107,7 +107,7 @@ def test_a_user_without_jobs_gets_zeros(new_user):
     assert usage['totals'] == figures() and usage['by_model'] == {} and len(usage['by_day']) == 30
 
 
-def test_jobs_record_their_key_and_show_where_their_time_went(mixed):
+def test_jobs_record_their_key_their_timing_and_what_the_provider_reported(mixed):
     _, second, first_key, done = mixed
     assert [job['api_key_id'] for job in done] == [first_key['key_id'] if k == 'first' else second['key_id']
                                                    for k, _, _ in MIX]
@@ -119,6 +119,10 @@ def test_jobs_record_their_key_and_show_where_their_time_went(mixed):
             assert timing['queued_seconds'] + timing['processing_seconds'] == pytest.approx(timing['total_seconds'],
                                                                                             abs=0.002)
             assert job['started_at'] is not None
+    # What the providers report about their files: Kling a video's duration, Veo its resolution.
+    assert done[1]['outputs'][0]['provider_facts'] == {'duration_seconds': 10.0, 'resolution': None}
+    assert done[5]['outputs'][0]['provider_facts'] == {'duration_seconds': None, 'resolution': '720p'}
+    assert done[4]['outputs'][0]['provider_facts'] is None  # the Market image: nothing reported
 
 
 def test_keys_are_listed_without_the_key_and_a_revoked_key_is_refused_at_once(admin, new_user):
@@ -150,7 +154,7 @@ def test_the_reconciliation_of_the_mix_finds_no_difference(admin, mixed):
     user = mixed[0]
     response = admin.get('/v1/admin/usage-check', params={'user': user.user_id})
     assert response.status_code == 200, response.text
-    assert response.json() == {'users': 1, 'jobs': len(MIX), 'differences': []}
+    assert response.json() == {'users': 1, 'jobs': len(MIX), 'differences': [], 'next_cursor': None}
 
 
 def test_the_admin_view_has_the_same_shape_and_ranks_the_top_users(admin, mixed):
@@ -163,3 +167,29 @@ def test_the_admin_view_has_the_same_shape_and_ranks_the_top_users(admin, mixed)
     net = [row['credits_net'] for row in body['top_users']]
     assert len(net) <= 3 and net == sorted(net, reverse=True)
     assert mixed[0].get('/v1/admin/usage').status_code == 401  # a user key is not the admin key
+
+
+def test_a_counter_that_disagrees_with_the_jobs_is_reported_and_the_check_exits_1(cloud, admin, new_user, capsys):
+    import boto3
+    from vidgen_local.cli import main
+
+    user = new_user(100)
+    job = user.wait(user.submit({'model': 'kling-v2-6', 'prompt': 'one job'}).json()['id'], timeout=60)
+    assert job['status'] == 'succeeded'
+    command = ['admin', 'usage-check', '--user', user.user_id, '--api-url', cloud.api_url, '--admin-key', cloud.admin_key]
+    assert main(command) == 0
+    table = boto3.resource('dynamodb').Table(cloud.handler_env['TABLE_NAME'])
+    [cell] = table.query(KeyConditionExpression='PK = :pk', ExpressionAttributeValues={':pk': f'USAGE#{user.user_id}'})['Items']
+    table.update_item(Key={'PK': cell['PK'], 'SK': cell['SK']}, UpdateExpression='ADD credits_refunded :n',
+                      ExpressionAttributeValues={':n': 20})  # as if a refund had been counted that never happened
+    capsys.readouterr()
+
+    assert main(command) == 1
+    printed = capsys.readouterr().out
+    assert printed.startswith('checked 1 users, 1 jobs: 2 differences'), printed
+    differences = admin.get('/v1/admin/usage-check', params={'user': user.user_id}).json()['differences']
+    assert [(d['scope'], d['figure'], d['expected'], d['stored']) for d in differences] == [
+        (f'user {user.user_id}', 'credits_refunded', 0, 20),  # the cell against the job
+        ('ledger', 'credits_refunded', 0, 20),  # the ledger (no refund entry) against the counters
+    ]
+    assert user.get('/v1/usage').json()['totals']['credits_refunded'] == 20  # reports read the counters alone

@@ -123,6 +123,11 @@ class ImageFacts(BaseModel):
     height: int
 
 
+class ProviderOutputFacts(BaseModel):
+    duration_seconds: float | None = Field(None, description='The duration the provider reports (Kling).')
+    resolution: str | None = Field(None, description='The resolution the provider reports (Veo), e.g. 1080p.')
+
+
 class JobOutput(BaseModel):
     url: str = Field(description='Presigned GET URL of the copy in our bucket; it expires, read the job again.')
     content_type: str
@@ -134,6 +139,8 @@ class JobOutput(BaseModel):
     thumbnail_url: str | None = Field(
         None, description='Presigned URL of a JPEG at most 320 px on its long side, aspect kept.')
     note: str | None = Field(None, description='Why a poster or thumbnail is missing.')
+    provider_facts: ProviderOutputFacts | None = Field(
+        None, description='What the provider itself reported about the file, where it does; null otherwise.')
 
 
 class JobErrorView(BaseModel):
@@ -280,8 +287,10 @@ class UsageDifference(BaseModel):
 
 class UsageCheck(BaseModel):
     users: int = Field(description='Users checked.')
-    jobs: int = Field(description='Jobs (and scenes without a job yet) recomputed.')
+    jobs: int = Field(description='Jobs (and scenes without a job yet) recomputed, or counted (service).')
     differences: list[UsageDifference]
+    next_cursor: str | None = Field(description='Checking every user: pass it back for the next users; null at '
+                                                'the end.')
 
 
 # --- admin ---------------------------------------------------------------------------------------------------

@@ -93,14 +93,24 @@ def get_service_usage(
 
 
 @router.get('/v1/admin/usage-check', tags=['admin'], summary='Reconcile the usage counters with the jobs and ledger',
-            description='Recomputes the counters of one user (or of every user and the service-wide ones) from '
-                        'the jobs, storyboards and ledger, and lists every difference. `vidgen admin usage-check` '
-                        'calls it. Checking every user reads the whole table.',
-            responses={200: {'description': 'What was checked, and the differences (none when all agree).'},
-                       **ERROR_RESPONSES})
-def check_usage(user: Annotated[str | None, Query(max_length=64, description='Only this user.')] = None) -> UsageCheck:
+            description='Recomputes the counters of one user (`user`), or of the next page of users (`cursor`), '
+                        'from the jobs, storyboards and ledger, or (`scope=service`) compares the service-wide '
+                        'counters with the sum of every user\'s, and lists every difference. '
+                        '`vidgen admin usage-check` calls it, page by page. Checking every user, and the '
+                        'service-wide sums, read the whole table.',
+            responses={200: {'description': 'What was checked, and the differences (none when all agree).',
+                             'content': {'application/json': {'model': UsageCheck}}}, **ERROR_RESPONSES})
+def check_usage(
+    user: Annotated[str | None, Query(min_length=1, max_length=64, description='Check this user only.')] = None,
+    cursor: Annotated[str | None, Query(max_length=2048, description='next_cursor of the previous page.')] = None,
+    scope: Annotated[Literal['users', 'service'], Query(description='users, or the service-wide counters.')] = 'users',
+) -> UsageCheck:
     require_admin(router.current_event)
-    return usage_check.check(user)
+    if scope == 'service':
+        return usage_check.check_service()
+    if user is not None:
+        return usage_check.check_user(user)
+    return usage_check.check_users_page(cursor)
 
 
 def _key_fields(record: accounts.ApiKeyRecord) -> dict[str, str | None]:

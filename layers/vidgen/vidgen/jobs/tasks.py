@@ -7,6 +7,7 @@ and sends the rest to `fail_job` as `{Error, Cause}`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -171,7 +172,8 @@ def finalize_job(job_id: str) -> dict[str, Any]:
         raise ProviderUnavailableError('The provider no longer reports the task as finished; finalizing again.')
     if not task.outputs:
         raise GenerationFailedError('The provider finished the task but returned no result.')
-    outputs = [media.copy_result(out.url, job.owner, job.id, index, out.content_type)
+    outputs = [dataclasses.replace(media.copy_result(out.url, job.owner, job.id, index, out.content_type),
+                                   provider_facts=out.reported_facts())
                for index, out in enumerate(task.outputs)]
     return {'kind': kind, 'outputs': job_store.outputs_value(outputs)}
 

@@ -6,47 +6,92 @@ while writing); they must equal the stored cells counter by counter, the owner's
 cells' sums per day, and the ledger's debits and refunds that name a job must equal the credits the cells
 count. For the whole service, the sum of every user's cells must also equal the sum of the service-wide shards.
 
+Each call is bounded: one user, a page of users (the CLI follows `next_cursor`), or the service-wide sums.
 Run it on a quiet service: a job ending between two of its reads shows up as a difference that is gone on
-the next run. Checking every user reads the whole table once (a scan for the users), so it is for the
-operator's occasional check and the fault tests, not for a request path.
+the next run. Checking every user, page by page, and the service-wide sums each read the whole table once
+(scans), so this is for the operator's occasional check and the fault tests, not for a request path.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+from vidgen.errors import InvalidParametersError
 from vidgen.models import UsageCheck, UsageDifference
 from vidgen.store import accounts, ledger, usage
 from vidgen.store import jobs as job_store
 from vidgen.store import storyboards as storyboard_store
+from vidgen.store.pages import PageKey, is_table_key
 
 _DAY_COUNTERS = ('jobs', 'credits_charged', 'credits_refunded', 'cost_micro_usd')
 Counters = dict[str, int]
 
 
-def check(user_id: str | None = None) -> UsageCheck:
-    """Check one user, or every user and the service-wide counters."""
-    users = [user_id] if user_id else accounts.all_user_ids()
+USERS_PER_PAGE = 10
+
+
+def check_user(user_id: str) -> UsageCheck:
+    """One user's cells against their jobs, storyboards and ledger, and their day totals against their cells."""
+    return _check_users([user_id], next_cursor=None)
+
+
+def check_users_page(cursor: str | None) -> UsageCheck:
+    """The next few users (at least USERS_PER_PAGE, unless the table ends), each checked as `check_user`;
+    `next_cursor` goes on, None after the last user."""
+    start = decode_cursor(cursor)
+    users, last = accounts.user_ids_page(start, at_least=USERS_PER_PAGE)
+    return _check_users(users, next_cursor=encode_cursor(last))
+
+
+def check_service() -> UsageCheck:
+    """The service-wide shards against the sum of every user's cells (read with one scan of the table)."""
+    summed: dict[str, Counters] = defaultdict(_zeros)
+    users = set()
+    for item in usage.every_user_cell():
+        users.add(str(item['PK']))
+        _add_into(summed[_service_key(str(item['SK']))], _counters(item))
+    stored: dict[str, Counters] = defaultdict(_zeros)
+    for item in usage.all_service_cells():
+        _add_into(stored[str(item['SK'])], _counters(item))
+    return UsageCheck(users=len(users), jobs=sum(c['jobs'] for c in summed.values()),
+                      differences=_compare('service', 'all users', summed, stored), next_cursor=None)
+
+
+def _check_users(users: list[str], *, next_cursor: str | None) -> UsageCheck:
     differences: list[UsageDifference] = []
-    service_expected: dict[str, Counters] = defaultdict(_zeros)
     jobs = 0
     for user in users:
         expected, counted = expected_cells(user)
         jobs += counted
-        stored = {str(item['SK']): item for item in usage.all_user_cells(user)}
-        differences += _compare('user', user, expected, {sk: _counters(item) for sk, item in stored.items()})
+        stored = {str(item['SK']): _counters(item) for item in usage.all_user_cells(user)}
+        differences += _compare('user', user, expected, stored)
         differences += _check_days(user, expected)
-        differences += _check_ledger(user, expected)
-        for sort_key, counters in expected.items():
-            _add_into(service_expected[_service_key(sort_key)], counters)
-    if user_id is None:
-        stored_service: dict[str, Counters] = defaultdict(_zeros)
-        for item in usage.all_service_cells():
-            _add_into(stored_service[str(item['SK'])], _counters(item))
-        differences += _compare('service', 'all users', service_expected, stored_service)
-    return UsageCheck(users=len(users), jobs=jobs, differences=differences)
+        differences += _check_ledger(user, stored)
+    return UsageCheck(users=len(users), jobs=jobs, differences=differences, next_cursor=next_cursor)
+
+
+def encode_cursor(key: PageKey | None) -> str | None:
+    if not key:
+        return None
+    return base64.urlsafe_b64encode(json.dumps(key, separators=(',', ':')).encode()).decode().rstrip('=')
+
+
+def decode_cursor(cursor: str | None) -> PageKey | None:
+    if not cursor:
+        return None
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor + '=' * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        key = None
+    if not is_table_key(key):
+        raise InvalidParametersError('The cursor is not valid; pass next_cursor from the previous page.',
+                                     details={'field': 'cursor'})
+    return key
 
 
 def expected_cells(user_id: str) -> tuple[dict[str, Counters], int]:
@@ -92,8 +137,8 @@ def _check_days(user_id: str, expected: dict[str, Counters]) -> list[UsageDiffer
     return _compare('user-day', user_id, per_day, stored, names=_DAY_COUNTERS)
 
 
-def _check_ledger(user_id: str, expected: dict[str, Counters]) -> list[UsageDifference]:
-    """The ledger's job debits and refunds against what the counters say was charged and refunded."""
+def _check_ledger(user_id: str, stored: dict[str, Counters]) -> list[UsageDifference]:
+    """The ledger's job debits and refunds against what the stored counters say was charged and refunded."""
     charged = refunded = 0
     for entry in ledger.all_entries(user_id):
         if not entry.get('job_id'):
@@ -103,7 +148,7 @@ def _check_ledger(user_id: str, expected: dict[str, Counters]) -> list[UsageDiff
         elif entry['type'] == 'refund':
             refunded += int(entry['amount'])
     counted = _zeros()
-    for counters in expected.values():
+    for counters in stored.values():
         _add_into(counted, counters)
     return [UsageDifference(scope='ledger', key=user_id, figure=figure, expected=from_ledger, stored=in_counters)
             for figure, from_ledger, in_counters in (('credits_charged', charged, counted['credits_charged']),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from vidgen import ids
-from vidgen.models import JobErrorView, JobOutput, JobTiming, JobView, ProviderRef
+from vidgen.models import JobErrorView, JobOutput, JobTiming, JobView, ProviderOutputFacts, ProviderRef
 from vidgen.store.jobs import Job, StoredOutput
 from vidgen.store.media import bucket_origin, presigned_url
 
@@ -53,4 +53,5 @@ def _output(stored: StoredOutput) -> JobOutput:
         poster_url=presigned_url(stored.poster_key) if stored.poster_key else None,
         thumbnail_url=presigned_url(stored.thumbnail_key) if stored.thumbnail_key else None,
         note=stored.note,
+        provider_facts=ProviderOutputFacts(**stored.provider_facts) if stored.provider_facts else None,
     )

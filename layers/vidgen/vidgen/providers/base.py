@@ -63,6 +63,15 @@ class GenerationRequest:
 class TaskOutput:
     url: str
     content_type: str | None = None
+    # What the provider itself reports about the file, where it does (Kling: a video's duration; Kie's Veo:
+    # its resolution); shown on the job beside what vidgen read from the file.
+    duration_seconds: float | None = None
+    resolution: str | None = None
+
+    def reported_facts(self) -> dict[str, float | str] | None:
+        facts = {'duration_seconds': self.duration_seconds, 'resolution': self.resolution}
+        present = {k: v for k, v in facts.items() if v is not None}
+        return present or None
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,10 @@ class KieVeoProvider(KieProvider):
                 # The 1080p render takes a minute or two more; the poll loop comes back later.
                 return ProviderTask(task_id, 'running', raw_status='1080p-pending')
             urls = [hd_url]
-        outputs = tuple(TaskOutput(url, 'video/mp4') for url in urls)
+            response = {**response, 'resolution': '1080p'}
+        resolution = response.get('resolution')
+        outputs = tuple(TaskOutput(url, 'video/mp4', resolution=resolution if isinstance(resolution, str) else None)
+                        for url in urls)
         return ProviderTask(task_id, 'succeeded', outputs=outputs, raw_status=raw_status)
 
     def parse_callback(self, body: Any, headers: Mapping[str, str]) -> CallbackHint:

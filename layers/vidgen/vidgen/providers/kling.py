@@ -333,8 +333,17 @@ def _outputs(data: Mapping[str, Any]) -> tuple[TaskOutput, ...]:
     videos = result.get('videos') if isinstance(result, dict) else None
     if not isinstance(videos, list):
         return ()
-    return tuple(TaskOutput(url=video['url'], content_type='video/mp4')
+    return tuple(TaskOutput(url=video['url'], content_type='video/mp4', duration_seconds=_seconds(video.get('duration')))
                  for video in videos if isinstance(video, dict) and isinstance(video.get('url'), str) and video['url'])
+
+
+def _seconds(value: Any) -> float | None:
+    """A reported duration ("5.0", a string in Kling's answers; a number is taken too); None when absent or odd."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    return seconds if 0 < seconds < 86_400 else None
 
 
 def failure_from_message(task_status_msg: Any) -> TaskFailure:

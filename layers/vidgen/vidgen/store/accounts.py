@@ -19,6 +19,7 @@ from boto3.dynamodb.conditions import Attr, Key
 from vidgen import ids
 from vidgen.errors import TooManyKeys, TransactionCanceled, UnknownKey, UnknownUser, UserExists
 from vidgen.store.ledger import entry_op
+from vidgen.store.pages import PageKey
 from vidgen.store.table import api_key_key, plain, table, transact, user_key
 
 API_KEY_PREFIX = 'vg_'
@@ -26,6 +27,7 @@ API_KEY_PREFIX = 'vg_'
 SHOWN_PREFIX_CHARS = 8
 # Keys a user may hold at once (revoked ones do not count).
 MAX_ACTIVE_KEYS = 20
+_SCAN_PAGE_ITEMS = 500  # items a scan reads per call while looking for users
 
 
 @dataclass(frozen=True)
@@ -173,18 +175,21 @@ def caller_for_api_key(api_key: str) -> Caller | None:
     return Caller(user_id=str(item['user_id']), key_id=str(key_id) if key_id else None)
 
 
-def all_user_ids() -> list[str]:
-    """Every user id, from a scan of the table (reconciliation of the whole service only: it reads every
-    item once)."""
+def user_ids_page(cursor: PageKey | None, *, at_least: int) -> tuple[list[str], PageKey | None]:
+    """Some user ids, from a scan of the table that goes on until `at_least` are found or the table ends, and
+    where to go on from (reconciliation of every user only: page by page, it reads every item once)."""
     kwargs: dict[str, Any] = {'FilterExpression': Attr('SK').eq('PROFILE') & Attr('PK').begins_with('USER#'),
-                              'ProjectionExpression': 'user_id'}
+                              'ProjectionExpression': 'user_id', 'Limit': _SCAN_PAGE_ITEMS}
+    if cursor:
+        kwargs['ExclusiveStartKey'] = cursor
     found: list[str] = []
     while True:
         response = table().scan(**kwargs)
         found.extend(str(item['user_id']) for item in response.get('Items', []))
-        if 'LastEvaluatedKey' not in response:
-            return sorted(found)
-        kwargs['ExclusiveStartKey'] = response['LastEvaluatedKey']
+        last = response.get('LastEvaluatedKey')
+        if last is None or len(found) >= at_least:
+            return found, last
+        kwargs['ExclusiveStartKey'] = last
 
 
 def user_exists(user_id: str) -> bool:

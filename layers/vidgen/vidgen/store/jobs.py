@@ -40,6 +40,7 @@ class StoredOutput:
     poster_key: str | None = None
     thumbnail_key: str | None = None
     note: str | None = None
+    provider_facts: dict[str, Any] | None = None  # what the provider reported about the file (TaskOutput)
 
 
 @dataclass

@@ -10,6 +10,11 @@ from vidgen.store.table import user_key
 PageKey = dict[str, Any]
 
 
+def is_table_key(key: object) -> TypeGuard[PageKey]:
+    """Whether a page key read back from an operator's cursor is a key of the table itself (a scan's)."""
+    return isinstance(key, dict) and set(key) == {'PK', 'SK'} and all(isinstance(v, str) for v in key.values())
+
+
 def page_key_belongs_to(key: object, owner: str, owner_fields: tuple[str, ...]) -> TypeGuard[PageKey]:
     """Whether a page key read back from a client's cursor is the owner's: a job- or storyboard-index key names
     its owner in `owner_fields`; a ledger key's partition is the owner's."""

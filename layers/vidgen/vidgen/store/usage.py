@@ -27,7 +27,7 @@ import hashlib
 from dataclasses import dataclass, fields
 from typing import Any
 
-from boto3.dynamodb.conditions import Key
+from boto3.dynamodb.conditions import Attr, Key
 
 from vidgen.store.table import plain, table
 
@@ -90,12 +90,12 @@ class Delta:
     credits_refunded: int = 0
     output_bytes: int = 0
     cost_micro_usd: int = 0
-    seconds_bucket: int | None = None  # a success's processing-time bucket
+    seconds_bucket: int | None = None  # the processing-time bucket of the successes
 
     def counters(self) -> dict[str, int]:
         values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != 'seconds_bucket'}
-        if self.seconds_bucket is not None:
-            values[f'h{self.seconds_bucket:02d}'] = 1
+        if self.seconds_bucket is not None:  # every success of this delta took that long
+            values[f'h{self.seconds_bucket:02d}'] = self.succeeded
         return {k: v for k, v in values.items() if v}
 
 
@@ -192,6 +192,19 @@ def user_days(first_day: str, last_day: str) -> list[dict[str, Any]]:
     for shard in range(SHARDS):
         days.extend(_query_days(f'USAGE#USERS#{shard:02d}', first_day, last_day))
     return days
+
+
+def every_user_cell() -> list[dict[str, Any]]:
+    """Every user's cells of every day, from a scan of the table (the service-wide reconciliation only)."""
+    kwargs: dict[str, Any] = {'FilterExpression': Attr('PK').begins_with('USAGE#')
+                              & ~Attr('PK').begins_with('USAGE#SERVICE#') & ~Attr('PK').begins_with('USAGE#USERS#')}
+    items: list[dict[str, Any]] = []
+    while True:
+        response = table().scan(**kwargs)
+        items.extend(plain(item) for item in response.get('Items', []))
+        if 'LastEvaluatedKey' not in response:
+            return items
+        kwargs['ExclusiveStartKey'] = response['LastEvaluatedKey']
 
 
 def all_service_cells() -> list[dict[str, Any]]:
