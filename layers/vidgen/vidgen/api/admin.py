@@ -49,6 +49,7 @@ def grant_credits(user_id: str, request: GrantRequest) -> GrantResult:
 
 
 @router.post('/v1/admin/users/<user_id>/keys', status_code=201, tags=['admin'], summary='Give a user another API key',
+             operation_id='create_api_key',
              description='The key is in this response only; vidgen stores its hash. A user holds at most '
                          f'{MAX_ACTIVE_KEYS} keys that are not revoked.',
              responses={201: {'description': 'The new key.', 'content': {'application/json': {'model': CreatedKey}}},
@@ -61,6 +62,7 @@ def create_key(user_id: str, request: CreateKeyRequest) -> Response[CreatedKey]:
 
 
 @router.get('/v1/admin/users/<user_id>/keys', tags=['admin'], summary="A user's API keys: labels and prefixes",
+            operation_id='list_api_keys',
             responses={200: {'description': 'The keys, oldest first, revoked ones included; never a key itself.'},
                        **ERROR_RESPONSES})
 def list_keys(user_id: str) -> ApiKeyList:
@@ -69,6 +71,7 @@ def list_keys(user_id: str) -> ApiKeyList:
 
 
 @router.delete('/v1/admin/users/<user_id>/keys/<key_id>', tags=['admin'], summary='Revoke an API key, at once',
+               operation_id='revoke_api_key',
                description='The next request with the key is refused (AUTH_FAILED). Revoking it again changes nothing.',
                responses={200: {'description': 'The revoked key.'}, **ERROR_RESPONSES})
 def revoke_key(user_id: str, key_id: str) -> ApiKeyView:
@@ -77,6 +80,7 @@ def revoke_key(user_id: str, key_id: str) -> ApiKeyView:
 
 
 @router.get('/v1/admin/usage', tags=['admin'], summary='Service-wide usage, and the top users by credits',
+            operation_id='get_service_usage',
             description='The same figures as GET /v1/usage across every user (without by_api_key), read from '
                         'sharded service-wide counters, plus the users with the most net credits in the window.',
             responses={200: {'description': 'Usage in the window.',
@@ -93,6 +97,7 @@ def get_service_usage(
 
 
 @router.get('/v1/admin/usage-check', tags=['admin'], summary='Reconcile the usage counters with the jobs and ledger',
+            operation_id='check_usage',
             description='Recomputes the counters of one user (`user`), or of the next page of users (`cursor`), '
                         'from the jobs, storyboards and ledger, or (`scope=service`) compares the service-wide '
                         'counters with the sum of every user\'s, and lists every difference. '
