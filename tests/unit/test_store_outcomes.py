@@ -88,9 +88,9 @@ def usage_updates(items: list[dict[str, Any]]) -> dict[Any, dict[str, int]]:
         body = op.get('Update', {})
         if not str(body.get('Key', {}).get('PK', '')).startswith('USAGE#'):
             continue
-        names, values = body['ExpressionAttributeNames'], body['ExpressionAttributeValues']
-        added = body['UpdateExpression'].split(' ADD ')[1].split(', ')
-        found[KeyView(body['Key'])] = {names[a.split()[0]]: values[a.split()[1]] for a in added}
+        assert body['UpdateExpression'].startswith('ADD ') and 'ConditionExpression' not in body
+        added = body['UpdateExpression'].removeprefix('ADD ').split(', ')
+        found[KeyView(body['Key'])] = {a.split()[0]: body['ExpressionAttributeValues'][a.split()[1]] for a in added}
     return found
 
 

@@ -129,7 +129,11 @@ def test_a_transactions_usage_items_add_counters_and_set_the_cells_facts():
     assert user['Key'] == {'PK': 'USAGE#alice', 'SK': 'DAY#2027-01-15#kling-v2-6#t2v#10#key_a'}
     assert 'ConditionExpression' not in user  # counting never refuses
     assert items['usage_service']['Update']['Key']['PK'] == f'USAGE#SERVICE#{usage.shard_of("job_1"):02d}'
-    assert 'api_key_id' not in items['usage_service']['Update']['ExpressionAttributeNames'].values()
+    assert user['UpdateExpression'] == 'ADD jobs :jobs, credits_charged :credits_charged'
+    assert user['ExpressionAttributeValues'] == {':jobs': 1, ':credits_charged': 40}
+    assert usage.Cell.from_sort_key(user['Key']['SK']) == usage_cell(job())
+    assert usage.Cell.from_sort_key(items['usage_service']['Update']['Key']['SK']) == usage.Cell(
+        day='2027-01-15', model='kling-v2-6', kind='t2v', type='video', duration=10, api_key_id=None)
     assert items['usage_day']['Update']['Key'] == {'PK': f'USAGE#USERS#{usage.shard_of("alice"):02d}',
                                                    'SK': 'DAY#2027-01-15#alice'}
     # A delta with nothing for the owner's day (a success adds no credits) leaves that item out.

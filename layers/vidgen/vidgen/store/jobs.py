@@ -104,14 +104,11 @@ class Job:
         return stored
 
 
-IMAGE_KINDS = ('t2i', 'i2i')
-
-
 def usage_cell(job: Job) -> usage.Cell:
     """The usage cell a job is counted in, from its submit to its end."""
     duration = job.params.get('duration')
     return usage.Cell(day=job.usage_day or ids.day(job.created_at), model=job.model, kind=job.kind,
-                      type='image' if job.kind in IMAGE_KINDS else 'video',
+                      type=usage.type_of(job.kind),
                       duration=duration if isinstance(duration, int) and not isinstance(duration, bool) else None,
                       api_key_id=job.api_key_id)
 

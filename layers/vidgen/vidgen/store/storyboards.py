@@ -103,7 +103,7 @@ class Storyboard:
     def usage_cell(self) -> usage.Cell:
         """The cell its scenes are counted in (the same one their jobs settle in)."""
         duration = self.params.get('duration')
-        return usage.Cell(day=self.usage_day, model=self.model, kind=self.kind, type='video',
+        return usage.Cell(day=self.usage_day, model=self.model, kind=self.kind, type=usage.type_of(self.kind),
                           duration=duration if isinstance(duration, int) and not isinstance(duration, bool) else None,
                           api_key_id=self.api_key_id)
 

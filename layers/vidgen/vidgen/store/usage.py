@@ -3,7 +3,7 @@
 A job is counted in one *cell*: its owner, the UTC day it was submitted (`usage_day`), its model, kind
 (t2v, i2v, ...), duration and the API key that submitted it (a model's type, video or image, follows from
 the model). Every grouping of GET /v1/usage is a sum of cells, so the report reads days x cells items and
-never a job. Three items carry the same counters:
+never a job. Three items carry the same counters (and nothing else: their facts are in their keys):
 
 | item                 | PK                       | SK                                          |
 |----------------------|--------------------------|---------------------------------------------|
@@ -40,6 +40,8 @@ BUCKETS = len(SECONDS_BOUNDS) + 1
 # Numbers the counters' names stand for, in this order everywhere (deltas, items, sums).
 COUNTERS: tuple[str, ...] = ('jobs', 'succeeded', 'failed', 'canceled', 'credits_charged', 'credits_refunded',
                              'output_bytes', 'cost_micro_usd') + tuple(f'h{i:02d}' for i in range(BUCKETS))
+# What an owner's day counts (for the top users).
+DAY_COUNTERS: tuple[str, ...] = ('jobs', 'credits_charged', 'credits_refunded', 'cost_micro_usd')
 _NO_VALUE = '-'
 _FIRST_DAY, _LAST_DAY = '0000-00-00', '9999-99-99'  # bounds of every day, for whole-history reads
 
@@ -63,11 +65,27 @@ class Cell:
         duration = _NO_VALUE if self.duration is None else str(self.duration)
         return f'DAY#{self.day}#{self.model}#{self.kind}#{duration}'
 
-    def identity(self) -> dict[str, Any]:
-        """The cell's facts, stored with its counters so that a reader never parses the sort key."""
-        values = {'day': self.day, 'model': self.model, 'kind': self.kind, 'type': self.type,
-                  'duration': self.duration, 'api_key_id': self.api_key_id}
-        return {k: v for k, v in values.items() if v is not None}
+    def facts(self) -> dict[str, Any]:
+        return {'day': self.day, 'model': self.model, 'kind': self.kind, 'type': self.type,
+                'duration': self.duration, 'api_key_id': self.api_key_id}
+
+    @classmethod
+    def from_sort_key(cls, sort_key: str) -> 'Cell':
+        """The cell a user's or a service-wide sort key names (no part of one holds a '#': model ids, kinds and
+        key ids never do). The facts live in the key only: an item holds nothing but its counters, which keeps
+        every write a short ADD."""
+        _, day, model, kind, duration, *key = sort_key.split('#')
+        api_key_id = key[0] if key and key[0] != _NO_VALUE else None
+        return cls(day=day, model=model, kind=kind, type=type_of(kind),
+                   duration=None if duration == _NO_VALUE else int(duration), api_key_id=api_key_id)
+
+
+IMAGE_KINDS = ('t2i', 'i2i')
+
+
+def type_of(kind: str) -> str:
+    """video or image, from a job's kind."""
+    return 'image' if kind in IMAGE_KINDS else 'video'
 
 
 def bucket_of(seconds: float) -> int:
@@ -139,59 +157,54 @@ def transaction_items(owner: str, cell: Cell, delta: Delta, *, spread_by: str,
     refuses, the transaction's other items decide whether it happens at all."""
     name = table_name or table().name
     counters = delta.counters()
-    day_counters = {k: v for k, v in counters.items()
-                    if k in ('jobs', 'credits_charged', 'credits_refunded', 'cost_micro_usd')}
-    user_identity = cell.identity()
-    service_identity = {k: v for k, v in user_identity.items() if k != 'api_key_id'}
+    day_counters = {k: v for k, v in counters.items() if k in DAY_COUNTERS}
     items = {
-        'usage': _add(name, user_cell_key(owner, cell), counters, user_identity),
-        'usage_service': _add(name, service_cell_key(shard_of(spread_by), cell), counters, service_identity),
+        'usage': _add(name, user_cell_key(owner, cell), counters),
+        'usage_service': _add(name, service_cell_key(shard_of(spread_by), cell), counters),
     }
     if day_counters:
-        items['usage_day'] = _add(name, user_day_key(owner, cell.day), day_counters,
-                                  {'day': cell.day, 'user_id': owner})
+        items['usage_day'] = _add(name, user_day_key(owner, cell.day), day_counters)
     return items
 
 
-def _add(table_name: str, key: dict[str, str], counters: dict[str, int], identity: dict[str, Any]) -> dict[str, Any]:
-    names: dict[str, str] = {}
-    values: dict[str, Any] = {}
-    adds, sets = [], []
-    for index, (name, amount) in enumerate(counters.items()):
-        names[f'#c{index}'] = name
-        values[f':c{index}'] = amount
-        adds.append(f'#c{index} :c{index}')
-    for index, (name, value) in enumerate(identity.items()):
-        names[f'#i{index}'] = name
-        values[f':i{index}'] = value
-        sets.append(f'#i{index} = :i{index}')
-    expression = ('SET ' + ', '.join(sets) if sets else '') + (' ADD ' + ', '.join(adds) if adds else '')
-    return {'Update': {'TableName': table_name, 'Key': key, 'UpdateExpression': expression.strip(),
-                       'ExpressionAttributeNames': names, 'ExpressionAttributeValues': values}}
+def _add(table_name: str, key: dict[str, str], counters: dict[str, int]) -> dict[str, Any]:
+    # Counter names are plain words, none of them a DynamoDB reserved word, so no name placeholders.
+    expression = 'ADD ' + ', '.join(f'{name} :{name}' for name in counters)
+    return {'Update': {'TableName': table_name, 'Key': key, 'UpdateExpression': expression,
+                       'ExpressionAttributeValues': {f':{name}': amount for name, amount in counters.items()}}}
 
 
 # --- reads ------------------------------------------------------------------------------------------------------
 
 
 def user_cells(owner: str, first_day: str, last_day: str) -> list[dict[str, Any]]:
-    """The owner's cells of the days first_day..last_day (inclusive)."""
-    return _query_days(f'USAGE#{owner}', first_day, last_day)
+    """The owner's cells of the days first_day..last_day (inclusive): each item's counters, `SK` and facts."""
+    return [with_facts(item) for item in _query_days(f'USAGE#{owner}', first_day, last_day)]
 
 
 def service_cells(first_day: str, last_day: str) -> list[dict[str, Any]]:
     """Every shard's service-wide cells of the days first_day..last_day."""
     cells: list[dict[str, Any]] = []
     for shard in range(SHARDS):
-        cells.extend(_query_days(f'USAGE#SERVICE#{shard:02d}', first_day, last_day))
+        cells.extend(with_facts(item) for item in _query_days(f'USAGE#SERVICE#{shard:02d}', first_day, last_day))
     return cells
 
 
 def user_days(first_day: str, last_day: str) -> list[dict[str, Any]]:
-    """Every owner's day totals of the days first_day..last_day, from every shard."""
+    """Every owner's day totals of the days first_day..last_day, from every shard, with `day` and `user_id`."""
     days: list[dict[str, Any]] = []
     for shard in range(SHARDS):
-        days.extend(_query_days(f'USAGE#USERS#{shard:02d}', first_day, last_day))
+        days.extend(_day_facts(item) for item in _query_days(f'USAGE#USERS#{shard:02d}', first_day, last_day))
     return days
+
+
+def with_facts(item: dict[str, Any]) -> dict[str, Any]:
+    return item | Cell.from_sort_key(str(item['SK'])).facts()
+
+
+def _day_facts(item: dict[str, Any]) -> dict[str, Any]:
+    _, day, user_id = str(item['SK']).split('#', 2)
+    return item | {'day': day, 'user_id': user_id}
 
 
 def every_user_cell() -> list[dict[str, Any]]:
@@ -201,7 +214,7 @@ def every_user_cell() -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     while True:
         response = table().scan(**kwargs)
-        items.extend(plain(item) for item in response.get('Items', []))
+        items.extend(with_facts(plain(item)) for item in response.get('Items', []))
         if 'LastEvaluatedKey' not in response:
             return items
         kwargs['ExclusiveStartKey'] = response['LastEvaluatedKey']
@@ -214,8 +227,8 @@ def all_service_cells() -> list[dict[str, Any]]:
 
 def user_days_of(owner: str) -> list[dict[str, Any]]:
     """All of one owner's day totals (reconciliation)."""
-    return [item for item in _query_days(f'USAGE#USERS#{shard_of(owner):02d}', _FIRST_DAY, _LAST_DAY)
-            if item.get('user_id') == owner]
+    days = (_day_facts(item) for item in _query_days(f'USAGE#USERS#{shard_of(owner):02d}', _FIRST_DAY, _LAST_DAY))
+    return [item for item in days if item['user_id'] == owner]
 
 
 def all_user_cells(owner: str) -> list[dict[str, Any]]:
