@@ -293,3 +293,14 @@ def test_a_notification_sent_by_the_execution_is_not_sent_again_by_the_sweep(clo
     wait_for(lambda: 'sweep_status' not in item(cloud, storyboard_id), 10, 'the notification mark to go')
     time.sleep(GRACE + 1)
     assert cloud.sweep_now()['errors'] == [] and len(hook.calls) == 1
+
+
+def test_after_every_storyboard_crash_the_usage_counters_reconcile(cloud, capsys):
+    """Crashes between a storyboard's writes leave its scenes counted once, in the cell they were paid in:
+    `vidgen admin usage-check` over every user and the service-wide counters finds no difference."""
+    from vidgen_local.cli import main
+
+    code = main(['admin', 'usage-check', '--api-url', cloud.api_url, '--admin-key', cloud.admin_key])
+    printed = capsys.readouterr().out
+    assert code == 0 and 'no differences' in printed, printed
+    FIGURES['usage_check'] = {'summary': printed.strip()}
