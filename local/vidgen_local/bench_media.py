@@ -23,6 +23,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from vidgen_local.coldstart import deployment_settings
+
 RSS_GROWTH_LIMIT_MB = 64.0
 BUCKET = 'vidgen-bench-media'
 KEY = 'results/bench/job/0.mp4'
@@ -147,7 +149,8 @@ def run_media_bench(megabytes: int, say: Callable[[str], None]) -> MediaFigures:
         server.start()
         try:
             host, port = server.get_host_and_port()
-            env = {**os.environ, 'AWS_ENDPOINT_URL': f'http://{host}:{port}', 'AWS_ACCESS_KEY_ID': 'bench',
+            env = {**os.environ, **deployment_settings('vidgen-bench'),
+                   'AWS_ENDPOINT_URL': f'http://{host}:{port}', 'AWS_ACCESS_KEY_ID': 'bench',
                    'AWS_SECRET_ACCESS_KEY': 'bench', 'AWS_DEFAULT_REGION': 'us-east-1', 'BUCKET_NAME': BUCKET,
                    'POWERTOOLS_SERVICE_NAME': 'vidgen', 'POWERTOOLS_LOG_LEVEL': 'ERROR'}
             s3 = boto3.client('s3', endpoint_url=env['AWS_ENDPOINT_URL'], region_name='us-east-1',

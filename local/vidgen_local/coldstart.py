@@ -84,6 +84,14 @@ def _pyc_kind(path: Path) -> tuple[str, str]:
     return tag, mode
 
 
+def deployment_settings(name: str) -> dict[str, str]:
+    """The settings the template gives every function, for a process that runs layer code outside a local
+    cloud (a benchmark): a cold start refuses to go on without them. Nothing is created under these names."""
+    machine = f'arn:aws:states:us-east-1:123456789012:stateMachine:{name}'
+    return {'TABLE_NAME': name, 'BUCKET_NAME': f'{name}-results', 'STATE_MACHINE_ARN': f'{machine}-job',
+            'STORYBOARD_STATE_MACHINE_ARN': f'{machine}-storyboard'}
+
+
 def _lambda_env(root: Path, function: str | None) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith(('AWS_', 'POWERTOOLS_', 'VIDGEN_'))}
     path = [str(root / 'layers' / 'vidgen')]
@@ -92,7 +100,8 @@ def _lambda_env(root: Path, function: str | None) -> dict[str, str]:
     env.update({'PYTHONPATH': os.pathsep.join(path), 'LAMBDA_TASK_ROOT': str(root / 'functions' / (function or '')),
                 'AWS_LAMBDA_FUNCTION_NAME': f'vidgen-{function or "bare"}', 'AWS_REGION': 'us-east-1',
                 'AWS_DEFAULT_REGION': 'us-east-1', 'POWERTOOLS_SERVICE_NAME': 'vidgen',
-                'POWERTOOLS_METRICS_NAMESPACE': 'Vidgen', 'PYTHONDONTWRITEBYTECODE': '1'})
+                'POWERTOOLS_METRICS_NAMESPACE': 'Vidgen', 'PYTHONDONTWRITEBYTECODE': '1',
+                **deployment_settings('vidgen-bench')})
     return env
 
 
