@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import mimetypes
 import re
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -17,6 +19,9 @@ from urllib.parse import quote, urlsplit
 import requests
 
 _TIMEOUT = (5.0, 60.0)
+# `download`'s progress(done, total) callback, and what opens one for a named download of a known size.
+OnProgress = Callable[[int, 'int | None'], None]
+ByteBar = Callable[[str, 'int | None'], AbstractContextManager[OnProgress]]
 _MAGIC = ((b'\x89PNG\r\n\x1a\n', 'image/png'), (b'\xff\xd8\xff', 'image/jpeg'), (b'RIFF', 'image/webp'))
 
 
@@ -44,6 +49,10 @@ class VidgenClient:
         self.session = session or requests.Session()
 
     def request(self, method: str, path: str, *, admin: bool = False, auth: bool = True, **kwargs: Any) -> Any:
+        return self.request_with_headers(method, path, admin=admin, auth=auth, **kwargs)[0]
+
+    def request_with_headers(self, method: str, path: str, *, admin: bool = False, auth: bool = True,
+                             **kwargs: Any) -> tuple[Any, Mapping[str, str]]:
         key = self.admin_key if admin else self.api_key
         headers = dict(kwargs.pop('headers', None) or {})
         if auth:
@@ -57,7 +66,7 @@ class VidgenClient:
             raise ApiError(f'Cannot reach {self.api_url}: is it running (`vidgen serve`)?') from exc
         except requests.Timeout as exc:
             raise ApiError(f'{self.api_url} did not answer in time.') from exc
-        return _decode(response)
+        return _decode(response), response.headers
 
     # -- the API (README.md, 'The HTTP API (v1)') -----------------------------------------------------------------------
 
@@ -68,8 +77,19 @@ class VidgenClient:
         return self.request('GET', '/v1/models', auth=False)
 
     def submit(self, body: dict[str, Any], idempotency_key: str | None = None) -> Any:
+        return self.submit_detailed(body, idempotency_key)[0]
+
+    def submit_detailed(self, body: dict[str, Any], idempotency_key: str | None = None) -> tuple[Any, bool]:
+        """The job, and whether it is the replay of an earlier submit with the same Idempotency-Key."""
         headers = {'idempotency-key': idempotency_key} if idempotency_key else {}
-        return self.request('POST', '/v1/jobs', json=body, headers=headers)
+        job, answer_headers = self.request_with_headers('POST', '/v1/jobs', json=body, headers=headers)
+        return job, answer_headers.get('Idempotent-Replayed', '').lower() == 'true'
+
+    def cancel(self, job_id: str) -> Any:
+        return self.request('POST', f'/v1/jobs/{quote(job_id, safe="")}/cancel')
+
+    def providers(self) -> Any:
+        return self.request('GET', '/v1/admin/providers', admin=True)
 
     def job(self, job_id: str) -> Any:
         return self.request('GET', f'/v1/jobs/{quote(job_id, safe="")}')
@@ -125,18 +145,25 @@ class VidgenClient:
         return self.request('DELETE', f'/v1/admin/users/{quote(user_id, safe="")}/keys/{quote(key_id, safe="")}',
                             admin=True)
 
-    def download(self, url: str, target: Path) -> int:
-        """Stream `url` into `target` (no auth header: output URLs are presigned); returns the bytes written."""
+    def download(self, url: str, target: Path, progress: OnProgress | None = None) -> int:
+        """Stream `url` into `target` (no auth header: output URLs are presigned); returns the bytes written.
+
+        `progress(done, total)` is called after each chunk (total from Content-Length, None when unknown).
+        """
         try:
             with self.session.get(url, stream=True, timeout=_TIMEOUT) as response:
                 if response.status_code != 200:
                     raise ApiError(f'Downloading {urlsplit(url).path} failed', status=response.status_code)
+                length = response.headers.get('Content-Length', '')
+                total = int(length) if length.isdigit() else None
                 written = 0
                 partial = target.with_name(target.name + '.part')
                 with partial.open('wb') as handle:
-                    for chunk in response.iter_content(chunk_size=1 << 20):
+                    for chunk in response.iter_content(chunk_size=256 * 1024):
                         handle.write(chunk)
                         written += len(chunk)
+                        if progress is not None:
+                            progress(written, total)
                 partial.replace(target)
                 return written
         except requests.RequestException as exc:
@@ -197,11 +224,19 @@ def media_summary(output: dict[str, Any]) -> str:
             f'{"sound" if media["has_audio"] else "silent"}')
 
 
-def save_output(client: VidgenClient, job_id: str, index: int, output: dict[str, Any], directory: Path) -> list[Path]:
-    """Download an output into `directory`, and its poster next to it (`<name>.poster.jpg`) when it has one."""
+def save_output(client: VidgenClient, job_id: str, index: int, output: dict[str, Any], directory: Path,
+                bar: ByteBar | None = None) -> list[Path]:
+    """Download an output into `directory`, and its poster next to it (`<name>.poster.jpg`) when it has one.
+
+    `bar(name, total)` (e.g. `terminal.byte_bar`) shows the output's download progress.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / output_filename(job_id, index, output)
-    client.download(output['url'], target)
+    if bar is None:
+        client.download(output['url'], target)
+    else:
+        with bar(target.name, output.get('bytes') or None) as progress:
+            client.download(output['url'], target, progress=progress)
     saved = [target]
     if output.get('poster_url'):
         poster = target.with_name(f'{target.stem}.poster.jpg')

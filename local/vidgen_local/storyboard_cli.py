@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from vidgen_local.client import ApiError, VidgenClient, image_input, output_filename
+from vidgen_local.terminal import byte_bar, signed, table
 
 ACTIVE = ('writing', 'generating')
 
@@ -64,12 +65,13 @@ def cmd_storyboard(args: argparse.Namespace, client: VidgenClient) -> int:
         job = scene.get('job') or {}
         for index, output in enumerate(job.get('outputs') or []):
             target = args.output / f'{storyboard["id"]}-scene{scene["index"] + 1}-{output_filename(job["id"], index, output)}'
-            size = client.download(output['url'], target)
+            with byte_bar(target.name, output.get('bytes') or None) as progress:
+                size = client.download(output['url'], target, progress=progress)
             print(f'saved {target} ({size} bytes)')
     if args.json:
         print(json.dumps(storyboard, indent=2))
     if storyboard['status'] != 'succeeded':
-        print(f'{storyboard["id"]} {storyboard["status"]}: {storyboard["refunded_credits"]} credits refunded',
+        print(f'{storyboard["id"]} {storyboard["status"]}: {signed(storyboard["refunded_credits"])} credits refunded',
               file=sys.stderr)
         return 1
     return 0
@@ -112,11 +114,9 @@ def cmd_storyboards(args: argparse.Namespace, client: VidgenClient) -> int:
     if args.json:
         print(json.dumps(page, indent=2))
         return 0
-    from vidgen_local.cli import _table  # the command's one table layout (cli imports this module first)
-
-    _table([[s['id'], s['status'], s['model'], s['scene_count'], s.get('scenes_source'), s['credits'],
-             s['refunded_credits'], s['created_at']] for s in page.get('storyboards', [])],
-           ['ID', 'STATUS', 'MODEL', 'SCENES', 'SOURCE', 'CREDITS', 'REFUNDED', 'CREATED'])
+    table([[s['id'], s['status'], s['model'], s['scene_count'], s.get('scenes_source'), s['credits'],
+            signed(s['refunded_credits']), s['created_at']] for s in page.get('storyboards', [])],
+          ['ID', 'STATUS', 'MODEL', 'SCENES', 'SOURCE', 'CREDITS', 'REFUNDED', 'CREATED'])
     if page.get('next_cursor'):
         print(f'more: vidgen storyboards --cursor {page["next_cursor"]}')
     return 0

@@ -160,7 +160,7 @@ def test_playground_end_to_end(cloud, new_user, chromium, screenshots) -> None:
     # /docs: Swagger UI from the stack's own files lists /v1/jobs, and "Try it out" works with the key.
     chromium.get(cloud.api_url + '/docs')
     page.wait(lambda: any(p.text == '/v1/jobs' for p in page.all('.opblock-summary-path')), '/v1/jobs in the docs')
-    credits_op = page.css('#operations-credits-get_credits_v1_credits_get, [id^="operations-credits-"]')
+    credits_op = page.css('#operations-account-get_credits')  # tag `account`, operationId `get_credits`
     credits_op.find_element(page.By.CSS_SELECTOR, '.opblock-summary').click()
     page.wait(lambda: page.css('.try-out__btn', credits_op), 'Try it out').click()
     page.wait(lambda: page.css('.execute', credits_op), 'Execute').click()

@@ -73,7 +73,7 @@ def test_a_partial_storyboard_saves_what_succeeded_and_exits_1_saying_what_was_r
     refused = [line for line in printed.out.splitlines() if line.startswith('  scene 2/3 ')][-1]
     assert refused.split()[2] == 'failed' and '- CONTENT_POLICY: ' in refused
     assert sorted(p.name.split('-')[1] for p in out.iterdir()) == ['scene1', 'scene3']
-    assert printed.err.strip() == f'{storyboard["id"]} partial: {PRICE} credits refunded'
+    assert printed.err.strip() == f'{storyboard["id"]} partial: +{PRICE} credits refunded'  # refunds with their sign
     assert user.credits()['balance'] == 1000 - 2 * PRICE
 
 

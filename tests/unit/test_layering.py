@@ -22,6 +22,7 @@ RANKS = {
     'errors': 0, 'config': 0, 'ids': 0, 'models': 0, 'aws': 0, 'observability': 0, 'netguard': 0, 'secrets': 0,
     'media': 0,  # reading media with FFmpeg: knows files, not jobs; `store.media` hands it S3 ranges
     'images': 0,  # an input image's header against a model's rules (imagesize, no decoding)
+    'version': 0,
 }
 
 

@@ -48,3 +48,11 @@ def test_make_help_lists_every_target():
     listed = {line.split()[1] for line in shown.stdout.splitlines() if line.startswith('make ')}
     assert listed == targets
     assert all(len(line.split(None, 2)) == 3 for line in shown.stdout.splitlines())  # each has its description
+
+
+def test_the_layer_knows_the_version_pyproject_builds():
+    import tomllib
+
+    from vidgen.version import VERSION
+
+    assert tomllib.loads((ROOT / 'pyproject.toml').read_text(encoding='utf-8'))['project']['version'] == VERSION

@@ -440,3 +440,79 @@ class StoryboardView(BaseModel):
 class StoryboardList(BaseModel):
     storyboards: list[StoryboardView]
     next_cursor: str | None
+
+
+class Health(BaseModel):
+    status: Literal['ok']
+    version: str = Field(description='The vidgen version this stack runs.')
+
+
+class InputImageRules(BaseModel):
+    """What every input image of a model must be; checked from the image header before anything is charged."""
+
+    model_config = ConfigDict(extra='allow')
+
+    formats: list[str] = Field(description='File formats: png, jpeg, webp.')
+    max_bytes: int = Field(description='Largest file, in bytes.')
+    min_width: int | None = None
+    min_height: int | None = None
+    max_width: int | None = None
+    max_height: int | None = None
+    aspect_ratio: dict[str, Any] | None = Field(None, description='width/height range: {min, max, text}.')
+    source: str = Field(description='The provider documentation these rules follow.')
+
+
+class ModelView(BaseModel):
+    """One model of GET /v1/models: inputs, parameters (with allowed values and defaults) and prices."""
+
+    model_config = ConfigDict(extra='allow')
+
+    id: str
+    name: str
+    provider: str
+    kind: Literal['video', 'image']
+    modes: list[str]
+    mode_names: dict[str, str]
+    parameters: dict[str, dict[str, Any]] = Field(description='Parameter name -> {type, values?, default?, ...}.')
+    prices: list[dict[str, Any]] = Field(description='The first rule whose `when` matches gives the credits.')
+    input_images: InputImageRules | None = None
+
+
+class ModelList(BaseModel):
+    models: list[ModelView]
+
+
+class CallbackAck(BaseModel):
+    status: Literal['ignored', 'noted', 'delivered']
+
+
+class ProviderCheck(BaseModel):
+    name: str = Field(description='kling or kie.')
+    host: str
+    ok: bool
+    detail: str = Field(description="The provider's own summary, or why the check failed.")
+    credits_remaining: float | None = Field(None, description='What the provider reports is left, where it tells it.')
+    provider_code: str | None = None
+
+
+class CallbackCheck(BaseModel):
+    url: str | None = Field(description='The base URL providers call back on (PUBLIC_API_URL).')
+    ok: bool
+    detail: str
+
+
+class ProviderReport(BaseModel):
+    """GET /v1/admin/providers: each provider's credentials, checked from inside the stack, and the callback URL."""
+
+    providers: list[ProviderCheck]
+    callbacks: CallbackCheck
+
+
+class OpenApiDocument(BaseModel):
+    """This API's OpenAPI 3.1 document."""
+
+    model_config = ConfigDict(extra='allow')
+
+    openapi: str
+    info: dict[str, Any]
+    paths: dict[str, Any]

@@ -474,10 +474,10 @@ class KlingSimulator(Simulator):
         body = handler.read_body()
         if method == 'GET' and url.path == '/account/costs':
             self._authenticate(handler.headers.get('Authorization'))
-            self._raise_queued('status')  # the account query is a query: queued status errors answer it too
+            self.raise_queued('status')  # the account query is a query: queued status errors answer it too
             self.stats.incr('account_queries')
-            return _envelope({'code': 0, 'msg': 'success', 'resource_pack_subscribe_infos': copy.deepcopy(
-                self.config.resource_packs)})
+            return Reply.json(200, _envelope({'code': 0, 'msg': 'success', 'resource_pack_subscribe_infos': copy.deepcopy(
+                self.config.resource_packs)}))
         match = _TASK_PATH.match(url.path)
         if match is None or match.group(1) not in ENDPOINTS:
             raise KlingApiError(1203, f'{url.path} does not exist on the Kling simulator')

@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from vidgen.api.auth import require_admin
 from vidgen.api.http import ERROR_RESPONSES, error_doc
-from vidgen.jobs import accounts, usage, usage_check
+from vidgen.jobs import accounts, diagnostics, usage, usage_check
 from vidgen.jobs.accounts import MAX_ACTIVE_KEYS
 from vidgen.models import (
     ApiKeyList,
@@ -22,6 +22,7 @@ from vidgen.models import (
     CreateUserRequest,
     GrantRequest,
     GrantResult,
+    ProviderReport,
     ServiceUsageReport,
     UsageCheck,
 )
@@ -30,6 +31,7 @@ router = APIGatewayHttpRouter()
 
 
 @router.post('/v1/admin/users', status_code=201, tags=['admin'], summary='Create a user and their API key',
+             operation_id='create_user',
              description='The API key is in this response only; vidgen stores its hash.',
              responses={201: {'description': 'The user.', 'content': {'application/json': {'model': CreatedUser}}},
                         409: error_doc('The user id exists (CONFLICT).'), **ERROR_RESPONSES})
@@ -41,6 +43,7 @@ def create_user(request: CreateUserRequest) -> Response[CreatedUser]:
 
 
 @router.post('/v1/admin/users/<user_id>/credits', tags=['admin'], summary='Grant credits, once per reference_id',
+             operation_id='grant_credits',
              responses={200: {'description': 'The balance, and whether this grant added credits.'}, **ERROR_RESPONSES})
 def grant_credits(user_id: str, request: GrantRequest) -> GrantResult:
     require_admin(router.current_event)
@@ -121,3 +124,14 @@ def check_usage(
 def _key_fields(record: accounts.ApiKeyRecord) -> dict[str, str | None]:
     return {'key_id': record.key_id, 'label': record.label, 'prefix': record.prefix, 'created_at': record.created_at,
             'revoked_at': record.revoked_at}
+
+
+@router.get('/v1/admin/providers', tags=['admin'], summary="Check the providers' credentials and the callback URL",
+            operation_id='check_providers',
+            description='Asks each provider its cheapest authenticated question from inside the stack (the keys never '
+                        'leave it) and whether the URL providers call back on reaches this stack. `vidgen doctor '
+                        '--providers` prints it.',
+            responses={200: {'description': 'One check per provider, and the callback URL.'}, **ERROR_RESPONSES})
+def check_providers() -> ProviderReport:
+    require_admin(router.current_event)
+    return diagnostics.provider_report()

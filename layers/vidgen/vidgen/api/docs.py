@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from vidgen.api.http import NO_AUTH
+from vidgen.models import OpenApiDocument
 
 router = APIGatewayHttpRouter()
 
@@ -49,7 +50,7 @@ def _validation_errors_as_sent(document: dict[str, Any]) -> None:
         document['components']['schemas'].pop(name, None)
 
 
-@router.get('/v1/openapi.json', tags=['meta'], summary='This OpenAPI document (no auth)', security=NO_AUTH)
-def get_openapi() -> dict[str, Any]:
-    document: dict[str, Any] = json.loads(openapi_document())
-    return document
+@router.get('/v1/openapi.json', tags=['meta'], summary='This OpenAPI document (no auth)', operation_id='get_openapi',
+            security=NO_AUTH)
+def get_openapi() -> OpenApiDocument:
+    return OpenApiDocument.model_validate(json.loads(openapi_document()))

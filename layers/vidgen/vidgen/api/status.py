@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
@@ -10,29 +10,30 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from vidgen.api.auth import authenticate
 from vidgen.api.http import ERROR_RESPONSES, NO_AUTH
 from vidgen.jobs import queries, usage
-from vidgen.models import CreditsView, JobList, JobView, UsageReport
+from vidgen.models import CreditsView, Health, JobList, JobView, ModelList, UsageReport
+from vidgen.version import VERSION
 
 router = APIGatewayHttpRouter()
 
 
-@router.get('/v1/health', tags=['meta'], summary='Liveness check (no auth)', security=NO_AUTH)
-def health() -> dict[str, str]:
-    return {'status': 'ok'}
+@router.get('/v1/health', tags=['meta'], summary='Liveness check (no auth)', operation_id='get_health', security=NO_AUTH)
+def health() -> Health:
+    return Health(status='ok', version=VERSION)
 
 
 @router.get('/v1/models', tags=['models'], summary='The model catalog: inputs, parameters and prices (no auth)',
-            security=NO_AUTH)
-def list_models() -> dict[str, list[dict[str, Any]]]:
-    return {'models': queries.list_models()}
+            operation_id='list_models', security=NO_AUTH)
+def list_models() -> ModelList:
+    return ModelList.model_validate({'models': queries.list_models()})
 
 
-@router.get('/v1/jobs/<job_id>', tags=['jobs'], summary='One of your jobs',
+@router.get('/v1/jobs/<job_id>', tags=['jobs'], summary='One of your jobs', operation_id='get_job',
             responses={200: {'description': 'The job.'}, **ERROR_RESPONSES})
 def get_job(job_id: str) -> JobView:
     return queries.get_job(authenticate(router.current_event), job_id)
 
 
-@router.get('/v1/jobs', tags=['jobs'], summary='Your jobs, newest first',
+@router.get('/v1/jobs', tags=['jobs'], summary='Your jobs, newest first', operation_id='list_jobs',
             responses={200: {'description': 'A page of your jobs.'}, **ERROR_RESPONSES})
 def list_jobs(
     status: Annotated[Literal['queued', 'running', 'succeeded', 'failed', 'canceled'] | None, Query()] = None,
@@ -42,7 +43,8 @@ def list_jobs(
     return queries.list_jobs(authenticate(router.current_event), status=status, limit=limit, cursor=cursor)
 
 
-@router.get('/v1/credits', tags=['credits'], summary='Your balance and ledger, newest entries first',
+@router.get('/v1/credits', tags=['account'], summary='Your balance and ledger, newest entries first',
+            operation_id='get_credits',
             responses={200: {'description': 'Your balance and a page of the ledger.'}, **ERROR_RESPONSES})
 def get_credits(
     limit: Annotated[int, Query(ge=1, le=queries.MAX_PAGE)] = 50,
@@ -51,7 +53,8 @@ def get_credits(
     return queries.get_credits(authenticate(router.current_event), limit=limit, cursor=cursor)
 
 
-@router.get('/v1/usage', tags=['credits'], summary='Your usage: totals and per day, model, kind, type, duration and key',
+@router.get('/v1/usage', tags=['account'], operation_id='get_usage',
+            summary='Your usage: totals and per day, model, kind, type, duration and key',
             description='Read from usage counters kept in the same transactions as the credits, so its figures agree '
                         'with the ledger and it costs the same however many jobs the window holds. Whole UTC days '
                         '`from`..`to`, both included (default: the last 30 days); at most 90 days.',

@@ -17,12 +17,14 @@ router = APIGatewayHttpRouter()
 
 
 @router.get('/v1/storyboards/<storyboard_id>', tags=['storyboards'], summary='One of your storyboards',
+            operation_id='get_storyboard',
                  responses={200: {'description': 'The storyboard, with each scene\'s job.'}, **ERROR_RESPONSES})
 def get_one(storyboard_id: str) -> StoryboardView:
     return get_storyboard(authenticate(router.current_event), storyboard_id)
 
 
 @router.get('/v1/storyboards', tags=['storyboards'], summary='Your storyboards, newest first',
+            operation_id='list_storyboards',
                  responses={200: {'description': 'A page of your storyboards.'}, **ERROR_RESPONSES})
 def list_all(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,

@@ -16,8 +16,8 @@ router = APIGatewayHttpRouter()
 
 
 @router.post(
-    '/v1/storyboards', status_code=202, tags=['storyboards'], summary='Submit a storyboard: scenes written from a '
-                                                                       'product, one video job per scene',
+    '/v1/storyboards', status_code=202, tags=['storyboards'], operation_id='submit_storyboard',
+    summary='Submit a storyboard: scenes written from a product, one video job per scene',
     description='Validates the request as its scene jobs will be (with `product.image`, every scene is '
                 'image-to-video from it), debits all scenes in one transaction and starts writing the scenes. '
                 '`Idempotency-Key` works as for jobs.',
@@ -40,6 +40,7 @@ def submit_storyboard(request: StoryboardRequest) -> Response[StoryboardView]:
 
 @router.post(
     '/v1/storyboards/<storyboard_id>/cancel', tags=['storyboards'], summary='Cancel a storyboard',
+    operation_id='cancel_storyboard',
     description='Cancels the scenes not finished yet, each refunded once; finished scenes keep their videos.',
     responses={200: {'description': 'The storyboard, canceled.'},
                409: error_doc('The storyboard already ended (CONFLICT).'), **ERROR_RESPONSES},

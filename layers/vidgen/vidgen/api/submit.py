@@ -16,7 +16,7 @@ router = APIGatewayHttpRouter()
 
 
 @router.post(
-    '/v1/jobs', status_code=202, tags=['jobs'], summary='Submit a generation job',
+    '/v1/jobs', status_code=202, tags=['jobs'], summary='Submit a generation job', operation_id='submit_job',
     description='Validates the request against the model catalog, debits its price atomically and starts the job. '
                 'Send an `Idempotency-Key` header to make retries safe: the same key and body return the same job '
                 '(header `Idempotent-Replayed: true`) and charge once; the same key with another body is a 409.',
@@ -37,9 +37,9 @@ def submit_job(request: JobRequest) -> Response[JobView]:
 
 
 @router.post(
-    '/v1/jobs/<job_id>/cancel', tags=['jobs'], summary='Cancel a queued or running job',
+    '/v1/jobs/<job_id>/cancel', tags=['jobs'], summary='Cancel a queued or running job', operation_id='cancel_job',
     description='Ends the job as `canceled` and refunds its credits. A job that already ended gives 409.',
-    responses={200: {'description': 'The job, canceled and refunded.'},
+    responses={200: {'description': 'The job, canceled and refunded.', 'content': {'application/json': {'model': JobView}}},
                409: error_doc('The job already ended (CONFLICT).'), **ERROR_RESPONSES},
 )
 def cancel_job(job_id: str) -> JobView:

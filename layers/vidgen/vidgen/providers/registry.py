@@ -34,14 +34,16 @@ def _credentials(secret_name: str, provider: str, *fields: str) -> dict[str, str
     return secret
 
 
-def get_provider(name: str) -> VideoProvider:
+def get_provider(name: str, *, timeout: tuple[float, float] | None = None) -> VideoProvider:
+    """The adapter for `name`; `timeout` (connect, read) overrides the setting for a quick check."""
     settings = get_settings()
+    timeout = timeout or settings.provider_timeout
     if name == 'kling':
         from vidgen.providers.kling import KlingProvider
 
         creds = _credentials(settings.kling_secret_name, 'Kling', 'access_key', 'secret_key')
         return KlingProvider(settings.kling_base_url, creds['access_key'], creds['secret_key'],
-                             session=_session(name), timeout=settings.provider_timeout)
+                             session=_session(name), timeout=timeout)
     if name in ('kie-veo', 'kie-market'):
         from vidgen.providers.kie_market import KieMarketProvider
         from vidgen.providers.kie_veo import KieVeoProvider
@@ -50,5 +52,5 @@ def get_provider(name: str) -> VideoProvider:
         cls = KieVeoProvider if name == 'kie-veo' else KieMarketProvider
         return cls(settings.kie_base_url, settings.kie_upload_base_url, creds['api_key'],
                    webhook_hmac_key=creds.get('webhook_hmac_key') or None, session=_session(name),
-                   timeout=settings.provider_timeout)
+                   timeout=timeout)
     raise ValueError(f'unknown provider {name!r}')
