@@ -9,7 +9,11 @@ ROOT = Path(__file__).resolve().parents[2]
 SOURCES = [p for d in ('layers', 'functions', 'local', 'tests', 'statemachine') for p in (ROOT / d).rglob('*')
            if p.suffix in ('.py', '.json', '.yaml', '.md') and '.aws-sam' not in p.parts]
 CITED = re.compile(r'\b(docs/[\w/.-]+\.md)')
-OUTSIDE = re.compile(r'DESIGN\.md|DESIGN §|research/|research §|local-stack\.md|providers\.md|\.\./shared')
+# The team's workspace beside the repository (its design card and research notes), which a cloner does not
+# have. Spelled in pieces so that a scan for such citations does not find one in this test itself.
+_OUTSIDE_NAMES = ('DESIGN' '.md', 'DESIGN' ' §', 'research' '/', 'research' ' §', 'local-stack' '.md',
+                  'providers' '.md', '..' '/shared')
+OUTSIDE = re.compile('|'.join(map(re.escape, _OUTSIDE_NAMES)))
 
 
 def test_every_cited_doc_exists():

@@ -51,7 +51,22 @@ def check_metadata(value: dict[str, str] | None) -> dict[str, str] | None:
     return value
 
 
-class JobRequest(BaseModel):
+class _ClientFields(BaseModel):
+    """The fields a job request and a storyboard request both give back to the client (its webhook and its
+    metadata), checked by one rule each. Each request declares the fields with its own description."""
+
+    @field_validator('webhook_url', check_fields=False)
+    @classmethod
+    def _webhook(cls, value: str | None) -> str | None:
+        return check_webhook_url(value)
+
+    @field_validator('metadata', check_fields=False)
+    @classmethod
+    def _metadata(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        return check_metadata(value)
+
+
+class JobRequest(_ClientFields):
     """POST /v1/jobs. Which fields a model accepts, and their allowed values, come from GET /v1/models."""
 
     model_config = ConfigDict(extra='forbid', json_schema_extra={'examples': [
@@ -81,16 +96,6 @@ class JobRequest(BaseModel):
     @classmethod
     def _images(cls, value: list[str] | None) -> list[str] | None:
         return None if value is None else [check_image_input(item) for item in value]
-
-    @field_validator('webhook_url')
-    @classmethod
-    def _webhook(cls, value: str | None) -> str | None:
-        return check_webhook_url(value)
-
-    @field_validator('metadata')
-    @classmethod
-    def _metadata(cls, value: dict[str, str] | None) -> dict[str, str] | None:
-        return check_metadata(value)
 
 
 class ErrorDetail(BaseModel):
@@ -374,7 +379,7 @@ class ProductInput(BaseModel):
         return None if value is None else check_image_input(value)
 
 
-class StoryboardRequest(BaseModel):
+class StoryboardRequest(_ClientFields):
     """POST /v1/storyboards: scenes written by an LLM from the product, one video job per scene."""
 
     model_config = ConfigDict(extra='forbid', json_schema_extra={'examples': [
@@ -392,16 +397,6 @@ class StoryboardRequest(BaseModel):
     style: str | None = Field(None, max_length=500, description='The look to aim for, e.g. "warm, minimal, 35 mm film".')
     webhook_url: str | None = Field(None, max_length=2048, description='Notified once, when the storyboard ends.')
     metadata: dict[str, str] | None = Field(None, description='Up to 20 string pairs kept with the storyboard.')
-
-    @field_validator('webhook_url')
-    @classmethod
-    def _webhook(cls, value: str | None) -> str | None:
-        return check_webhook_url(value)
-
-    @field_validator('metadata')
-    @classmethod
-    def _metadata(cls, value: dict[str, str] | None) -> dict[str, str] | None:
-        return check_metadata(value)
 
 
 class StoryboardProductView(BaseModel):
