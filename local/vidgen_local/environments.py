@@ -16,7 +16,9 @@ Lambda's rules kept here:
 - an invocation that runs past the function's Timeout is stopped: the process is killed and the caller gets
   `Sandbox.Timedout`, as Lambda reports it; a process that dies mid-event gives `Runtime.ExitError`;
 - events and results cross as JSON, so a result JSON cannot carry fails as `Runtime.MarshalError`.
-What an environment prints reaches this process's stdout and stderr (the pump), as CloudWatch would keep it.
+What an environment prints is kept as CloudWatch keeps a function's log: each line becomes a record of the
+logger `vidgen_local.lambda.<LogicalId>` in this process (stdout at INFO, stderr at WARNING), so `vidgen serve`
+shows it and a test sees it through pytest's log capture.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from vidgen_local.template import FunctionSpec
 
 logger = logging.getLogger(__name__)
 
+FUNCTION_LOGGERS = 'vidgen_local.lambda'
 INIT_TIMEOUT_SECONDS = 10.0  # Lambda gives an environment's init phase 10 s
 
 # (spec) -> the handler, called in the new environment: it imports the handler module there.
@@ -121,8 +124,9 @@ class Environment:
         self.pid = pid
         self._conn: Connection = parent_end
         self._output = (out_read, err_read)
-        pump.add(out_read, 'stdout')
-        pump.add(err_read, 'stderr')
+        log = logging.getLogger(f'{FUNCTION_LOGGERS}.{spec.logical_id}')
+        pump.add(out_read, log, logging.INFO)
+        pump.add(err_read, log, logging.WARNING)
         self._alive = True
         self.init_seconds = self._await_init()
 
@@ -251,7 +255,7 @@ def _own_streams(out_fd: int, err_fd: int) -> None:
 
 
 class OutputPump:
-    """One thread that copies every environment's output, line by line, to this process's stdout/stderr."""
+    """One thread that turns every environment's output, line by line, into log records of this process."""
 
     def __init__(self) -> None:
         self._selector = selectors.DefaultSelector()
@@ -263,9 +267,9 @@ class OutputPump:
         self._thread = threading.Thread(target=self._run, name='vidgen-env-output', daemon=True)
         self._thread.start()
 
-    def add(self, fd: int, stream: str) -> None:
+    def add(self, fd: int, log: logging.Logger, level: int) -> None:
         with self._lock:
-            self._selector.register(fd, selectors.EVENT_READ, stream)
+            self._selector.register(fd, selectors.EVENT_READ, (log, level))
         os.write(self._wake_write, b'.')
 
     def _run(self) -> None:
@@ -278,7 +282,7 @@ class OutputPump:
             if self._stopping and len(self._selector.get_map()) == 1:
                 return
 
-    def _read(self, fd: int, stream: str) -> None:
+    def _read(self, fd: int, target: tuple[logging.Logger, int]) -> None:
         try:
             chunk = os.read(fd, 65536)
         except OSError:
@@ -291,20 +295,21 @@ class OutputPump:
             with Environment._fork_lock:
                 Environment._open_fds.discard(fd)
             if data:
-                self._write(stream, data)
+                self._emit(target, data)
             return
         complete, _, rest = data.rpartition(b'\n')
         if rest:
             self._partial[fd] = rest
         if complete:
-            self._write(stream, complete + b'\n')
+            self._emit(target, complete)
 
     @staticmethod
-    def _write(stream: str, data: bytes) -> None:
-        target = sys.stdout if stream == 'stdout' else sys.stderr
-        with contextlib.suppress(Exception):  # a closed capture stream at shutdown must not kill the pump
-            target.write(data.decode('utf-8', errors='replace'))
-            target.flush()
+    def _emit(target: tuple[logging.Logger, int], data: bytes) -> None:
+        log, level = target
+        for line in data.decode('utf-8', errors='replace').splitlines():
+            if line.strip():
+                with contextlib.suppress(Exception):  # a handler failing at shutdown must not end the pump
+                    log.log(level, '%s', line)
 
     def stop(self, timeout: float = 5.0) -> None:
         """After every environment is killed: copy what is left, then end the thread."""

@@ -147,6 +147,13 @@ def forget_cached_clients() -> None:
 
     boto3.DEFAULT_SESSION = None
     reset_layer_caches()
+    # Powertools marks the first invocation of a process as its cold start (a module flag each of its
+    # utilities keeps); a new environment's first event is one, whatever the parent process did before.
+    for module_name in ('aws_lambda_powertools.logging.logger', 'aws_lambda_powertools.tracing.tracer',
+                        'aws_lambda_powertools.metrics.provider.cold_start', 'aws_lambda_powertools.metrics.base'):
+        module = sys.modules.get(module_name)
+        if module is not None and hasattr(module, 'is_cold_start'):
+            module.is_cold_start = True
 
 
 def reset_layer_caches() -> None:
