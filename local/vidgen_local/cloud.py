@@ -34,7 +34,7 @@ import sys
 import threading
 import uuid
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -270,6 +270,22 @@ class LocalCloud:
         function's code or configuration changes. Tests call it after they patch handler code."""
         if self.runner is not None:
             self.runner.recycle()
+
+    def update_function_environment(self, values: Mapping[str, str | None], functions: Iterable[str] | None = None) -> None:
+        """Set (None: remove) environment variables of the functions (all by default), as
+        UpdateFunctionConfiguration does: their later events run in new environments that read them.
+        `handler_env` and this process's environment follow, for code that reads them here."""
+        if self.runner is None:
+            raise LocalCloudError('The local cloud is not started')
+        for logical_id in (self.runner.pools if functions is None else functions):
+            self.runner.pools[logical_id].update_environment(values)
+        if functions is None:
+            for name, value in values.items():
+                if value is None:
+                    self.handler_env.pop(name, None)
+                    os.environ.pop(name, None)
+                else:
+                    self.handler_env[name] = os.environ[name] = value
 
     def environment_stats(self) -> dict[str, PoolStats]:
         """Per function: environments alive, cold starts, invocations, timeouts, crashes."""

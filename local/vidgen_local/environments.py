@@ -369,7 +369,7 @@ class FunctionPool:
                     break
                 self._cond.wait()
         try:
-            environment = Environment(self.spec, self._env, self._load, self._context, self._pump, generation)
+            environment = Environment(self.spec, dict(self._env), self._load, self._context, self._pump, generation)
         except BaseException:
             with self._cond:
                 self._counted -= 1
@@ -393,6 +393,17 @@ class FunctionPool:
                 self._counted -= 1
             self.stats.environments = self._counted
             self._cond.notify()
+
+    def update_environment(self, values: Mapping[str, str | None]) -> None:
+        """Set (None: remove) environment variables, as UpdateFunctionConfiguration does: the events after
+        it run in new environments with the new variables."""
+        with self._cond:
+            for name, value in values.items():
+                if value is None:
+                    self._env.pop(name, None)
+                else:
+                    self._env[name] = value
+        self.recycle()
 
     def recycle(self) -> None:
         """Retire every environment: idle ones now, busy ones when their event ends."""
