@@ -271,6 +271,15 @@ class LocalCloud:
         if self.runner is not None:
             self.runner.recycle()
 
+    def update_function_timeout(self, logical_id: str, seconds: int) -> None:
+        """Set a function's Timeout, as UpdateFunctionConfiguration does: its later events run in new
+        environments under the new limit (tests shorten it to see a timeout handled)."""
+        if self.runner is None:
+            raise LocalCloudError('The local cloud is not started')
+        pool = self.runner.pools[logical_id]
+        pool.update_timeout(seconds)
+        self.runner.specs[logical_id] = pool.spec
+
     def update_function_environment(self, values: Mapping[str, str | None], functions: Iterable[str] | None = None) -> None:
         """Set (None: remove) environment variables of the functions (all by default), as
         UpdateFunctionConfiguration does: their later events run in new environments that read them.

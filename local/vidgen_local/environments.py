@@ -24,6 +24,7 @@ shows it and a test sees it through pytest's log capture.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import io
 import json
@@ -47,7 +48,8 @@ logger = logging.getLogger(__name__)
 
 FUNCTION_LOGGERS = 'vidgen_local.lambda'
 _FORK = multiprocessing.get_context('fork')
-INIT_TIMEOUT_SECONDS = 10.0  # Lambda gives an environment's init phase 10 s
+INIT_TIMEOUT_SECONDS = 10.0
+MAX_TIMEOUT_SECONDS = 900  # Lambda's longest Timeout  # Lambda gives an environment's init phase 10 s
 
 # (spec) -> the handler, called in the new environment: it imports the handler module there.
 HandlerLoader = Callable[[FunctionSpec], Callable[[Any, Any], Any]]
@@ -344,7 +346,7 @@ class FunctionPool:
     def invoke(self, event_json: str) -> str:
         environment = self._acquire()
         try:
-            return environment.invoke(event_json, float(self.spec.timeout))
+            return environment.invoke(event_json, float(environment.spec.timeout))
         except FunctionError as exc:
             with self._cond:
                 if exc.error_type == 'Sandbox.Timedout':
@@ -395,6 +397,14 @@ class FunctionPool:
                 self._counted -= 1
             self.stats.environments = self._counted
             self._cond.notify()
+
+    def update_timeout(self, seconds: int) -> None:
+        """A new Timeout, as UpdateFunctionConfiguration sets it: for the events after it, in new environments."""
+        if not 1 <= seconds <= MAX_TIMEOUT_SECONDS:
+            raise ValueError(f'Timeout must be 1 to {MAX_TIMEOUT_SECONDS} seconds, not {seconds}')
+        with self._cond:
+            self.spec = dataclasses.replace(self.spec, timeout=seconds)
+        self.recycle()
 
     def update_environment(self, values: Mapping[str, str | None]) -> None:
         """Set (None: remove) environment variables, as UpdateFunctionConfiguration does: the events after
