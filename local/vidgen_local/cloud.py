@@ -51,6 +51,7 @@ from vidgen_local.runtime import (
     load_handler,
     reset_layer_caches,
     route_metrics_to_log,
+    warm_botocore_models,
 )
 from vidgen_local.template import FunctionSpec, LocalTemplate, ScheduleSpec
 
@@ -489,6 +490,7 @@ class LocalCloud:
         def context(spec: FunctionSpec, deadline: float) -> LambdaContext:
             return LambdaContext(spec, deadline)
 
+        warm_botocore_models()
         self._pump = OutputPump()
         return {logical_id: FunctionPool(spec, self.function_env(logical_id), load, context, self._pump,
                                          limit=spec.reserved_concurrency or self.concurrency)
