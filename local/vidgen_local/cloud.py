@@ -6,15 +6,15 @@
 start() runs, in order: the moto patches; moto's server on 127.0.0.1 (DynamoDB, S3, Secrets Manager,
 Lambda registry, Step Functions executing the real ASL); the provider simulators unless real provider
 URLs are configured; the template's secrets, tables, bucket, functions and state machine; the handlers'
-environment (the template's, plus local overrides); the real handlers, imported in-process; the HTTP
-gateway; and a ticker per Schedule event. stop() undoes all of it, restores os.environ and moto's config,
+environment (the template's, plus local overrides); a pool of execution environments per function
+(vidgen_local.environments: forked workers running the real handlers); the HTTP gateway; and a ticker per Schedule event. stop() undoes all of it, restores os.environ and moto's config,
 and leaves no server, thread or port behind. One LocalCloud runs per process at a time: moto's backends,
 os.environ and the patches are process-wide.
 
 Local settings (argument, then environment): VIDGEN_PORT, VIDGEN_ADMIN_KEY, VIDGEN_WEBHOOK_SECRET, VIDGEN_PUBLIC_URL,
 KLING_BASE_URL + KLING_ACCESS_KEY + KLING_SECRET_KEY, KIE_BASE_URL + KIE_UPLOAD_BASE_URL + KIE_API_KEY,
 LLM_BASE_URL + LLM_API_KEY (+ LLM_MODEL), VIDGEN_MAX_ACTIVE_JOBS_PER_USER, VIDGEN_LOCAL_IAM (on, or off to stop
-enforcing the execution roles).
+enforcing the execution roles), VIDGEN_LOCAL_CONCURRENCY (execution environments per function, default 8).
 
 IAM: every function and the state machine get the execution role SAM would create from the template
 (vidgen_local.iam), assumed through STS; moto's access control is turned on once the stack is built, so the
