@@ -7,14 +7,15 @@ start() runs, in order: the moto patches; moto's server on 127.0.0.1 (DynamoDB, 
 Lambda registry, Step Functions executing the real ASL); the provider simulators unless real provider
 URLs are configured; the template's secrets, tables, bucket, functions and state machine; the handlers'
 environment (the template's, plus local overrides); a pool of execution environments per function
-(vidgen_local.environments: forked workers running the real handlers); the HTTP gateway; and a ticker per Schedule event. stop() undoes all of it, restores os.environ and moto's config,
-and leaves no server, thread or port behind. One LocalCloud runs per process at a time: moto's backends,
+(vidgen_local.environments: forked workers running the real handlers); the HTTP gateway; and a ticker
+per Schedule event. stop() undoes all of it, restores os.environ and moto's config, and leaves no server,
+thread, process or port behind. One LocalCloud runs per process at a time: moto's backends,
 os.environ and the patches are process-wide.
 
 Local settings (argument, then environment): VIDGEN_PORT, VIDGEN_ADMIN_KEY, VIDGEN_WEBHOOK_SECRET, VIDGEN_PUBLIC_URL,
 KLING_BASE_URL + KLING_ACCESS_KEY + KLING_SECRET_KEY, KIE_BASE_URL + KIE_UPLOAD_BASE_URL + KIE_API_KEY,
 LLM_BASE_URL + LLM_API_KEY (+ LLM_MODEL), VIDGEN_MAX_ACTIVE_JOBS_PER_USER, VIDGEN_LOCAL_IAM (on, or off to stop
-enforcing the execution roles), VIDGEN_LOCAL_CONCURRENCY (execution environments per function, default 8).
+enforcing the execution roles), VIDGEN_LOCAL_CONCURRENCY (execution environments per function, default 64).
 
 IAM: every function and the state machine get the execution role SAM would create from the template
 (vidgen_local.iam), assumed through STS; moto's access control is turned on once the stack is built, so the
@@ -58,9 +59,11 @@ from vidgen_local.template import FunctionSpec, LocalTemplate, ScheduleSpec
 logger = logging.getLogger(__name__)
 
 DEFAULT_PORT = 3000
-# Environments per function when the template reserves no concurrency for it: Lambda scales to the account's
-# limit (1,000 by default); one machine runs out of cores long before, so events past this wait for one.
-DEFAULT_CONCURRENCY = 8
+# Environments per function when the template reserves no concurrency for it. Lambda scales to the account's
+# limit (1,000 by default). Most of a job step's time is spent waiting on a provider, S3 or a webhook, so a
+# cap near the core count would queue steps that Lambda runs side by side (a batch of 96 jobs under injected
+# slow providers missed its deadlines at 8); forked environments share their memory, so 64 cost little.
+DEFAULT_CONCURRENCY = 64
 _AWS_ENV = {'AWS_ACCESS_KEY_ID': 'testing', 'AWS_SECRET_ACCESS_KEY': 'testing', 'AWS_DEFAULT_REGION': 'us-east-1',
             'AWS_REGION': 'us-east-1'}
 # Variables that would send boto3 somewhere else than moto (or fail on a missing profile) while we run.
