@@ -72,17 +72,19 @@ def admin(cloud) -> Api:
 
 
 @pytest.fixture
-def settings_env(monkeypatch):
-    """Change handler settings for one test: the handlers run in this process and read the environment."""
-    from vidgen.config import get_settings
+def settings_env(request):
+    """Change handler settings for one test, as a function configuration update does (the functions' warm
+    environments are retired, so the next events read the new values); put back after the test."""
+    cloud = request.getfixturevalue('cloud')
+    saved: dict[str, str | None] = {}
 
     def set_(**values: str) -> None:
-        for name, value in values.items():
-            monkeypatch.setenv(name, value)
-        get_settings.cache_clear()
+        for name in values:
+            saved.setdefault(name, cloud.handler_env.get(name))
+        cloud.update_function_environment(values)
     yield set_
-    monkeypatch.undo()
-    get_settings.cache_clear()
+    if saved:
+        cloud.update_function_environment(saved)
 
 
 @pytest.fixture

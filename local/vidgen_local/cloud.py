@@ -34,17 +34,19 @@ import sys
 import threading
 import uuid
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from vidgen_local import patches
+from vidgen_local.environments import FunctionPool, OutputPump, PoolStats
 from vidgen_local.iam import RoleCredentials, assume_roles
 from vidgen_local.providers import Providers, ProviderSettingsError, start_providers
 from vidgen_local.resources import CreatedResources, create_all
 from vidgen_local.runtime import (
     FunctionRunner,
     Handler,
+    LambdaContext,
     ProcessEnv,
     load_handler,
     reset_layer_caches,
@@ -55,6 +57,9 @@ from vidgen_local.template import FunctionSpec, LocalTemplate, ScheduleSpec
 logger = logging.getLogger(__name__)
 
 DEFAULT_PORT = 3000
+# Environments per function when the template reserves no concurrency for it: Lambda scales to the account's
+# limit (1,000 by default); one machine runs out of cores long before, so events past this wait for one.
+DEFAULT_CONCURRENCY = 8
 _AWS_ENV = {'AWS_ACCESS_KEY_ID': 'testing', 'AWS_SECRET_ACCESS_KEY': 'testing', 'AWS_DEFAULT_REGION': 'us-east-1',
             'AWS_REGION': 'us-east-1'}
 # Variables that would send boto3 somewhere else than moto (or fail on a missing profile) while we run.
@@ -135,6 +140,8 @@ class LocalCloud:
         self.resources = CreatedResources()
         self.handler_env: dict[str, str] = {}
         self.runner: FunctionRunner | None = None
+        self._pump: OutputPump | None = None
+        self.concurrency = concurrency_setting(settings)
         self._moto: Any = None
         self._gateway: Any = None
         self._tickers: list[Any] = []
@@ -193,7 +200,7 @@ class LocalCloud:
         self.handler_env = self._handler_env()
         self._env.set(self.handler_env)
         reset_layer_caches()
-        self.runner = FunctionRunner(specs, self._load_handlers(specs))
+        self.runner = FunctionRunner(specs, self._pools(specs))
         if self.iam_enforced:
             self._set_iam_enforcement(True)
         self._gateway.start()
@@ -221,8 +228,14 @@ class LocalCloud:
             self._gateway = None
         if self._moto is not None:
             self._stop_executions()
-        if self.runner is not None and not self.runner.drain(timeout=10):
-            logger.warning('some handler invocations were still running at shutdown')
+        if self.runner is not None:
+            if not self.runner.drain(timeout=10):
+                logger.warning('some handler invocations were still running at shutdown')
+            self.runner.close()
+            self.runner = None
+        if self._pump is not None:
+            self._pump.stop()
+            self._pump = None
         patches.set_dispatch(None)
         patches.set_wait_scale(1.0)
         patches.set_role_credentials(None)
@@ -245,10 +258,40 @@ class LocalCloud:
     # -- calling functions ----------------------------------------------------------------------------------
 
     def invoke(self, logical_id: str, event: Any) -> Any:
-        """Call a function's real handler in-process, as Lambda would (exceptions propagate)."""
+        """Invoke a function as Lambda would: in one of its execution environments. Its result, or a
+        FunctionError (error_type: the handler's exception class name, Sandbox.Timedout, ...)."""
         if self.runner is None:
             raise LocalCloudError('The local cloud is not started')
         return self.runner.call(logical_id, event)
+
+    def recycle_environments(self) -> None:
+        """Retire every warm execution environment (busy ones when their event ends): the next event of each
+        function forks a new one from this process as it is now, as Lambda starts new environments after a
+        function's code or configuration changes. Tests call it after they patch handler code."""
+        if self.runner is not None:
+            self.runner.recycle()
+
+    def update_function_environment(self, values: Mapping[str, str | None], functions: Iterable[str] | None = None) -> None:
+        """Set (None: remove) environment variables of the functions (all by default), as
+        UpdateFunctionConfiguration does: their later events run in new environments that read them.
+        `handler_env` and this process's environment follow, for code that reads them here."""
+        if self.runner is None:
+            raise LocalCloudError('The local cloud is not started')
+        for logical_id in (self.runner.pools if functions is None else functions):
+            self.runner.pools[logical_id].update_environment(values)
+        if functions is None:
+            for name, value in values.items():
+                if value is None:
+                    self.handler_env.pop(name, None)
+                    os.environ.pop(name, None)
+                else:
+                    self.handler_env[name] = os.environ[name] = value
+
+    def environment_stats(self) -> dict[str, PoolStats]:
+        """Per function: environments alive, cold starts, invocations, timeouts, crashes."""
+        if self.runner is None:
+            return {}
+        return {logical_id: copy.copy(pool.stats) for logical_id, pool in self.runner.pools.items()}
 
     def sweep_now(self) -> Any:
         """Fire every Schedule event once, now; returns the (last) handler result."""
@@ -418,17 +461,29 @@ class LocalCloud:
         env.update(self.env_overrides)
         return env
 
-    def _load_handlers(self, specs: Mapping[str, FunctionSpec]) -> dict[str, Handler]:
-        handlers: dict[str, Handler] = {}
+    def _pools(self, specs: Mapping[str, FunctionSpec]) -> dict[str, FunctionPool]:
+        """One pool of execution environments per function. Each handler module is imported here once first:
+        it fails the start on a broken handler, and every environment then forks with the layer and the
+        libraries already imported, so its init costs milliseconds; the environment still imports its
+        handler module anew (vidgen_local.environments)."""
         prefix = f'_vidgen_local_{uuid.uuid4().hex[:8]}'
         for logical_id, spec in specs.items():
-            if logical_id in self.handler_overrides:
-                handlers[logical_id] = self.handler_overrides[logical_id]
-                continue
-            handler, module_name = load_handler(spec, self.root, prefix)
-            self._modules.append(module_name)
-            handlers[logical_id] = handler
-        return handlers
+            if logical_id not in self.handler_overrides:
+                self._modules.append(load_handler(spec, self.root, prefix)[1])
+        overrides = dict(self.handler_overrides)
+
+        def load(spec: FunctionSpec) -> Handler:
+            if spec.logical_id in overrides:
+                return overrides[spec.logical_id]
+            return load_handler(spec, self.root, prefix)[0]
+
+        def context(spec: FunctionSpec, deadline: float) -> LambdaContext:
+            return LambdaContext(spec, deadline)
+
+        self._pump = OutputPump()
+        return {logical_id: FunctionPool(spec, self.function_env(logical_id), load, context, self._pump,
+                                         limit=spec.reserved_concurrency or self.concurrency)
+                for logical_id, spec in specs.items()}
 
     # -- gateway and schedules ------------------------------------------------------------------------
 
@@ -467,6 +522,14 @@ def _forget_boto3_default_session() -> None:
     import boto3
 
     boto3.DEFAULT_SESSION = None
+
+
+def concurrency_setting(settings: Mapping[str, str]) -> int:
+    """VIDGEN_LOCAL_CONCURRENCY: execution environments per function without reserved concurrency."""
+    raw = str(settings.get('VIDGEN_LOCAL_CONCURRENCY', DEFAULT_CONCURRENCY)).strip()
+    if not raw.isdigit() or int(raw) < 1:
+        raise LocalCloudError(f'VIDGEN_LOCAL_CONCURRENCY must be a whole number of at least 1, not {raw!r}')
+    return int(raw)
 
 
 def iam_setting(settings: Mapping[str, str]) -> bool:

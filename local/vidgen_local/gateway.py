@@ -277,10 +277,15 @@ def _make_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
                                 request_id=self.request_id)
             try:
                 status, headers, payload = http_response(gateway.invoke(route.function, event))
-            except Exception:  # noqa: BLE001 - API Gateway answers 500 when the integration fails
-                logger.exception('%s %s: the %s handler failed', self.command, raw_path, route.function)
-                status, headers, payload = 500, [('content-type', 'application/json')], \
-                    b'{"message":"Internal Server Error"}'
+            except Exception as exc:  # noqa: BLE001 - API Gateway answers 500 when the integration fails
+                error_type = getattr(exc, 'error_type', type(exc).__name__)
+                logger.warning('%s %s: the %s invocation failed: %s: %s', self.command, raw_path, route.function,
+                               error_type, exc)
+                if error_type == 'Sandbox.Timedout':  # the function ran out of time: no answer to pass on
+                    status, payload = 503, b'{"message":"Service Unavailable"}'
+                else:
+                    status, payload = 500, b'{"message":"Internal Server Error"}'
+                headers = [('content-type', 'application/json')]
             return self._send(status, headers + gateway.cors_headers(origin, preflight=False), payload)
 
         def _read_body(self, length: int) -> bytes | None:

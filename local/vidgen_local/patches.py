@@ -104,11 +104,16 @@ def installed() -> frozenset[str]:
     return frozenset(_installed)
 
 
-# --- (a) Lambda invocations run our handlers in-process -------------------------------------------------
+# --- (a) Lambda invocations run our handlers in their execution environments----------------------------------------
 
 
 def lambda_error_payload(exc: BaseException) -> dict[str, Any]:
-    """The body the Lambda runtime returns for an unhandled exception: ASL Retry/Catch match `errorType`."""
+    """The body the Lambda service returns for a failed invocation: ASL Retry/Catch match `errorType`. An
+    execution environment's failure (vidgen_local.environments.FunctionError) carries the handler's exception
+    class name, or the runtime's own type (Sandbox.Timedout, Runtime.ExitError)."""
+    payload = getattr(exc, 'payload', None)
+    if callable(payload):
+        return dict(payload())
     return {'errorType': type(exc).__name__, 'errorMessage': str(exc), 'stackTrace': []}
 
 
@@ -142,7 +147,7 @@ def _install_lambda_dispatch() -> None:
                 raise _MarshalError(f'Unable to marshal response: {exc}') from exc
         except Exception as exc:  # noqa: BLE001 - every handler failure becomes a Lambda function error
             # One line, like the [ERROR] line Lambda logs; the traceback only when debugging.
-            logger.warning('lambda %s raised %s: %s', name, type(exc).__name__, exc)
+            logger.warning('lambda %s raised %s: %s', name, getattr(exc, 'error_type', type(exc).__name__), exc)
             logger.debug('lambda %s traceback:\n%s', name, traceback.format_exc())
             response_headers['x-amz-function-error'] = 'Unhandled'
             return json.dumps(lambda_error_payload(exc)).encode()

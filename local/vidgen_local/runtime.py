@@ -1,5 +1,5 @@
-"""The local Lambda runtime: loads each function's real handler and calls it with a Lambda-like context,
-in a process environment that can be put back as it was.
+"""The local Lambda runtime: the context object handlers get, how a handler module is loaded, and the runner
+that sends each event to an execution environment of its function (vidgen_local.environments).
 
 Handlers are imported from `<CodeUri>/<module>.py` under a module name unique to each local cloud, so two
 clouds in one process (tests) never share a handler module's state. Every call is counted while it runs,
@@ -8,8 +8,8 @@ which lets the cloud drain in-flight invocations before it shuts moto down.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
+import json
 import logging
 import os
 import sys
@@ -21,6 +21,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from vidgen_local.environments import FunctionError, FunctionPool
 from vidgen_local.template import FunctionSpec
 
 logger = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ Handler = Callable[[Any, Any], Any]
 class LambdaContext:
     """The attributes and method of the Python runtime's context object that handlers and Powertools use."""
 
-    def __init__(self, spec: FunctionSpec) -> None:
+    def __init__(self, spec: FunctionSpec, deadline: float | None = None) -> None:
         self.function_name = spec.name
         self.function_version = '$LATEST'
         self.invoked_function_arn = spec.arn
@@ -41,10 +42,10 @@ class LambdaContext:
         self.log_stream_name = f'{time.strftime("%Y/%m/%d")}/[$LATEST]{uuid.uuid4().hex}'
         self.identity = None
         self.client_context = None
-        self._deadline = time.monotonic() + spec.timeout
+        self._deadline = time.time() + spec.timeout if deadline is None else deadline  # epoch seconds
 
     def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
+        return max(0, int((self._deadline - time.time()) * 1000))
 
 
 def load_handler(spec: FunctionSpec, root: Path, module_prefix: str) -> tuple[Handler, str]:
@@ -67,36 +68,29 @@ def load_handler(spec: FunctionSpec, root: Path, module_prefix: str) -> tuple[Ha
 
 
 class FunctionRunner:
-    """Calls handlers by logical id or by function name, counting the calls in flight."""
+    """Sends events to their function's execution environments, by logical id or by function name, counting
+    the calls in flight. Events and results cross as JSON, as they cross the Lambda service."""
 
-    def __init__(self, specs: Mapping[str, FunctionSpec], handlers: Mapping[str, Handler]) -> None:
+    def __init__(self, specs: Mapping[str, FunctionSpec], pools: Mapping[str, FunctionPool]) -> None:
         self.specs = dict(specs)
-        self.handlers = dict(handlers)
+        self.pools = dict(pools)
         self.by_name = {spec.name: logical_id for logical_id, spec in self.specs.items()}
         self._inflight = 0
         self._idle = threading.Condition()
-        # Functions behind the HTTP API resolve their event with Powertools, whose request state is global
-        # to the process (the current event is a class attribute of BaseRouter, the validated arguments sit
-        # in the resolver's shared context). Lambda runs one event per execution environment; here they
-        # share one process, so they take turns: two at once read each other's requests (another user's
-        # API key, another request's Idempotency-Key). State machine steps and the sweep still run in
-        # parallel with them and with each other.
-        self._http_turn = threading.Lock()
 
     def call(self, logical_id: str, event: Any) -> Any:
-        spec = self.specs[logical_id]
-        context = LambdaContext(spec)
+        """The handler's result; raises FunctionError when the invocation fails (the handler raised, timed out
+        or its environment died)."""
+        pool = self.pools[logical_id]
+        try:
+            event_json = json.dumps(event)
+        except (TypeError, ValueError) as exc:
+            raise FunctionError('InvalidRequestContentException', f'Could not parse request body into json: {exc}') from exc
         with self._idle:
             self._inflight += 1
-        started = time.monotonic()
         try:
-            with self._http_turn if spec.routes else contextlib.nullcontext():
-                return self.handlers[logical_id](event, context)
+            return json.loads(pool.invoke(event_json))
         finally:
-            elapsed = time.monotonic() - started
-            if elapsed > spec.timeout:
-                # Lambda would have killed this invocation; locally it ran on, so say so.
-                logger.warning('%s ran %.1fs, past its %ds Lambda timeout', logical_id, elapsed, spec.timeout)
             with self._idle:
                 self._inflight -= 1
                 self._idle.notify_all()
@@ -113,6 +107,14 @@ class FunctionRunner:
         """Wait until no call is running; False if some were still running after `timeout` seconds."""
         with self._idle:
             return self._idle.wait_for(lambda: self._inflight == 0, timeout)
+
+    def recycle(self) -> None:
+        for pool in self.pools.values():
+            pool.recycle()
+
+    def close(self) -> None:
+        for pool in self.pools.values():
+            pool.close()
 
 
 class ProcessEnv:
@@ -136,6 +138,22 @@ class ProcessEnv:
             else:
                 os.environ[name] = value
         self._saved = {}
+
+
+def forget_cached_clients() -> None:
+    """In a new execution environment: drop every boto3 client, session and cached setting inherited from the
+    parent process, so the handler makes its own from its own environment (its role's credentials)."""
+    import boto3
+
+    boto3.DEFAULT_SESSION = None
+    reset_layer_caches()
+    # Powertools marks the first invocation of a process as its cold start (a module flag each of its
+    # utilities keeps); a new environment's first event is one, whatever the parent process did before.
+    for module_name in ('aws_lambda_powertools.logging.logger', 'aws_lambda_powertools.tracing.tracer',
+                        'aws_lambda_powertools.metrics.provider.cold_start', 'aws_lambda_powertools.metrics.base'):
+        module = sys.modules.get(module_name)
+        if module is not None and hasattr(module, 'is_cold_start'):
+            module.is_cold_start = True
 
 
 def reset_layer_caches() -> None:

@@ -86,6 +86,7 @@ class FunctionSpec:
     environment: dict[str, str]
     routes: tuple[HttpRoute, ...] = ()
     schedules: tuple[ScheduleSpec, ...] = ()
+    reserved_concurrency: int | None = None  # ReservedConcurrentExecutions, when the template sets one
 
     def handler_path(self, root: Path) -> tuple[Path, str]:
         """(file, attribute) of the handler: `app.lambda_handler` in CodeUri -> (<root>/<CodeUri>/app.py, ...)."""
@@ -237,7 +238,8 @@ class LocalTemplate(CfnStack):
             code_uri=str(self.resolve(merged['CodeUri'])), handler=str(self.resolve(merged['Handler'])),
             runtime=str(self.resolve(merged.get('Runtime', 'python3.13'))),
             timeout=int(self.resolve(merged.get('Timeout', 3))), memory_size=int(self.resolve(merged.get('MemorySize', 128))),
-            environment={k: env_string(v) for k, v in env.items()}, routes=tuple(routes), schedules=tuple(schedules))
+            environment={k: env_string(v) for k, v in env.items()}, routes=tuple(routes), schedules=tuple(schedules),
+            reserved_concurrency=_optional_int(self.resolve({'value': merged.get('ReservedConcurrentExecutions')})))
 
     def routes(self) -> list[HttpRoute]:
         return [route for spec in self.functions() for route in spec.routes]
@@ -279,3 +281,9 @@ class LocalTemplate(CfnStack):
             if key in globals_ and key in own:
                 merged[key] = list(globals_[key]) + list(own[key])
         return merged
+
+
+def _optional_int(resolved: dict[str, Any]) -> int | None:
+    """A resolved optional property (an `!If` may give AWS::NoValue, which drops the key)."""
+    value = resolved.get('value')
+    return None if value is None else int(value)
