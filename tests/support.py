@@ -164,7 +164,7 @@ class SharedState:
         return True
 
     def append(self, name: str, value: Any) -> None:
-        line = (json.dumps(value) + '\n').encode()
+        line = (json.dumps(value, default=_number) + '\n').encode()
         fd = os.open(self._path(name, '.jsonl'), os.O_CREAT | os.O_APPEND | os.O_WRONLY, 0o600)
         try:
             os.write(fd, line)
@@ -181,7 +181,7 @@ class SharedState:
     def set(self, name: str, value: Any) -> None:
         target = self._path(name, '.json')
         aside = target.with_name(f'.{target.name}.{os.getpid()}.{threading.get_ident()}')
-        aside.write_text(json.dumps(value))
+        aside.write_text(json.dumps(value, default=_number))
         os.replace(aside, target)
 
     def get(self, name: str, default: Any = None) -> Any:
@@ -198,6 +198,15 @@ class SharedState:
 
     def flagged(self, name: str) -> bool:
         return self._path(name, '.flag').exists()
+
+
+def _number(value: Any) -> Any:
+    """DynamoDB's numbers (Decimal), which handler code passes around, as JSON numbers."""
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    raise TypeError(f'{type(value).__name__} is not JSON serializable')
 
 
 class HandlerPatch:

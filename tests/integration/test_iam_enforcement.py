@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 import re
 import subprocess
@@ -28,7 +29,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 TIME_SCALE = 20.0
-CALLBACK_WAIT = 100  # seconds in the template's terms: 5 s at TIME_SCALE, room for the callback to arrive first
+CALLBACK_WAIT = 5  # seconds (an env override is not scaled): room for the callback to arrive first
 GRACE = 2  # QUEUED_GRACE_SECONDS / SWEEP_LIVENESS_SECONDS
 RESULT_BYTES = 120_000
 CREDITS = 100
@@ -322,6 +323,16 @@ def test_storyboard_without_the_llm_secret_writes_the_built_in_scenes_and_succee
 
 def _script(flow: str, out: Path, template: Path | None) -> None:
     sys.path.insert(0, str(ROOT / 'tests'))
+    # Each line a handler prints becomes a record of vidgen_local.lambda.<Function> here: print them all, so
+    # the test reads the handlers' log lines (errors with their tracebacks among them) from this output.
+    # A handler of its own, not the root's: Powertools puts a filter on the root handlers that drops every
+    # record whose logger name contains its service name (vidgen).
+    functions_log = logging.getLogger('vidgen_local.lambda')
+    printer = logging.StreamHandler(sys.stderr)
+    printer.setFormatter(logging.Formatter('%(name)s: %(message)s'))
+    functions_log.addHandler(printer)
+    functions_log.setLevel(logging.INFO)
+    functions_log.propagate = False
     for name in ('KLING_BASE_URL', 'KIE_BASE_URL', 'LLM_BASE_URL', 'VIDGEN_LOCAL_IAM'):
         os.environ.pop(name, None)
     from vidgen_local.cloud import LocalCloud
@@ -417,8 +428,17 @@ def _history(cloud: Any, arn: str) -> tuple[list[str], str]:
     """The states an execution entered, and the text of every failure it recorded (errors and causes)."""
     events = _admin(cloud, 'stepfunctions').get_execution_history(executionArn=arn, maxResults=1000)['events']
     states = [e['stateEnteredEventDetails']['name'] for e in events if 'stateEnteredEventDetails' in e]
-    failures = [json.dumps(details) for e in events for name, details in e.items()
-                if name.endswith('FailedEventDetails')]
+    failures = []
+    for event in events:
+        for name, details in event.items():
+            if not name.endswith('FailedEventDetails'):
+                continue
+            failures.append(str(details.get('error')))
+            try:  # a Lambda task's cause is the function's error payload: its message and stack trace, as text
+                cause = json.loads(details.get('cause') or '')
+                failures += [str(cause.get('errorMessage')), *map(str, cause.get('stackTrace') or [])]
+            except (ValueError, AttributeError):
+                failures.append(str(details.get('cause')))
     return states, '\n'.join(failures)
 
 
