@@ -6,15 +6,15 @@
 start() runs, in order: the moto patches; moto's server on 127.0.0.1 (DynamoDB, S3, Secrets Manager,
 Lambda registry, Step Functions executing the real ASL); the provider simulators unless real provider
 URLs are configured; the template's secrets, tables, bucket, functions and state machine; the handlers'
-environment (the template's, plus local overrides); the real handlers, imported in-process; the HTTP
-gateway; and a ticker per Schedule event. stop() undoes all of it, restores os.environ and moto's config,
+environment (the template's, plus local overrides); a pool of execution environments per function
+(vidgen_local.environments: forked workers running the real handlers); the HTTP gateway; and a ticker per Schedule event. stop() undoes all of it, restores os.environ and moto's config,
 and leaves no server, thread or port behind. One LocalCloud runs per process at a time: moto's backends,
 os.environ and the patches are process-wide.
 
 Local settings (argument, then environment): VIDGEN_PORT, VIDGEN_ADMIN_KEY, VIDGEN_WEBHOOK_SECRET, VIDGEN_PUBLIC_URL,
 KLING_BASE_URL + KLING_ACCESS_KEY + KLING_SECRET_KEY, KIE_BASE_URL + KIE_UPLOAD_BASE_URL + KIE_API_KEY,
 LLM_BASE_URL + LLM_API_KEY (+ LLM_MODEL), VIDGEN_MAX_ACTIVE_JOBS_PER_USER, VIDGEN_LOCAL_IAM (on, or off to stop
-enforcing the execution roles).
+enforcing the execution roles), VIDGEN_LOCAL_CONCURRENCY (execution environments per function, default 8).
 
 IAM: every function and the state machine get the execution role SAM would create from the template
 (vidgen_local.iam), assumed through STS; moto's access control is turned on once the stack is built, so the
@@ -51,6 +51,7 @@ from vidgen_local.runtime import (
     load_handler,
     reset_layer_caches,
     route_metrics_to_log,
+    warm_botocore_models,
 )
 from vidgen_local.template import FunctionSpec, LocalTemplate, ScheduleSpec
 
@@ -271,6 +272,15 @@ class LocalCloud:
         if self.runner is not None:
             self.runner.recycle()
 
+    def update_function_timeout(self, logical_id: str, seconds: int) -> None:
+        """Set a function's Timeout, as UpdateFunctionConfiguration does: its later events run in new
+        environments under the new limit (tests shorten it to see a timeout handled)."""
+        if self.runner is None:
+            raise LocalCloudError('The local cloud is not started')
+        pool = self.runner.pools[logical_id]
+        pool.update_timeout(seconds)
+        self.runner.specs[logical_id] = pool.spec
+
     def update_function_environment(self, values: Mapping[str, str | None], functions: Iterable[str] | None = None) -> None:
         """Set (None: remove) environment variables of the functions (all by default), as
         UpdateFunctionConfiguration does: their later events run in new environments that read them.
@@ -480,6 +490,7 @@ class LocalCloud:
         def context(spec: FunctionSpec, deadline: float) -> LambdaContext:
             return LambdaContext(spec, deadline)
 
+        warm_botocore_models()
         self._pump = OutputPump()
         return {logical_id: FunctionPool(spec, self.function_env(logical_id), load, context, self._pump,
                                          limit=spec.reserved_concurrency or self.concurrency)

@@ -24,10 +24,12 @@ shows it and a test sees it through pytest's log capture.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import io
 import json
 import logging
+import multiprocessing
 import os
 import selectors
 import signal
@@ -45,7 +47,9 @@ from vidgen_local.template import FunctionSpec
 logger = logging.getLogger(__name__)
 
 FUNCTION_LOGGERS = 'vidgen_local.lambda'
-INIT_TIMEOUT_SECONDS = 10.0  # Lambda gives an environment's init phase 10 s
+_FORK = multiprocessing.get_context('fork')
+INIT_TIMEOUT_SECONDS = 10.0
+MAX_TIMEOUT_SECONDS = 900  # Lambda's longest Timeout  # Lambda gives an environment's init phase 10 s
 
 # (spec) -> the handler, called in the new environment: it imports the handler module there.
 HandlerLoader = Callable[[FunctionSpec], Callable[[Any, Any], Any]]
@@ -82,8 +86,8 @@ class Environment:
 
     _fork_lock = threading.Lock()
     # Every environment's pipe ends in this process. A new child closes the others', so that when this process
-    # dies, each environment reads the end of its pipe and exits (no prctl death signal: Linux ties it to the
-    # thread that forked, and the threads that fork here are a server's short-lived request threads).
+    # dies, each environment reads the end of its pipe and exits (not prctl's death signal: Linux ties it to
+    # the thread that forked, and the threads that fork here are a server's short-lived request threads).
     _open_fds: set[int] = set()
 
     def __init__(self, spec: FunctionSpec, env: Mapping[str, str], load: HandlerLoader, context: ContextFactory,
@@ -99,29 +103,21 @@ class Environment:
             # so copy) every page of this process's heap.
             gc.freeze()
             try:
-                pid = os.fork()
-            except BaseException:
+                # multiprocessing's fork start runs its after-fork hooks in the child, so a test's Manager
+                # proxies (shared state a handler stub writes to) work in the environment.
+                process = _FORK.Process(target=_child, name=f'{spec.logical_id}-env', daemon=True, args=(
+                    spec, dict(env), load, context, child_end, out_write, err_write,
+                    frozenset((*Environment._open_fds, parent_end.fileno(), out_read, err_read))))
+                process.start()
+            finally:
                 gc.unfreeze()
-                raise
-            if pid == 0:  # the environment
-                code = 1
-                try:
-                    keep = {child_end.fileno(), out_write, err_write}
-                    for fd in (*Environment._open_fds, parent_end.fileno(), out_read, err_read):
-                        if fd not in keep:
-                            with contextlib.suppress(OSError):
-                                os.close(fd)
-                    _serve(spec, dict(env), load, context, child_end, out_write, err_write)
-                    code = 0
-                finally:
-                    os._exit(code)
-            gc.unfreeze()
             for fd in (parent_end.fileno(), out_read, err_read):
                 Environment._open_fds.add(fd)
         child_end.close()
         os.close(out_write)
         os.close(err_write)
-        self.pid = pid
+        self._process = process
+        self.pid = process.pid
         self._conn: Connection = parent_end
         self._output = (out_read, err_read)
         log = logging.getLogger(f'{FUNCTION_LOGGERS}.{spec.logical_id}')
@@ -176,14 +172,22 @@ class Environment:
         if not self._alive:
             return
         self._alive = False
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signal.SIGKILL)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(self.pid, 0)
+        self._process.kill()
+        self._process.join()
         with Environment._fork_lock:
             Environment._open_fds.discard(self._conn.fileno())
             self._conn.close()
         # The pump closes the output pipes once it has read what the process wrote before it died.
+
+
+def _child(spec: FunctionSpec, env: dict[str, str], load: HandlerLoader, context: ContextFactory, conn: Connection,
+           out_fd: int, err_fd: int, others: frozenset[int]) -> None:
+    # Other environments' pipe ends, inherited: closed, so that each environment reads the end of its own pipe
+    # when the local cloud's process dies, and exits.
+    for fd in others:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _serve(spec, env, load, context, conn, out_fd, err_fd)
 
 
 def _serve(spec: FunctionSpec, env: dict[str, str], load: HandlerLoader, context: ContextFactory,
@@ -342,7 +346,7 @@ class FunctionPool:
     def invoke(self, event_json: str) -> str:
         environment = self._acquire()
         try:
-            return environment.invoke(event_json, float(self.spec.timeout))
+            return environment.invoke(event_json, float(environment.spec.timeout))
         except FunctionError as exc:
             with self._cond:
                 if exc.error_type == 'Sandbox.Timedout':
@@ -393,6 +397,14 @@ class FunctionPool:
                 self._counted -= 1
             self.stats.environments = self._counted
             self._cond.notify()
+
+    def update_timeout(self, seconds: int) -> None:
+        """A new Timeout, as UpdateFunctionConfiguration sets it: for the events after it, in new environments."""
+        if not 1 <= seconds <= MAX_TIMEOUT_SECONDS:
+            raise ValueError(f'Timeout must be 1 to {MAX_TIMEOUT_SECONDS} seconds, not {seconds}')
+        with self._cond:
+            self.spec = dataclasses.replace(self.spec, timeout=seconds)
+        self.recycle()
 
     def update_environment(self, values: Mapping[str, str | None]) -> None:
         """Set (None: remove) environment variables, as UpdateFunctionConfiguration does: the events after

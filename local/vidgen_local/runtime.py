@@ -140,12 +140,48 @@ class ProcessEnv:
         self._saved = {}
 
 
+# AWS services the handlers call: their botocore models are read once, before environments fork.
+HANDLER_SERVICES = ('dynamodb', 's3', 'stepfunctions', 'secretsmanager', 'lambda', 'ssm')
+_warm_loader: Any = None
+
+
+def warm_botocore_models() -> None:
+    """Read the handlers' service models into one botocore loader in this process, once.
+
+    Every environment makes its own sessions and clients, and each new botocore session reads the models'
+    JSON from disk again (~0.1-0.3 s of CPU per environment for these services). Environments fork from this
+    process, so a loader warmed here is shared with them: the files are the same, only the reading is saved.
+    """
+    global _warm_loader
+    if _warm_loader is not None:
+        return
+    import boto3
+    import botocore.loaders
+
+    loader = botocore.loaders.create_loader()
+    session = boto3.session.Session(aws_access_key_id='warm', aws_secret_access_key='warm', region_name='us-east-1')
+    session._session.register_component('data_loader', loader)
+    for service in HANDLER_SERVICES:
+        session.client(service)
+    session.resource('dynamodb')
+    _warm_loader = loader
+
+
 def forget_cached_clients() -> None:
     """In a new execution environment: drop every boto3 client, session and cached setting inherited from the
     parent process, so the handler makes its own from its own environment (its role's credentials)."""
     import boto3
+    import botocore.session
 
     boto3.DEFAULT_SESSION = None
+    if _warm_loader is not None:
+        warm = _warm_loader
+        default_loader = botocore.session.create_loader
+
+        def create_loader(search_path_string: str | None = None) -> Any:
+            return warm if search_path_string is None else default_loader(search_path_string)
+
+        botocore.session.create_loader = create_loader  # type: ignore[assignment]
     reset_layer_caches()
     # Powertools marks the first invocation of a process as its cold start (a module flag each of its
     # utilities keeps); a new environment's first event is one, whatever the parent process did before.

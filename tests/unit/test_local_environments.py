@@ -161,3 +161,22 @@ def test_a_closed_pool_refuses_events(pump):
     pool.close()
     with pytest.raises(FunctionError):
         invoke(pool, {'echo': 1})
+
+
+def test_a_managers_shared_state_reaches_the_environments(pump):
+    """What handler stubs in tests record crosses the process boundary through a multiprocessing Manager."""
+    import multiprocessing
+
+    with multiprocessing.Manager() as manager:
+        seen = manager.list()
+
+        def recording(event: dict[str, Any], context: Any) -> Any:
+            seen.append(event['n'])
+            return os.getpid()
+
+        pool = FunctionPool(spec(), {}, lambda _spec: recording, LambdaContext, pump, limit=2)
+        try:
+            pids = {invoke(pool, {'n': n}) for n in range(3)}
+        finally:
+            pool.close()
+        assert sorted(seen) == [0, 1, 2] and os.getpid() not in pids
