@@ -19,7 +19,6 @@ from typing import Any, Iterator
 import boto3
 import pytest
 import requests
-from aws_lambda_powertools.utilities import parameters
 from support import PNG_DATA_URI, PNG_IMAGE, Api, ledger_sum
 from vidgen import callback_tokens
 from vidgen.config import get_settings
@@ -439,21 +438,21 @@ def test_transient_create_errors_are_retried_and_the_job_succeeds(cloud, new_use
 def kie_webhook_key(cloud, key: str) -> Iterator[None]:
     """Configure a Kie webhook key on the running cloud (secret + simulator), and take it away afterwards.
 
-    The handlers run in this process and share the layer's secret cache, so clearing it makes the new
-    secret value live at once.
+    The functions cache secret values in their warm environments (Powertools' parameters, as deployed):
+    retiring the environments makes the new value live at once, as the cache's expiry would in time.
     """
     secrets = boto3.client('secretsmanager')
     name = get_settings().kie_secret_name
     original = secrets.get_secret_value(SecretId=name)['SecretString']
     secrets.put_secret_value(SecretId=name, SecretString=json.dumps({**json.loads(original), 'webhook_hmac_key': key}))
-    parameters.clear_caches()
+    cloud.recycle_environments()
     cloud.kie_sim.config.webhook_hmac_key = key
     try:
         yield
     finally:
         cloud.kie_sim.config.webhook_hmac_key = None
         secrets.put_secret_value(SecretId=name, SecretString=original)
-        parameters.clear_caches()
+        cloud.recycle_environments()
 
 
 def test_with_a_webhook_key_a_badly_signed_callback_is_rejected_and_changes_nothing(cloud, new_user):
