@@ -1,13 +1,16 @@
-"""Helpers shared by the integration and e2e tests: an HTTP client for the vidgen API and waits."""
+"""Helpers shared by the integration, e2e and fault tests: an HTTP client for the vidgen API, waits, and the
+state and patches that must reach handlers running in their own execution environments."""
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import requests
@@ -127,3 +130,111 @@ class Receiver:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+# --- state shared with handler code --------------------------------------------------------------------------
+
+
+class SharedState:
+    """State that handler code and the test both see, in files under one directory.
+
+    Handlers run in execution environments forked from the test process: a Python list or a closure's flag
+    the handler changes is the environment's own copy, and the test never sees it. These cross processes:
+    - `first(name)`: True exactly once across every process (os.open with O_CREAT | O_EXCL is atomic);
+    - `append(name, value)` / `items(name)`: an append-only JSON-lines list (one os.write per line on an
+      O_APPEND descriptor, so lines from several environments never interleave);
+    - `set(name, value)` / `get(name)`: one JSON value, replaced atomically (written aside, then renamed);
+    - `flag(name)` / `unflag(name)` / `flagged(name)`: a switch the test flips while handlers run.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, name: str, suffix: str) -> Path:
+        if not name or '/' in name or name.startswith('.'):
+            raise ValueError(f'not a plain name: {name!r}')
+        return self.directory / f'{name}{suffix}'
+
+    def first(self, name: str) -> bool:
+        try:
+            os.close(os.open(self._path(name, '.first'), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            return False
+        return True
+
+    def append(self, name: str, value: Any) -> None:
+        line = (json.dumps(value, default=_number) + '\n').encode()
+        fd = os.open(self._path(name, '.jsonl'), os.O_CREAT | os.O_APPEND | os.O_WRONLY, 0o600)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+
+    def items(self, name: str) -> list[Any]:
+        try:
+            text = self._path(name, '.jsonl').read_text()
+        except FileNotFoundError:
+            return []
+        return [json.loads(line) for line in text.splitlines() if line]
+
+    def set(self, name: str, value: Any) -> None:
+        target = self._path(name, '.json')
+        aside = target.with_name(f'.{target.name}.{os.getpid()}.{threading.get_ident()}')
+        aside.write_text(json.dumps(value, default=_number))
+        os.replace(aside, target)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        try:
+            return json.loads(self._path(name, '.json').read_text())
+        except FileNotFoundError:
+            return default
+
+    def flag(self, name: str) -> None:
+        self._path(name, '.flag').touch()
+
+    def unflag(self, name: str) -> None:
+        self._path(name, '.flag').unlink(missing_ok=True)
+
+    def flagged(self, name: str) -> bool:
+        return self._path(name, '.flag').exists()
+
+
+def _number(value: Any) -> Any:
+    """DynamoDB's numbers (Decimal), which handler code passes around, as JSON numbers."""
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    raise TypeError(f'{type(value).__name__} is not JSON serializable')
+
+
+class HandlerPatch:
+    """pytest's monkeypatch for code that handlers run. Handlers run in execution environments forked from
+    this process; a warm one was forked before the patch and never sees it. So every change is followed by
+    `cloud.recycle_environments()` (the next event forks afresh and sees the patch), and so is the undo
+    (no environment forked meanwhile keeps the patched code for later tests)."""
+
+    def __init__(self, monkeypatch: Any, cloud: Any) -> None:
+        self._monkeypatch = monkeypatch
+        self._cloud = cloud
+
+    def setattr(self, target: Any, name: str, value: Any) -> None:
+        self._monkeypatch.setattr(target, name, value)
+        self._cloud.recycle_environments()
+
+    def undo(self) -> None:
+        self._monkeypatch.undo()
+        self._cloud.recycle_environments()
+
+
+def admin_client(cloud: Any, service: str) -> Any:
+    """A boto3 client acting as the local cloud's admin, explicitly: test scaffolding that runs inside a
+    handler's environment (an injected crash stopping its execution, as the lost container's end would) must
+    not borrow the function's role, which rightly may lack the permission."""
+    import boto3
+
+    keys = cloud.admin_credentials
+    return boto3.client(service, aws_access_key_id=keys['AWS_ACCESS_KEY_ID'],
+                        aws_secret_access_key=keys['AWS_SECRET_ACCESS_KEY'], aws_session_token=None,
+                        endpoint_url=cloud.moto_url, region_name='us-east-1')

@@ -679,9 +679,28 @@ def _install_s3_presigned_auth() -> None:
 
             raise S3AccessDeniedError()
         request.check_signature()
-        request.check_action_permitted(resource)
+        keys = _multi_delete_keys(self, key_name, query)
+        if keys is None:
+            request.check_action_permitted(resource)
+            return
+        # DeleteObjects (POST ?delete) is authorized as s3:DeleteObject on each object it names, so a grant
+        # on a key prefix covers it; moto checked the bucket's ARN, which no prefix grant matches. AWS reports
+        # a refused key among the response's per-key Errors; here the whole request is refused, naming it.
+        for key in keys:
+            request.check_action_permitted(f'arn:aws:s3:::{bucket_name}/{key}')
 
     ActionAuthenticatorMixin._authenticate_and_authorize_s3_action = authorize
+
+
+def _multi_delete_keys(handler: Any, key_name: str | None, query: dict[str, str]) -> list[str] | None:
+    """The keys of a DeleteObjects request's body, or None for any other request."""
+    if key_name or handler.method != 'POST' or 'delete' not in query:
+        return None
+    import xml.etree.ElementTree as ET  # noqa: S405 - the body of a request signed by a known identity
+
+    body = handler.raw_body if isinstance(handler.raw_body, bytes) else str(handler.raw_body or '').encode()
+    root = ET.fromstring(body)  # noqa: S314
+    return [element.text or '' for element in root.iter() if element.tag.rsplit('}', 1)[-1] == 'Key']
 
 
 # --- (j) The state machine calls Lambda as its own role -----------------------------------------------------

@@ -9,10 +9,13 @@ puts each job right, charging nothing twice and losing nothing.
 And one loss of the same family that is not a crash: (d) the create step still waiting for the provider when
 the callback wait runs out, so no step would ever create the paid job's task (found by the fault suite).
 
-The handlers run in this process, so the crashes are injected by patching the layer (pytest's monkeypatch puts
-everything back). A crash of the Lambda running a step is modelled as the step raising after its execution was
-stopped: the state machine cannot retry it, exactly as after a lost container. The ticker is off: the only
-sweeps are the ones each test calls, so "one sweep" is counted, not hoped for.
+The crashes are injected by patching the layer in this process (`handler_patch`: the functions' execution
+environments are recycled, so the next ones fork with the patch, and again after the undo). Handlers run in
+those forked processes, so what the test must see of them, or tell them ("crash only the first time"), goes
+through files (`shared_state`), never a Python list. A crash of the Lambda running a step is modelled as the
+step raising after its execution was stopped (by the test's admin identity, as the lost container's end would
+be, not by the function's role): the state machine cannot retry it, exactly as after a lost container. The
+ticker is off: the only sweeps are the ones each test calls, so "one sweep" is counted, not hoped for.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from faults_support import (
     record_figures,
     wait_for,
 )
-from support import Api
+from support import Api, admin_client
 from vidgen import executions
 from vidgen.errors import ProviderUnavailableError
 from vidgen.jobs import tasks
@@ -137,21 +140,20 @@ def assert_second_sweep_changes_nothing(cloud, user: Api, job_id: str, figures: 
 
 
 @pytest.mark.parametrize('crash', ['start-refused', 'process-died'])
-def test_crash_before_start_execution_is_started_by_one_sweep(cloud, user, monkeypatch, crash):
+def test_crash_before_start_execution_is_started_by_one_sweep(cloud, user, handler_patch, shared_state, crash):
     """'start-refused': StartExecution fails (the submit answers 202, the job is paid for). 'process-died':
     the submit dies after its transaction (the client gets a 500) and retries with its Idempotency-Key."""
     original_start = executions.start
-    crashed: list[str] = []
 
     def start(job_id: str) -> bool:
-        if not crashed:
-            crashed.append(job_id)
+        if shared_state.first('crash'):
+            shared_state.append('crashed', job_id)
             if crash == 'start-refused':
                 raise ClientError({'Error': {'Code': 'ServiceUnavailable', 'Message': 'injected'}}, 'StartExecution')
             raise SimulatedCrash('the submit process died after the credit transaction')
         return original_start(job_id)
 
-    monkeypatch.setattr(executions, 'start', start)
+    handler_patch.setattr(executions, 'start', start)
     body = {'model': 'kling-v2-6', 'prompt': f'crash before start ({crash})'}
     key = {'Idempotency-Key': f'crash-{uuid.uuid4()}'}
 
@@ -164,7 +166,7 @@ def test_crash_before_start_execution_is_started_by_one_sweep(cloud, user, monke
         retry = user.submit(body, headers=key)  # the client never saw its job: it retries, same key
         assert retry.status_code == 202 and retry.headers.get('Idempotent-Replayed') == 'true', retry.text
         job_id = retry.json()['id']
-    assert crashed == [job_id]
+    assert shared_state.items('crashed') == [job_id]
 
     # Paid for and queued, with no execution: exactly the state a crash leaves behind.
     assert execution_status(cloud, job_id) is None
@@ -191,24 +193,22 @@ def test_crash_before_start_execution_is_started_by_one_sweep(cloud, user, monke
 # --- (b) inside finalize, after the S3 copy -------------------------------------------------------------------
 
 
-def test_crash_in_finalize_after_the_copy_is_finalized_by_one_sweep(cloud, user, monkeypatch):
+def test_crash_in_finalize_after_the_copy_is_finalized_by_one_sweep(cloud, user, handler_patch, shared_state):
     original_settle = ledger.settle
-    crashes: list[dict[str, Any]] = []
-    settles: list[str] = []
 
     def settle_job(job, *, status, now, refund, extra):
         if 'crash-after-copy' in job.prompt and status == 'succeeded':
-            settles.append(status)
-            if not crashes:
+            shared_state.append('settles', status)
+            if shared_state.first('crash'):
                 # The results are in our bucket; the job is not marked yet. The Lambda dies here, and with it
                 # the execution (stopped, so no Retry can run the step again).
-                crashes.append({'outputs': extra['outputs']})
-                boto3.client('stepfunctions').stop_execution(executionArn=execution_arn(cloud, job.id),
-                                                             error='Crash', cause='injected after the S3 copy')
+                shared_state.append('crashes', {'outputs': extra['outputs']})
+                admin_client(cloud, 'stepfunctions').stop_execution(
+                    executionArn=execution_arn(cloud, job.id), error='Crash', cause='injected after the S3 copy')
                 raise SimulatedCrash('the finalize step died after copying the results')
         return original_settle(job, status=status, now=now, refund=refund, extra=extra)
 
-    monkeypatch.setattr(ledger, 'settle', settle_job)
+    handler_patch.setattr(ledger, 'settle', settle_job)
     job_id = user.submit({'model': 'kling-v2-6', 'prompt': 'crash-after-copy'}).json()['id']
 
     # AWS reports a stopped execution as ABORTED; moto ends it FAILED when the running task's error arrives.
@@ -217,18 +217,19 @@ def test_crash_in_finalize_after_the_copy_is_finalized_by_one_sweep(cloud, user,
                      30, 'the crashed execution to end')
     assert ended in ('ABORTED', 'FAILED'), ended
     assert states_entered(cloud, job_id)[-3:] == ['Finalize', 'InspectMedia', 'MarkSucceeded']
-    [crash] = crashes
+    [crash] = shared_state.items('crashes')
     assert crash['outputs'][0]['bytes'] == RESULT_BYTES  # the copy had finished
     assert crash['outputs'][0]['media']['video_codec'] == 'h264'  # and the media step had checked it
     wait_until_swept(cloud, job_id)  # the liveness window passes: nothing else touches the job meanwhile
-    assert job_item(cloud, job_id)['status'] == 'running' and settles == ['succeeded']
+    assert job_item(cloud, job_id)['status'] == 'running' and shared_state.items('settles') == ['succeeded']
     assert money(cloud, user.user_id, job_id)['balance'] == CREDITS - COST
 
     report = sweep_once(cloud)
 
     assert report['finalized'] == [job_id], report
     figures = assert_succeeded_and_charged_once(cloud, user, job_id)
-    assert settles == ['succeeded', 'succeeded']  # the crashed attempt and the sweep's: one execution of each
+    # The crashed attempt and the sweep's: one execution of each.
+    assert shared_state.items('settles') == ['succeeded', 'succeeded']
     (output,) = job_item(cloud, job_id)['outputs']
     assert output['media']['width'] == 480 and output['poster_key'].endswith('0.poster.jpg')  # the sweep's check
     assert_second_sweep_changes_nothing(cloud, user, job_id, figures)
@@ -245,23 +246,24 @@ def test_crash_in_finalize_after_the_copy_is_finalized_by_one_sweep(cloud, user,
 
 
 def test_crash_after_copying_a_result_that_does_not_play_is_failed_by_one_sweep_with_nothing_kept(
-        cloud, user, monkeypatch):
+        cloud, user, handler_patch, shared_state):
     original_finalize = tasks.finalize_job
-    crashes: list[str] = []
 
     def finalize_job(job_id):
         copied = original_finalize(job_id)
-        if not crashes and copied['outputs'] and 'crash-bad-result' in tasks.job_store.get_job(job_id).prompt:
+        if copied['outputs'] and 'crash-bad-result' in tasks.job_store.get_job(job_id).prompt \
+                and shared_state.first('crash'):
             # The noise is in our bucket, the media step never ran: the Lambda dies with its execution.
-            crashes.append(job_id)
-            boto3.client('stepfunctions').stop_execution(executionArn=execution_arn(cloud, job_id),
-                                                         error='Crash', cause='injected after the S3 copy')
+            shared_state.append('crashes', job_id)
+            admin_client(cloud, 'stepfunctions').stop_execution(
+                executionArn=execution_arn(cloud, job_id), error='Crash', cause='injected after the S3 copy')
             raise SimulatedCrash('the finalize step died after copying the results')
         return copied
 
-    monkeypatch.setattr(tasks, 'finalize_job', finalize_job)
+    handler_patch.setattr(tasks, 'finalize_job', finalize_job)
     job_id = user.submit({'model': 'kling-v2-6', 'prompt': 'crash-bad-result [sim:undecodable]'}).json()['id']
     wait_for(lambda: execution_status(cloud, job_id) not in (None, 'RUNNING'), 30, 'the crashed execution to end')
+    assert shared_state.items('crashes') == [job_id]
     s3, bucket = boto3.client('s3'), cloud.handler_env['BUCKET_NAME']
     prefix = f'results/{user.user_id}/{job_id}/'
     assert s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get('KeyCount') == 1  # the noise, copied
@@ -289,29 +291,29 @@ def test_crash_after_copying_a_result_that_does_not_play_is_failed_by_one_sweep_
 # --- (c) inside the fail step ----------------------------------------------------------------------------------
 
 
-def test_crash_in_every_fail_attempt_is_refunded_once_by_one_sweep(cloud, user, monkeypatch):
+def test_crash_in_every_fail_attempt_is_refunded_once_by_one_sweep(cloud, user, handler_patch, shared_state):
     original_settle = ledger.settle
-    attempts: list[float] = []
-    broken = True
+    shared_state.flag('broken')
 
     def settle_job(job, *, status, now, refund, extra):
-        if 'crash-in-fail' in job.prompt and status == 'failed' and broken:
-            attempts.append(time.monotonic())
+        if 'crash-in-fail' in job.prompt and status == 'failed' and shared_state.flagged('broken'):
+            shared_state.append('attempts', time.time())
             raise SimulatedCrash('the fail step died before its transaction')
         return original_settle(job, status=status, now=now, refund=refund, extra=extra)
 
-    monkeypatch.setattr(ledger, 'settle', settle_job)
+    handler_patch.setattr(ledger, 'settle', settle_job)
     job_id = user.submit({'model': 'kling-v2-6', 'prompt': 'crash-in-fail [sim:content-policy]'}).json()['id']
 
     wait_for(lambda: execution_status(cloud, job_id) == 'FAILED', 40, 'the execution to give up in RefundPending')
     entered = states_entered(cloud, job_id)
     assert entered[-2:] == ['FailJob', 'RefundPending'], entered
+    attempts = shared_state.items('attempts')
     assert len(attempts) == 7  # the first try and the ASL's six retries
     item = job_item(cloud, job_id)
     assert item['status'] == 'running' and not item.get('refunded')
     assert money(cloud, user.user_id, job_id)['refunds_of_job'] == 0  # credits held: the sweep must give them back
 
-    broken = False
+    shared_state.unflag('broken')
     wait_until_swept(cloud, job_id)
     report = sweep_once(cloud)
 
@@ -334,25 +336,24 @@ def test_crash_in_every_fail_attempt_is_refunded_once_by_one_sweep(cloud, user, 
 # --- (d) a create step that outlasts the callback wait -----------------------------------------------------------
 
 
-def test_a_create_outlasting_the_callback_wait_is_created_by_the_poll_loop(cloud, user, monkeypatch):
+def test_a_create_outlasting_the_callback_wait_is_created_by_the_poll_loop(cloud, user, handler_patch, shared_state):
     """The provider's answer to the create comes later than the callback wait: the state times out into the
     poll loop with no provider task. The poll loop must create it rather than poll nothing until the deadline."""
     original_create = tasks._create_at_provider
-    stalled: list[str] = []
 
     def create_at_provider(job, *context):
-        if 'slow-create' in job.prompt and not stalled:
-            stalled.append(job.id)
+        if 'slow-create' in job.prompt and shared_state.first('stall'):
+            shared_state.append('stalled', job.id)
             time.sleep(CALLBACK_WAIT + 1)
             raise ProviderUnavailableError('Kling did not answer in time; the call will be retried.')
         return original_create(job, *context)
 
-    monkeypatch.setattr(tasks, '_create_at_provider', create_at_provider)
+    handler_patch.setattr(tasks, '_create_at_provider', create_at_provider)
     job_id = user.submit({'model': 'kling-v2-6', 'prompt': 'slow-create'}).json()['id']
 
     figures = assert_succeeded_and_charged_once(cloud, user, job_id)
 
-    assert stalled == [job_id]
+    assert shared_state.items('stalled') == [job_id]
     entered = states_entered(cloud, job_id)
     assert entered.count('CreateTask') == 1 and 'StartPolling' in entered and entered.count('Finalize') == 1, entered
     tasks_of_job = [t for t in cloud.kling_sim.tasks() if t['request'].get('external_task_id') == job_id]

@@ -1,8 +1,11 @@
 """Crash injection for storyboards: the process dies at each step of a storyboard, and the sweep finishes it,
 losing no credit, charging no scene twice and leaving no scene without its job.
 
-A crash of the Lambda running a step is modelled as in test_crash_recovery.py: the step stops its own execution,
-then raises, so no Retry or Catch runs. The ticker is off: the sweeps are the ones each test calls, and counted.
+A crash of the Lambda running a step is modelled as in test_crash_recovery.py: the step's execution is stopped
+(by the test's admin identity: the storyboard function's role rightly cannot stop executions), then the step
+raises, so no Retry or Catch runs. The patches reach the handlers through `handler_patch` (environments
+recycled) and what the handlers record crosses to the test through `shared_state` files. The ticker is off:
+the sweeps are the ones each test calls, and counted.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from faults_support import account, conservation, entries_by_job, record_figures, table, wait_for
-from support import Api
+from support import Api, admin_client
 from vidgen import executions
 from vidgen.jobs.storyboards import steps, writer
 from vidgen.store import storyboards as store
@@ -70,8 +73,8 @@ def storyboard_execution_arn(cloud, storyboard_id: str) -> str:
 
 def crash(cloud, storyboard_id: str, where: str) -> None:
     """Die here: the execution is stopped first, so the state machine cannot retry or catch the step."""
-    boto3.client('stepfunctions').stop_execution(executionArn=storyboard_execution_arn(cloud, storyboard_id),
-                                                 error='Crash', cause=f'injected {where}')
+    admin_client(cloud, 'stepfunctions').stop_execution(executionArn=storyboard_execution_arn(cloud, storyboard_id),
+                                                        error='Crash', cause=f'injected {where}')
     raise SimulatedCrash(f'the storyboard step died {where}')
 
 
@@ -140,17 +143,15 @@ def submit(user: Api, label: str) -> str:
 # --- the crashes ---------------------------------------------------------------------------------------------------
 
 
-def test_a_lost_start_after_the_transaction_is_started_by_the_sweep(cloud, user, monkeypatch):
-    refused: list[str] = []
-
+def test_a_lost_start_after_the_transaction_is_started_by_the_sweep(cloud, user, handler_patch, shared_state):
     def start_storyboard(storyboard_id: str) -> bool:
-        refused.append(storyboard_id)
+        shared_state.append('refused', storyboard_id)
         raise ClientError({'Error': {'Code': 'ServiceUnavailable', 'Message': 'injected'}}, 'StartExecution')
 
-    monkeypatch.setattr(executions, 'start_storyboard', start_storyboard)
+    handler_patch.setattr(executions, 'start_storyboard', start_storyboard)
     storyboard_id = submit(user, 'lost start')
-    monkeypatch.undo()
-    assert refused == [storyboard_id] and execution_status(cloud, storyboard_id) is None
+    handler_patch.undo()  # the sweep's own start must work
+    assert shared_state.items('refused') == [storyboard_id] and execution_status(cloud, storyboard_id) is None
     assert account(cloud, user.user_id)['balance'] == CREDITS - SCENES * COST  # paid, and held
 
     sweeps = sweep_until_done(cloud, user, storyboard_id)
@@ -160,11 +161,11 @@ def test_a_lost_start_after_the_transaction_is_started_by_the_sweep(cloud, user,
     record('before_start_execution', sweeps, figures, 'writing, no execution')
 
 
-def test_a_writer_step_that_fails_is_caught_into_the_built_in_scenes(cloud, user, monkeypatch):
+def test_a_writer_step_that_fails_is_caught_into_the_built_in_scenes(cloud, user, handler_patch):
     def write_scenes(brief):
         raise SimulatedCrash('the scene writer blew up')
 
-    monkeypatch.setattr(writer, 'write_scenes', write_scenes)
+    handler_patch.setattr(writer, 'write_scenes', write_scenes)
     storyboard_id = submit(user, 'writer fails')
 
     figures = assert_finished_and_charged_once(cloud, user, storyboard_id)  # no sweep needed
@@ -175,21 +176,20 @@ def test_a_writer_step_that_fails_is_caught_into_the_built_in_scenes(cloud, user
 
 
 @pytest.mark.parametrize('where', ['in-write', 'create-before-commit', 'create-after-commit', 'in-start', 'in-settle'])
-def test_a_crash_at_each_step_is_finished_by_the_sweep(cloud, user, monkeypatch, where):
-    crashed: list[str] = []
+def test_a_crash_at_each_step_is_finished_by_the_sweep(cloud, user, handler_patch, shared_state, where):
     original_write, original_create = writer.write_scenes, store.create_scene_jobs
     original_start, original_finish = executions.start, store.finish
-    current: dict[str, str] = {}
 
     def once(step_where: str) -> bool:
-        if where == step_where and not crashed:
-            crashed.append(where)
+        """True the first time the step of this test is reached, in whichever environment reaches it."""
+        if where == step_where and shared_state.first('crash'):
+            shared_state.append('crashed', where)
             return True
         return False
 
     def write_scenes(brief):
         if once('in-write'):
-            crash(cloud, current['id'], 'while writing the scenes')
+            crash(cloud, shared_state.get('current'), 'while writing the scenes')
         return original_write(brief)
 
     def create_scene_jobs(storyboard, jobs, **kwargs):
@@ -203,7 +203,7 @@ def test_a_crash_at_each_step_is_finished_by_the_sweep(cloud, user, monkeypatch,
     def start(job_id: str) -> bool:
         started = original_start(job_id)
         if once('in-start'):
-            crash(cloud, current['id'], 'after starting the first scene job')
+            crash(cloud, shared_state.get('current'), 'after starting the first scene job')
         return started
 
     def finish(storyboard_id: str, status: str, **kwargs):
@@ -214,19 +214,20 @@ def test_a_crash_at_each_step_is_finished_by_the_sweep(cloud, user, monkeypatch,
     original_start_storyboard = executions.start_storyboard
 
     def start_storyboard(storyboard_id: str) -> bool:
-        current['id'] = storyboard_id
+        # The submit function starts it; the storyboard function's steps read which storyboard is under test.
+        shared_state.set('current', storyboard_id)
         return original_start_storyboard(storyboard_id)
 
-    monkeypatch.setattr(executions, 'start_storyboard', start_storyboard)
-    monkeypatch.setattr(writer, 'write_scenes', write_scenes)
-    monkeypatch.setattr(store, 'create_scene_jobs', create_scene_jobs)
-    monkeypatch.setattr(executions, 'start', start)
-    monkeypatch.setattr(store, 'finish', finish)
+    handler_patch.setattr(executions, 'start_storyboard', start_storyboard)
+    handler_patch.setattr(writer, 'write_scenes', write_scenes)
+    handler_patch.setattr(store, 'create_scene_jobs', create_scene_jobs)
+    handler_patch.setattr(executions, 'start', start)
+    handler_patch.setattr(store, 'finish', finish)
 
     storyboard_id = submit(user, where)
-    wait_for(lambda: crashed and execution_status(cloud, storyboard_id) not in (None, 'RUNNING'), 40,
-             f'the crash {where} to end the execution')
-    assert crashed == [where]
+    wait_for(lambda: shared_state.items('crashed') and execution_status(cloud, storyboard_id) not in (None, 'RUNNING'),
+             40, f'the crash {where} to end the execution')
+    assert shared_state.items('crashed') == [where]
     left = item(cloud, storyboard_id)
     state = left['status'] + (' with scenes' if left.get('scenes_source') else '')
     assert left['status'] in ('writing', 'generating')  # still active: the sweep must finish it
@@ -246,26 +247,25 @@ def test_a_crash_at_each_step_is_finished_by_the_sweep(cloud, user, monkeypatch,
     record(f'crash_{where}', sweeps, figures, state)
 
 
-def test_a_crash_between_the_final_status_and_the_notification_is_notified_once_by_the_sweep(cloud, user, monkeypatch,
-                                                                                            receiver):
+def test_a_crash_between_the_final_status_and_the_notification_is_notified_once_by_the_sweep(
+        cloud, user, handler_patch, shared_state, receiver):
     hook = receiver()
     original_notify = steps.notify
-    crashed: list[str] = []
 
     def notify(storyboard_id: str) -> bool:
-        if not crashed:
-            crashed.append(storyboard_id)
+        if shared_state.first('crash'):
+            shared_state.append('crashed', storyboard_id)
             crash(cloud, storyboard_id, 'after the final status, before the notification')
         return original_notify(storyboard_id)
 
-    monkeypatch.setattr(steps, 'notify', notify)
+    handler_patch.setattr(steps, 'notify', notify)
     response = user.post('/v1/storyboards', json={
         'product': {'name': 'Lamp notify', 'description': 'A brass lamp.'}, 'scenes': SCENES, 'model': 'kling-v2-6',
         'webhook_url': hook.url})
     assert response.status_code == 202, response.text
     storyboard_id = response.json()['id']
-    wait_for(lambda: crashed and execution_status(cloud, storyboard_id) not in (None, 'RUNNING'), 60,
-             'the crash before the notification to end the execution')
+    wait_for(lambda: shared_state.items('crashed') and execution_status(cloud, storyboard_id) not in (None, 'RUNNING'),
+             60, 'the crash before the notification to end the execution')
     figures = assert_finished_and_charged_once(cloud, user, storyboard_id)
     assert hook.calls == [] and item(cloud, storyboard_id)['sweep_status'] == 'storyboard.notify'
 

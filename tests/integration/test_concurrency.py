@@ -65,17 +65,24 @@ def test_two_hundred_concurrent_submits_against_credits_for_fifty(cloud, new_use
     assert user.credits()['balance'] == 500
 
 
-def test_two_hundred_parallel_debits_of_the_use_case(cloud, new_user, settings_env, monkeypatch):
+def test_two_hundred_parallel_debits_of_the_use_case(cloud, new_user, settings_env):
     """The gateway gives API handlers one request at a time (Powertools keeps the request in process-global
     state); Lambda runs them in parallel environments. Driving the submit use case from 200 threads shows
     that the balance condition alone holds the line under real parallel transactions. (Executions are not
     started: they are not what is measured here, and the jobs are canceled straight after.)"""
+    import dataclasses
+    import types
+
     from vidgen import executions
     from vidgen.errors import InsufficientCreditsError
     from vidgen.jobs import submit
+    from vidgen.jobs.context import LIVE
     from vidgen.models import JobRequest
 
-    monkeypatch.setattr(executions, 'start', lambda job_id: True)
+    # The use case's own Context, not a patched module: the handlers (forked environments, the sweep among
+    # them) keep starting executions as they should while this process's calls skip it.
+    no_start = dataclasses.replace(LIVE, executions=types.SimpleNamespace(
+        start=lambda job_id: True, status=executions.status, stop=executions.stop))
     settings_env(VIDGEN_MAX_ACTIVE_JOBS_PER_USER='1000')
     user = new_user(500)
     start = threading.Barrier(200)
@@ -83,7 +90,8 @@ def test_two_hundred_parallel_debits_of_the_use_case(cloud, new_user, settings_e
     def submit_in_parallel(i: int):
         start.wait()
         try:
-            return submit.submit_job(user.user_id, JobRequest(**CHEAP, prompt=f'parallel {i} [sim:slow=60]')).job.id
+            request = JobRequest(**CHEAP, prompt=f'parallel {i} [sim:slow=60]')
+            return submit.submit_job(user.user_id, request, ctx=no_start).job.id
         except InsufficientCreditsError:
             return None
 

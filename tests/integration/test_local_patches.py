@@ -189,6 +189,10 @@ def test_iam_checks_each_call_against_the_resource_it_touches(observed):
     assert result['S3 PutObject, not granted'] == ['AccessDenied', denied.format(
         's3:PutObject', '"arn:aws:s3:::guarded-bucket/results/new"', 's3:PutObject')]
     assert result['unknown keys'] == ['UnrecognizedClientException', 'The security token included in the request is invalid.']
+    # DeleteObjects is s3:DeleteObject on each key it names: a prefix grant covers it, a key outside refuses it.
+    assert result['DeleteObjects, keys under the granted prefix'] == 'allowed'
+    assert result['DeleteObjects, one key outside it'] == ['AccessDenied', denied.format(
+        's3:DeleteObject', '"arn:aws:s3:::guarded-bucket/inputs/x"', 's3:DeleteObject')]
 
 
 # --- (i) presigned URLs ---------------------------------------------------------------------------------
@@ -715,7 +719,8 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
 
         fn_role = role('fn-role', 'lambda.amazonaws.com', [
             {'Effect': 'Allow', 'Action': ['dynamodb:GetItem', 'dynamodb:PutItem'], 'Resource': table},
-            {'Effect': 'Allow', 'Action': 's3:GetObject', 'Resource': 'arn:aws:s3:::guarded-bucket/results/*'},
+            {'Effect': 'Allow', 'Action': ['s3:GetObject', 's3:DeleteObject'],
+             'Resource': 'arn:aws:s3:::guarded-bucket/results/*'},
             {'Effect': 'Allow', 'Action': 'secretsmanager:GetSecretValue', 'Resource': granted},
             {'Effect': 'Allow', 'Action': 'states:SendTaskSuccess',
              'Resource': 'arn:aws:states:us-east-1:123456789012:stateMachine:x'}])
@@ -771,6 +776,13 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
             found['S3 PutObject, not granted'] = outcome(
                 lambda: fn_s3.put_object(Bucket='guarded-bucket', Key='results/new', Body=b'x'))
             found['unknown keys'] = outcome(lambda: boto3.client('dynamodb').list_tables())
+
+            def delete_objects(*keys: str) -> Any:
+                return fn_s3.delete_objects(Bucket='guarded-bucket', Delete={'Objects': [{'Key': k} for k in keys],
+                                                                            'Quiet': True})
+
+            found['DeleteObjects, keys under the granted prefix'] = outcome(lambda: delete_objects('results/a', 'results/b'))
+            found['DeleteObjects, one key outside it'] = outcome(lambda: delete_objects('results/a', 'inputs/x'))
 
             def fetch(signed: str) -> list[Any]:
                 response = requests.get(signed, timeout=10)

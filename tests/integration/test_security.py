@@ -182,10 +182,13 @@ def test_api_keys_are_stored_only_as_hashes(cloud, admin):
 
 
 @pytest.fixture
-def all_logs(caplog, capfd):
-    """Everything logged while the test runs: vidgen's JSON lines at DEBUG (the Powertools logger writes to
-    the stream it was given at import, so a second handler with its formatter copies them here), every
-    other logger through the root at INFO, and whatever reaches the process's stdout and stderr."""
+def all_logs(cloud, caplog, capfd):
+    """Everything logged while the test runs. The handlers run in execution environments forked from this
+    process: each line they print arrives here as a record of `vidgen_local.lambda.<Function>` (caught by
+    caplog at INFO), at the level of the vidgen logger they inherited when forked, so the level is set to
+    DEBUG first and the environments recycled (then put back, and recycled again). Lines vidgen code logs in
+    this process are copied by a second handler with Powertools' formatter; every other logger comes through
+    the root at INFO, and whatever reaches this process's stdout and stderr is read too."""
     from vidgen.observability import logger
 
     copy = io.StringIO()
@@ -196,6 +199,7 @@ def all_logs(caplog, capfd):
     std_logger.addHandler(handler)
     logger.setLevel('DEBUG')
     caplog.set_level(logging.INFO)
+    cloud.recycle_environments()
 
     def text() -> str:
         out, err = capfd.readouterr()
@@ -204,6 +208,10 @@ def all_logs(caplog, capfd):
     yield text
     std_logger.removeHandler(handler)
     std_logger.setLevel(level)
+    cloud.recycle_environments()
+
+
+HANDLER_LOGGER = re.compile(r'vidgen_local\.lambda\.(\w+)')
 
 
 def test_no_secret_reaches_a_log_line(cloud, admin, new_user, all_logs):
@@ -242,7 +250,11 @@ def test_no_secret_reaches_a_log_line(cloud, admin, new_user, all_logs):
             time.sleep(0.2)
 
     logs = all_logs()
-    # The capture works: our own lines and the gateway's access lines are there.
+    # The capture works: the handlers' lines reach it from their own processes (every function that logs on
+    # these paths; status and admin log nothing here but errors), and so do the gateway's access lines.
+    functions = set(HANDLER_LOGGER.findall(logs))
+    assert {'SubmitFunction', 'PollerFunction', 'CallbackFunction', 'StoryboardFunction', 'MediaFunction'} <= functions, \
+        sorted(functions)
     assert 'job submitted' in logs and 'callback confirmed' in logs and 'POST /v1/jobs 202' in logs
     assert 'storyboard submitted' in logs and 'scene writer call refused' in logs
     secrets = {

@@ -296,14 +296,14 @@ def test_bad_requests_are_422_naming_the_field_and_write_nothing(cloud, new_user
     _nothing_written(cloud, user, 1000)
 
 
-def test_an_image_for_a_model_without_image_to_video_is_422_on_product_image(cloud, new_user, monkeypatch):
+def test_an_image_for_a_model_without_image_to_video_is_422_on_product_image(cloud, new_user, handler_patch):
     import dataclasses
 
     from vidgen import catalog
 
     models = {m.id: m for m in catalog.all_models()}
     text_only = dataclasses.replace(models['kling-v2-6'], id='kling-text-only', modes=('t2v',))
-    monkeypatch.setattr(catalog, '_load', lambda: {**models, text_only.id: text_only})
+    handler_patch.setattr(catalog, '_load', lambda: {**models, text_only.id: text_only})  # the submit function's catalog
     user = new_user(1000)
     response = submit(user, {**board(product={'image': PNG_DATA_URI}), 'model': 'kling-text-only'})
     assert response.status_code == 422 and response.json()['error']['field'] == 'product.image', response.text

@@ -75,7 +75,11 @@ def test_policies_are_resolved_against_the_local_resources(template, roles):
     for role in roles.roles.values():
         text = json.dumps(role.inline_policies)
         assert 'Fn::' not in text and '"Ref"' not in text and '${' not in text, role.logical_id
-    assert grants(roles.role_of('StatusFunction'), 'dynamodb:Query') == [table_arn, f'{table_arn}/index/*']
+    assert grants(roles.role_of('StatusFunction'), 'dynamodb:Query') == [
+        table_arn, f'{table_arn}/index/UserJobs', f'{table_arn}/index/UserStoryboards']
+    # The poller queries only the Sweep index; item actions are granted on the table, never on an index.
+    assert grants(roles.role_of('PollerFunction'), 'dynamodb:Query') == [f'{table_arn}/index/Sweep']
+    assert grants(roles.role_of('PollerFunction'), 'dynamodb:UpdateItem') == [table_arn]
     assert grants(roles.role_of('SubmitFunction'), 's3:PutObject') == [f'{bucket_arn}/inputs/*']
     # The SAM policy template LambdaInvokePolicy, expanded by the translator with the functions' names.
     poller, media = template.function('PollerFunction'), template.function('MediaFunction')

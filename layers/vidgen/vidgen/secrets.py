@@ -21,6 +21,12 @@ def get_secret_json(name: str) -> dict[str, Any]:
     try:
         value = parameters.get_secret(name, transform='json', max_age=_MAX_AGE_SECONDS)
     except (parameters.exceptions.GetParameterError, parameters.exceptions.TransformParameterError) as exc:
+        # Why it could not be read (an AccessDenied names the role, the action and the secret's ARN; AWS's
+        # errors carry no secret value): callers that fall back quietly (the scene writer) would hide it.
+        from vidgen.observability import logger
+
+        reading = isinstance(exc, parameters.exceptions.GetParameterError)  # a decode error may quote the value
+        logger.warning('secret not readable', secret=name, reason=str(exc) if reading else 'not valid JSON')
         raise SecretUnavailableError(f'The secret {name!r} is missing or is not a JSON object.') from exc
     if not isinstance(value, dict):
         raise SecretUnavailableError(f'The secret {name!r} is not a JSON object.')

@@ -107,7 +107,10 @@ def submit_job(owner: str, request: JobRequest, idempotency_key_value: str | Non
     except (ClientError, BotoCoreError) as exc:
         # The job is paid for and stored: answering 500 now would invite a second, paid retry. The
         # sweep starts queued jobs whose execution never began.
-        logger.warning('execution not started; the sweep will start it', job_id=job_id, error=type(exc).__name__)
+        # The reason names the refused action and resource (an AccessDenied after a permission change), never
+        # a secret: StartExecution's errors carry ARNs and the caller's role, not the execution's input.
+        logger.warning('execution not started; the sweep will start it', job_id=job_id, error=type(exc).__name__,
+                       reason=str(exc))
         metrics.add_metric(name='ExecutionStartDeferred', unit=MetricUnit.Count, value=1)
     return Submitted(job, replayed=False)
 
