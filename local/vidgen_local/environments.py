@@ -344,7 +344,7 @@ class FunctionPool:
         self._cond = threading.Condition()
 
     def invoke(self, event_json: str) -> str:
-        environment = self._acquire()
+        environment = self.acquire()
         try:
             return environment.invoke(event_json, float(environment.spec.timeout))
         except FunctionError as exc:
@@ -357,7 +357,7 @@ class FunctionPool:
         finally:
             self._release(environment)
 
-    def _acquire(self) -> Environment:
+    def acquire(self) -> Environment:
         with self._cond:
             while True:
                 if self._closed:

@@ -35,23 +35,25 @@ def test_poller_sample_events_name_real_actions():
 
 
 def test_storyboard_sample_events_reach_the_storyboard_handler(cloud):
-    from vidgen.errors import NotFoundError
+    from vidgen_local.environments import FunctionError
 
     paths = sorted(EVENTS.glob('storyboard-*.json'))
     assert paths
     for path in paths:
-        with pytest.raises(NotFoundError):  # a real action, for a storyboard that does not exist
+        with pytest.raises(FunctionError) as failed:
             cloud.invoke('StoryboardFunction', json.loads(path.read_text()))
+        assert failed.value.error_type == 'NotFoundError'  # a real action, for a storyboard that does not exist
 
 
 def test_media_sample_events_are_understood_by_the_media_function(cloud):
-    from vidgen.errors import MediaStorageError
+    from vidgen_local.environments import FunctionError
 
     discard = json.loads((EVENTS / 'media-discard.json').read_text())
     assert cloud.invoke('MediaFunction', discard) == {}  # deleting what is not there is not an error
     inspect = json.loads((EVENTS / 'media-inspect.json').read_text())
-    with pytest.raises(MediaStorageError):  # the sample names an object that is not in the bucket
+    with pytest.raises(FunctionError) as failed:
         cloud.invoke('MediaFunction', inspect)
+    assert failed.value.error_type == 'MediaStorageError'  # the sample names an object not in the bucket
 
 
 def test_sample_events_carry_no_secret_looking_values():
