@@ -50,11 +50,21 @@ def requests_for(cloud, product_name: str) -> list[Any]:
     return [r for r in cloud.llm_sim.requests if product_name in json.dumps(r.body)]
 
 
-def put_llm_secret(cloud, api_key: str) -> str:
-    """A secret holding this LLM key; its name, for LLM_SECRET_NAME."""
-    name = f'llm-{uuid.uuid4().hex[:8]}'
-    boto3.client('secretsmanager').create_secret(Name=name, SecretString=json.dumps({'api_key': api_key}))
-    return name
+@pytest.fixture
+def llm_api_key(cloud):
+    """set(key): the stack's LLM secret holds `key` (as an operator would rotate it) and the functions' warm
+    environments, which cache secret values, are retired so the next event reads it; put back afterwards.
+    The stack's own secret, not a new one: the storyboard function's role may read only that one."""
+    secrets = boto3.client('secretsmanager')
+    name = cloud.handler_env['LLM_SECRET_NAME']
+    original = secrets.get_secret_value(SecretId=name)['SecretString']
+
+    def set_(api_key: str) -> None:
+        secrets.put_secret_value(SecretId=name, SecretString=json.dumps({**json.loads(original), 'api_key': api_key}))
+        cloud.recycle_environments()
+    yield set_
+    secrets.put_secret_value(SecretId=name, SecretString=original)
+    cloud.recycle_environments()
 
 
 def assert_money(user: Api, expected_balance: int) -> dict[str, Any]:
@@ -174,15 +184,16 @@ FALLBACK_CASES = {
 
 
 @pytest.mark.parametrize('cause', sorted(FALLBACK_CASES))
-def test_every_llm_failure_gives_built_in_scenes_and_the_storyboard_goes_on(cloud, new_user, settings_env, cause):
+def test_every_llm_failure_gives_built_in_scenes_and_the_storyboard_goes_on(cloud, new_user, settings_env, llm_api_key,
+                                                                             cause):
     how, note, llm_requests = FALLBACK_CASES[cause]
     if cause in ('slow', 'trickle', 'trickle-head'):
         settings_env(LLM_BUDGET_SECONDS='2')
         cloud.llm_sim.config.slow_seconds = 4.0
     if how == 'wrong-key':
-        settings_env(LLM_SECRET_NAME=put_llm_secret(cloud, 'sk-not-the-right-key-0123456789'))
+        llm_api_key('sk-not-the-right-key-0123456789')
     if how == 'no-key':
-        settings_env(LLM_SECRET_NAME=put_llm_secret(cloud, ''))
+        llm_api_key('')
     user = new_user(1000)
     name = f'Speaker {uuid.uuid4().hex[:6]}'
     tag = how if how.startswith('[') else ''
