@@ -7,7 +7,8 @@ installs each fix once per process; calling it again only swaps the dispatcher a
 second `LocalCloud` in the same process reuses the installed patches.
 (h)-(j) make moto's IAM access control hold for the calls vidgen makes (docs/local-iam.md). (k)-(m) hold the
 local cloud to limits AWS enforces and moto does not (docs/local-cloud.md, "Limits"): TransactWriteItems' 100
-actions and 4 MB, Step Functions' terminal States.DataLimitExceeded, and the lag of a global secondary index.
+actions and 4 MB, Step Functions' terminal States.DataLimitExceeded (and States.Runtime), and the lag
+of a global secondary index.
 
 Each patch names the moto attribute it replaces in `PATCH_TARGETS`; `tests/integration/test_local_patches.py`
 checks that those attributes still exist with the signatures assumed here and that the behaviour each patch
@@ -840,31 +841,32 @@ def _install_item_size_limit() -> None:
     LimitedSizeDict.__setitem__ = __setitem__
 
 
-# --- (l) States.DataLimitExceeded is terminal: States.ALL neither retries nor catches it ----------------------
+# --- (l) States.DataLimitExceeded and States.Runtime are terminal: States.ALL neither retries nor catches them --
 
 
 def _install_data_limit_uncatchable() -> None:
     # moto already fails a state whose output, or a task whose result, is over Step Functions' 256 KiB
     # (moto.stepfunctions.parser.quotas) with States.DataLimitExceeded, but its ErrorEquals lets States.ALL
-    # match that error like any other, so a Catch-all swallows it and the execution goes on. On AWS it is a
-    # terminal error: "The States.ALL error type ... can't catch the States.DataLimitExceeded terminal error"
+    # match that error like any other, so a Catch-all swallows it and the execution goes on. On AWS the
+    # States.ALL wildcard "can't catch the States.DataLimitExceeded terminal error or Runtime error types"
     # (Step Functions Developer Guide, "Error handling in Step Functions", error names), so the execution
-    # fails, and whatever the Catch would have done (fail the job, refund it) is left to the sweep. Named
-    # explicitly in ErrorEquals it still matches, as there.
+    # fails, and whatever the Catch would have done (fail the job, refund it) is left to the sweep. A Retrier
+    # or Catcher that names either error explicitly still matches it.
     from moto.stepfunctions.parser.asl.component.common.error_name.error_equals_decl import ErrorEqualsDecl
     from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
     from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
         StatesErrorNameType,
     )
 
-    data_limit = StatesErrorName(typ=StatesErrorNameType.StatesStatesDataLimitExceeded)
+    terminal = (StatesErrorName(typ=StatesErrorNameType.StatesStatesDataLimitExceeded),
+                StatesErrorName(typ=StatesErrorNameType.StatesRuntime))
     every_error = StatesErrorName(typ=StatesErrorNameType.StatesALL)
     original = ErrorEqualsDecl._eval_body
 
     @functools.wraps(original)
     def _eval_body(self: Any, env: Any) -> None:
         error_name = env.stack[-1] if env.stack else None
-        if error_name == data_limit and every_error in self.error_names:
+        if error_name in terminal and every_error in self.error_names:
             env.stack.pop()
             env.stack.append(False)
             return

@@ -260,7 +260,7 @@ def test_dynamodb_refuses_a_transaction_over_4_mb(observed):
     assert result['stored at the end'] == 1 + 100 + 10
 
 
-# --- (l) Step Functions' 256 KiB: States.DataLimitExceeded is terminal -------------------------------------
+# --- (l) Step Functions' 256 KiB: States.DataLimitExceeded is terminal, like States.Runtime -------------
 
 
 def test_state_data_over_256_kib_fails_the_execution_past_states_all(observed):
@@ -271,6 +271,8 @@ def test_state_data_over_256_kib_fails_the_execution_past_states_all(observed):
     # Named explicitly it is caught, and States.ALL still catches everything else
     assert result['caught by name'] == {'status': 'SUCCEEDED', 'error': 'States.DataLimitExceeded'}
     assert result['other errors, States.ALL'] == {'status': 'SUCCEEDED', 'error': 'ProviderContentPolicyError'}
+    # States.Runtime (here a JSONPath that selects nothing) is terminal in the same way
+    assert result['States.Runtime, States.ALL'] == {'status': 'FAILED', 'error': 'States.Runtime'}
 
 
 # --- (m) global secondary indexes lag behind the table ----------------------------------------------------
@@ -984,6 +986,13 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
                      'Catch': [{'ErrorEquals': ['States.ALL'], 'ResultPath': '$.failure', 'Next': 'Caught'}]},
             'Caught': {'Type': 'Succeed'}}, 'Call'), {})
         found['other errors, States.ALL'] = {'status': other['status'], 'error': other['output']['failure']['Error']}
+        runtime = run(machine('runtime-error', {
+            'Pick': {'Type': 'Task', 'Resource': 'arn:aws:states:::lambda:invoke', 'End': True,
+                     'Parameters': {'FunctionName': fn_arn, 'Payload': {'x.$': '$.missing'}},
+                     'Catch': [{'ErrorEquals': ['States.ALL'], 'ResultPath': '$.failure', 'Next': 'Caught'}]},
+            'Caught': {'Type': 'Succeed'}}, 'Pick'), {})
+        found['States.Runtime, States.ALL'] = {
+            'status': runtime['status'], 'error': sfn.describe_execution(executionArn=runtime['arn']).get('error')}
         return found
 
     def index_lag_scenario() -> dict[str, Any]:
