@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import boto3
 import requests
-from support import PNG_DATA_URI, PNG_IMAGE, ledger_sum
+from support import PNG_DATA_URI, PNG_IMAGE, ledger_sum, listed_once_caught_up
 from vidgen import callback_tokens
 from vidgen_local.images import png, png_data_uri
 
@@ -215,7 +215,9 @@ def test_fifty_concurrent_submits_against_credits_for_twenty(cloud, new_user):
     credits = user.credits()
     assert credits['balance'] == 0 == ledger_sum(credits)
     assert len([e for e in credits['ledger'] if e['type'] == 'debit']) == 20
-    assert len(user.get('/v1/jobs', params={'limit': 100}).json()['jobs']) == 20
+    accepted = sorted(r.json()['id'] for r in replies if r.status_code == 202)
+    assert listed_once_caught_up(lambda: sorted(j['id'] for j in user.get('/v1/jobs', params={'limit': 100}).json()['jobs']),
+                                 accepted) == accepted
     for reply in replies:
         if reply.status_code == 202:
             user.post(f'/v1/jobs/{reply.json()["id"]}/cancel')  # free the simulator for the other tests
@@ -225,6 +227,8 @@ def test_history_is_newest_first_with_cursor_pagination_and_status_filter(cloud,
     user = new_user(200)
     ids = [user.submit({'model': 'kling-v2-6', 'prompt': f'page {i} [sim:slow=30]'}).json()['id'] for i in range(5)]
     assert user.post(f'/v1/jobs/{ids[0]}/cancel').json()['status'] == 'canceled'
+    # The listing reads an index, which shows the last write (the cancel) after a lag: wait for it as a client would
+    listed_once_caught_up(lambda: [j['id'] for j in user.get('/v1/jobs', params={'status': 'canceled'}).json()['jobs']], [ids[0]])
 
     first = user.get('/v1/jobs', params={'limit': 2}).json()
     second = user.get('/v1/jobs', params={'limit': 2, 'cursor': first['next_cursor']}).json()
