@@ -959,10 +959,12 @@ def _install_index_lag() -> None:
 
     @functools.wraps(original_update)
     def update_item(self: Any, table_name: str, key: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        if index_lag() <= 0:
+            return original_update(self, table_name, key, *args, **kwargs)
         # UpdateItem changes the stored Item in place: keep a copy of it as it was.
         table = self.get_table(table_name)
         hash_value, range_value = self.get_keys_value(table, key)
-        before = copy.deepcopy(table.get_item(hash_value, range_value)) if index_lag() > 0 else None
+        before = copy.deepcopy(table.get_item(hash_value, range_value))
         item = original_update(self, table_name, key, *args, **kwargs)
         INDEX_HISTORY.record(table, hash_value, range_value, before)
         return item
