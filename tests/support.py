@@ -79,6 +79,19 @@ def ledger_sum(credits: dict[str, Any]) -> int:
     return sum(entry['amount'] for entry in credits['ledger'])
 
 
+def listed_once_caught_up(read: Any, expected: Any, timeout: float = 10.0) -> Any:
+    """`read()` again until it returns `expected` or `timeout` passes, then its last answer (to assert on).
+
+    The job and storyboard listings read a global secondary index, which shows a write only after a lag (on
+    AWS, and locally with VIDGEN_LOCAL_INDEX_LAG): a client that wants its last write listed reads again."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = read()
+        if found == expected or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.05)
+
+
 class Received(NamedTuple):
     headers: dict[str, str]
     body: Any  # the decoded JSON, or the raw bytes when the receiver was made with decode_json=False

@@ -27,7 +27,14 @@ from vidgen_local.template import HttpRoute
 
 logger = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's own limit on a request body (HTTP APIs: 10 MB)
+# Lambda's synchronous invocation payload, request and response alike ("6 MB", Lambda quotas / Invoke API).
+# What is counted is the invocation's JSON (the event, or the handler's result), not the HTTP body: a binary
+# body travels base64-encoded inside the event, 4 characters for every 3 bytes, and the headers ride along. So a
+# 5 MB image posted as image/png never reaches a function, although API Gateway took it.
+LAMBDA_REQUEST_BYTES = 6 * 1024 * 1024
+# Lambda's ResponseSizeTooLarge message names 6291556 bytes as the response limit, 100 more than 6 MiB.
+LAMBDA_RESPONSE_BYTES = 6 * 1024 * 1024 + 100
 _TEXT_TYPES = re.compile(r'^(text/.*|application/(json|xml|javascript|x-www-form-urlencoded|.*\+json|.*\+xml))$')
 
 # (function logical id, event) -> handler result
@@ -138,6 +145,15 @@ def build_event(*, method: str, raw_path: str, raw_query: str, headers: Iterable
     return event
 
 
+def payload_bytes(value: Any) -> int:
+    """The size of an invocation payload: the value as the JSON Lambda carries (compact, UTF-8)."""
+    return len(json.dumps(value, separators=(',', ':'), ensure_ascii=False).encode())
+
+
+class ResponseTooLarge(Exception):
+    """A handler's result over Lambda's response payload limit: Lambda fails the invocation."""
+
+
 def http_response(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
     """A handler's payload-v2 result as (status, headers, body), including the bare-value shortcut."""
     if not (isinstance(result, dict) and 'statusCode' in result):
@@ -175,11 +191,15 @@ class Gateway:
     """ThreadingHTTPServer on 127.0.0.1 serving `routes` by calling `invoke(function, event)`."""
 
     def __init__(self, routes: Iterable[HttpRoute], invoke: Invoke, *, port: int = 0, host: str = '127.0.0.1',
-                 cors: Mapping[str, Any] | None = None, max_body_bytes: int = MAX_BODY_BYTES) -> None:
+                 cors: Mapping[str, Any] | None = None, max_body_bytes: int = MAX_BODY_BYTES,
+                 lambda_request_bytes: int = LAMBDA_REQUEST_BYTES,
+                 lambda_response_bytes: int = LAMBDA_RESPONSE_BYTES) -> None:
         self.router = Router(routes)
         self.invoke = invoke
         self.cors = dict(cors) if cors else None
         self.max_body_bytes = max_body_bytes
+        self.lambda_request_bytes = lambda_request_bytes
+        self.lambda_response_bytes = lambda_response_bytes
         # Bound now, served by start(): the URL is known before the handlers are configured with it.
         self._server = _Server((host, port), _make_handler(self))
         self._server.daemon_threads = True
@@ -275,8 +295,22 @@ def _make_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
                                 headers=self.headers.items(), body=body, route=route, path_parameters=params,
                                 source_ip=self.client_address[0], protocol=self.request_version,
                                 request_id=self.request_id)
+            if payload_bytes(event) > gateway.lambda_request_bytes:
+                # Lambda refuses the invocation (RequestTooLargeException, 413) before any handler runs, and
+                # API Gateway passes the 413 on in its own shape.
+                logger.warning('%s %s: the event for %s is over Lambda\'s %d-byte request payload limit',
+                               self.command, raw_path, route.function, gateway.lambda_request_bytes)
+                self.close_connection = True
+                return self._send(413, [('content-type', 'application/json')], b'{"message":"Request Entity Too Large"}')
             try:
-                status, headers, payload = http_response(gateway.invoke(route.function, event))
+                result = gateway.invoke(route.function, event)
+                size = payload_bytes(result)
+                if size > gateway.lambda_response_bytes:
+                    # The handler ran (its side effects stand) but Lambda drops the result with
+                    # Function.ResponseSizeTooLarge; the integration failed, so the client sees a 500.
+                    raise ResponseTooLarge(f'Response payload size ({size} bytes) exceeded maximum allowed payload '
+                                           f'size ({gateway.lambda_response_bytes} bytes).')
+                status, headers, payload = http_response(result)
             except Exception as exc:  # noqa: BLE001 - API Gateway answers 500 when the integration fails
                 error_type = getattr(exc, 'error_type', type(exc).__name__)
                 logger.warning('%s %s: the %s invocation failed: %s: %s', self.command, raw_path, route.function,

@@ -5,7 +5,10 @@ serialised DynamoDB writes, time-scaled waits, SendTaskFailure's cause, unnamed 
 it slow (the whole-table copy per TransactWriteItems, the ASL parse per StartExecution). `apply_all()`
 installs each fix once per process; calling it again only swaps the dispatcher and the time scale, so a
 second `LocalCloud` in the same process reuses the installed patches.
-(h)-(j) make moto's IAM access control hold for the calls vidgen makes (docs/local-iam.md).
+(h)-(j) make moto's IAM access control hold for the calls vidgen makes (docs/local-iam.md). (k)-(m) hold the
+local cloud to limits AWS enforces and moto does not (docs/local-cloud.md, "Limits"): TransactWriteItems' 100
+actions and 4 MB, Step Functions' terminal States.DataLimitExceeded (and States.Runtime), and the lag
+of a global secondary index.
 
 Each patch names the moto attribute it replaces in `PATCH_TARGETS`; `tests/integration/test_local_patches.py`
 checks that those attributes still exist with the signatures assumed here and that the behaviour each patch
@@ -45,6 +48,11 @@ PATCH_TARGETS: dict[str, tuple[str, str]] = {
     'iam_action_resources': ('moto.core.authorization', 'ActionAuthenticatorMixin._authenticate_and_authorize_normal_action'),
     's3_presigned_auth': ('moto.core.authorization', 'ActionAuthenticatorMixin._authenticate_and_authorize_s3_action'),
     'state_machine_role': ('moto.stepfunctions.parser.asl.utils.boto_client', 'boto_client_for'),
+    'transaction_limits': ('moto.dynamodb.responses', 'DynamoHandler.transact_write_items'),
+    'item_size_limit': ('moto.dynamodb.models.dynamo_type', 'LimitedSizeDict.__setitem__'),
+    'data_limit_uncatchable': ('moto.stepfunctions.parser.asl.component.common.error_name.error_equals_decl',
+                               'ErrorEqualsDecl._eval_body'),
+    'index_lag': ('moto.dynamodb.models.table', 'Table.all_items'),
 }
 
 # sha256 of the source of moto methods that a patch replaces by a rewritten copy (not a wrapper): a moto
@@ -54,6 +62,8 @@ REWRITTEN_SOURCES: dict[str, str] = {
         '81db2cb7d94e39c90b3a2077e1f4bb41a449c558ef9b1b1e2910fdaa39978ad4',
     'moto.stepfunctions.parser.backend.execution_worker.ExecutionWorker._get_evaluation_entrypoint':
         '2b25949ae855da8035b347b28ac72f90d7d6542bf26ef7e1f03a50ce6a981fde',
+    'moto.dynamodb.models.dynamo_type.LimitedSizeDict.__setitem__':
+        'd979580fdbe14f79f3216564e1385c4b3485db82bc88193326c467a037331e81',
 }
 
 # DynamoDB actions serialised by the lock: every write, and the reads, so no reader sees a transaction half
@@ -64,7 +74,7 @@ DYNAMODB_LOCKED_ACTIONS = (
     'get_item', 'batch_get_item', 'query', 'scan', 'transact_get_items',
 )
 
-_state: dict[str, Any] = {'dispatch': None, 'wait_scale': 1.0, 'role_credentials': {}}
+_state: dict[str, Any] = {'dispatch': None, 'wait_scale': 1.0, 'role_credentials': {}, 'index_lag': None}
 _installed: set[str] = set()
 _install_lock = threading.Lock()
 DYNAMODB_LOCK = threading.RLock()
@@ -76,6 +86,7 @@ def apply_all(dispatch: Dispatch, wait_scale: float) -> None:
         raise ValueError('wait_scale must be positive')
     _state['dispatch'] = dispatch
     _state['wait_scale'] = float(wait_scale)
+    index_lag()  # a malformed VIDGEN_LOCAL_INDEX_LAG fails the start, not the first index query
     with _install_lock:
         for name, install in _INSTALLERS.items():
             if name not in _installed:
@@ -98,6 +109,29 @@ def set_wait_scale(scale: float) -> None:
 def set_role_credentials(credentials: dict[str, tuple[str, str, str]] | None) -> None:
     """Role ARN -> (access key id, secret key, session token) the state machine interpreter signs with."""
     _state['role_credentials'] = dict(credentials or {})
+
+
+def set_index_lag(seconds: float | None) -> None:
+    """How long a global secondary index lags behind the table's writes; None follows VIDGEN_LOCAL_INDEX_LAG."""
+    if seconds is not None and seconds < 0:
+        raise ValueError('the index lag cannot be negative')
+    _state['index_lag'] = None if seconds is None else float(seconds)
+
+
+def index_lag() -> float:
+    """The lag in seconds: set_index_lag's, else VIDGEN_LOCAL_INDEX_LAG (default 0: indexes are current)."""
+    if _state['index_lag'] is not None:
+        return float(_state['index_lag'])
+    import os
+
+    text = os.environ.get('VIDGEN_LOCAL_INDEX_LAG', '').strip() or '0'
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise ValueError(f'VIDGEN_LOCAL_INDEX_LAG must be a number of seconds, not {text!r}') from None
+    if seconds < 0:
+        raise ValueError('VIDGEN_LOCAL_INDEX_LAG cannot be negative')
+    return seconds
 
 
 def installed() -> frozenset[str]:
@@ -754,6 +788,261 @@ def _install_state_machine_role() -> None:
             module.boto_client_for = boto_client_for
 
 
+# --- (k) TransactWriteItems: at most 100 actions and 4 MB, refused as DynamoDB refuses them -------------------
+
+TRANSACTION_MAX_ACTIONS = 100
+TRANSACTION_MAX_BYTES = 4 * 1024 * 1024
+
+
+def transaction_bytes(transact_items: list[dict[str, Any]]) -> int:
+    """The aggregate size of the items a transaction writes, by DynamoDB's item-size rules (attribute names'
+    UTF-8 bytes plus their values): a Put counts its item, an Update its key and the values it sets, a Delete
+    or ConditionCheck its key."""
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    def size(attributes: dict[str, Any] | None) -> int:
+        return sum(len(name.encode()) + DynamoType(value).size() for name, value in (attributes or {}).items())
+
+    total = 0
+    for action in transact_items:
+        for kind, operation in action.items():
+            if kind == 'Put':
+                total += size(operation.get('Item'))
+            else:
+                total += size(operation.get('Key'))
+                if kind == 'Update':
+                    total += size(operation.get('ExpressionAttributeValues'))
+    return total
+
+
+def _install_transaction_limits() -> None:
+    # TransactWriteItems groups at most 100 actions whose items add up to at most 4 MB (API reference,
+    # TransactWriteItems). moto refuses 101 actions with its own wording and takes any size; DynamoDB refuses both
+    # before it evaluates a single condition, with a ValidationException. The wording below is the service's:
+    # a Value '[...]' constraint message for the count, "Transaction request cannot be larger than 4 MB" for the
+    # size (what DynamoDB answers, as reported by clients that hit it).
+    from moto.dynamodb.exceptions import MockValidationException
+    from moto.dynamodb.responses import DynamoHandler
+
+    original = DynamoHandler.transact_write_items
+
+    @functools.wraps(original)
+    def transact_write_items(self: Any) -> Any:
+        items = self.body.get('TransactItems') or []
+        if len(items) > TRANSACTION_MAX_ACTIONS:
+            value = ', '.join(json.dumps(item, separators=(',', ':')) for item in items)
+            raise MockValidationException(
+                f"1 validation error detected: Value '[{value}]' at 'transactItems' failed to satisfy constraint: "
+                f'Member must have length less than or equal to {TRANSACTION_MAX_ACTIONS}')
+        if transaction_bytes(items) > TRANSACTION_MAX_BYTES:
+            raise MockValidationException('Transaction request cannot be larger than 4 MB')
+        return original(self)
+
+    DynamoHandler.transact_write_items = transact_write_items
+
+
+ITEM_MAX_BYTES = 400 * 1024
+
+
+def _install_item_size_limit() -> None:
+    # An item may hold 400 KB of attribute names and values (DynamoDB Developer Guide, "Service, account, and
+    # table quotas": items). moto refuses past 405,000 bytes, a guess it admits in a comment, so an item of
+    # 396-400 KB that DynamoDB stores failed locally. Same measure, DynamoDB's bound; moto's messages stay.
+    from moto.dynamodb.exceptions import ItemSizeTooLarge
+    from moto.dynamodb.models.dynamo_type import DynamoType, LimitedSizeDict
+    from moto.dynamodb.models.utilities import bytesize
+
+    def measure(value: Any) -> int:
+        return value.size() if type(value) is DynamoType else bytesize(str(value))
+
+    def __setitem__(self: Any, key: str, value: Any) -> None:  # noqa: N807 - the method it replaces
+        current = sum(measure(item) for item in (list(self.keys()) + list(self.values())))
+        if current + bytesize(key) + measure(value) > ITEM_MAX_BYTES:
+            raise ItemSizeTooLarge
+        dict.__setitem__(self, key, value)
+
+    __setitem__.__wrapped__ = LimitedSizeDict.__setitem__  # type: ignore[attr-defined]
+    LimitedSizeDict.__setitem__ = __setitem__
+
+
+# --- (l) States.DataLimitExceeded and States.Runtime are terminal: States.ALL neither retries nor catches them --
+
+
+def _install_data_limit_uncatchable() -> None:
+    # moto already fails a state whose output, or a task whose result, is over Step Functions' 256 KiB
+    # (moto.stepfunctions.parser.quotas) with States.DataLimitExceeded, but its ErrorEquals lets States.ALL
+    # match that error like any other, so a Catch-all swallows it and the execution goes on. On AWS the
+    # States.ALL wildcard "can't catch the States.DataLimitExceeded terminal error or Runtime error types"
+    # (Step Functions Developer Guide, "Error handling in Step Functions", error names), so the execution
+    # fails, and whatever the Catch would have done (fail the job, refund it) is left to the sweep. A Retrier
+    # or Catcher that names either error explicitly still matches it.
+    from moto.stepfunctions.parser.asl.component.common.error_name.error_equals_decl import ErrorEqualsDecl
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+        StatesErrorNameType,
+    )
+
+    terminal = (StatesErrorName(typ=StatesErrorNameType.StatesStatesDataLimitExceeded),
+                StatesErrorName(typ=StatesErrorNameType.StatesRuntime))
+    every_error = StatesErrorName(typ=StatesErrorNameType.StatesALL)
+    original = ErrorEqualsDecl._eval_body
+
+    @functools.wraps(original)
+    def _eval_body(self: Any, env: Any) -> None:
+        error_name = env.stack[-1] if env.stack else None
+        if error_name in terminal and every_error in self.error_names:
+            env.stack.pop()
+            env.stack.append(False)
+            return
+        original(self, env)
+
+    ErrorEqualsDecl._eval_body = _eval_body
+
+
+# --- (m) Global secondary indexes lag behind the table ---------------------------------------------------------
+
+
+class _IndexHistory:
+    """Per table, each write's time and the item as it was before it: enough to show an index as of `lag`
+    seconds ago. Only writes made while the lag is on are kept, and only for as long as the lag."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._writes: dict[int, list[tuple[float, Any, Any, Any]]] = {}  # id(table) -> (time, hash, range, before)
+
+    def record(self, table: Any, hash_value: Any, range_value: Any, before: Any) -> None:
+        lag = index_lag()
+        if lag <= 0 or not table.global_indexes:
+            return
+        now = time.monotonic()
+        with self._lock:
+            writes = self._writes.setdefault(id(table), [])
+            writes.append((now, hash_value, range_value, before))
+            while writes and writes[0][0] <= now - lag:
+                writes.pop(0)
+
+    def pending(self, table: Any) -> dict[tuple[Any, Any], Any]:
+        """(hash, range) -> the item the index still shows (None: not there yet) for items written within the lag."""
+        cutoff = time.monotonic() - index_lag()
+        with self._lock:
+            writes = [w for w in self._writes.get(id(table), ()) if w[0] > cutoff]
+            self._writes[id(table)] = writes
+        shown: dict[tuple[Any, Any], Any] = {}
+        for _, hash_value, range_value, before in writes:  # the oldest write in the window decides
+            shown.setdefault((hash_value, range_value), before)
+        return shown
+
+    def clear(self) -> None:
+        with self._lock:
+            self._writes.clear()
+
+
+INDEX_HISTORY = _IndexHistory()
+
+
+def _install_index_lag() -> None:
+    # DynamoDB propagates a write to a global secondary index asynchronously ("usually within a fraction of a
+    # second"; a GSI query cannot ask for ConsistentRead), and moto's indexes are the table itself. With a lag
+    # (VIDGEN_LOCAL_INDEX_LAG seconds), a Query or Scan on a GSI sees each item as it was `lag` seconds ago:
+    # a new item is missing, a changed one shows its old attributes (and so sits under its old index key), a
+    # deleted one is still there. Reads of the table itself stay current, as consistent reads are.
+    import contextvars
+    import inspect
+
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import Table
+
+    lagging: contextvars.ContextVar[Any] = contextvars.ContextVar('vidgen_lagging_table', default=None)
+    original_put, original_delete = Table.put_item, Table.delete_item
+    original_update = DynamoDBBackend.update_item
+    original_all, original_has_idx = Table.all_items, Table.has_idx_items
+    original_query, original_scan = Table.query, Table.scan
+
+    @functools.wraps(original_put)
+    def put_item(self: Any, item_attrs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        if index_lag() <= 0 or not self.global_indexes:
+            return original_put(self, item_attrs, *args, **kwargs)
+        from moto.dynamodb.models.dynamo_type import DynamoType
+
+        try:  # an item without its keys is refused by moto's put_item below, with its own message
+            hash_value = DynamoType(item_attrs[self.hash_key_attr])
+            range_value = DynamoType(item_attrs[self.range_key_attr]) if self.range_key_attr else None
+            before = self.get_item(hash_value, range_value)
+        except Exception:  # noqa: BLE001
+            before = None
+        item = original_put(self, item_attrs, *args, **kwargs)
+        INDEX_HISTORY.record(self, item.hash_key, item.range_key, before)  # the old Item is replaced, not changed
+        return item
+
+    @functools.wraps(original_delete)
+    def delete_item(self: Any, hash_key: Any, range_key: Any) -> Any:
+        item = original_delete(self, hash_key, range_key)
+        if item is not None:
+            INDEX_HISTORY.record(self, item.hash_key, item.range_key, item)
+        return item
+
+    @functools.wraps(original_update)
+    def update_item(self: Any, table_name: str, key: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        if index_lag() <= 0:
+            return original_update(self, table_name, key, *args, **kwargs)
+        # UpdateItem changes the stored Item in place: keep a copy of it as it was.
+        table = self.get_table(table_name)
+        hash_value, range_value = self.get_keys_value(table, key)
+        before = copy.deepcopy(table.get_item(hash_value, range_value))
+        item = original_update(self, table_name, key, *args, **kwargs)
+        INDEX_HISTORY.record(table, hash_value, range_value, before)
+        return item
+
+    def lagged_items(table: Any) -> list[Any]:
+        shown = INDEX_HISTORY.pending(table)
+        items = original_all(table)
+        if not shown:
+            return items
+        view = []
+        for item in items:
+            key = (item.hash_key, item.range_key)
+            if key in shown:
+                before = shown.pop(key)
+                if before is not None:
+                    view.append(before)
+            else:
+                view.append(item)
+        view.extend(before for before in shown.values() if before is not None)  # deleted within the lag
+        return sorted(view, key=lambda x: (x.hash_key, x.range_key) if x.range_key else x.hash_key)
+
+    @functools.wraps(original_all)
+    def all_items(self: Any) -> list[Any]:
+        return lagged_items(self) if lagging.get() is self else original_all(self)
+
+    @functools.wraps(original_has_idx)
+    def has_idx_items(self: Any, index_name: str) -> list[Any]:
+        if lagging.get() is not self:
+            return original_has_idx(self, index_name)
+        columns = {key['AttributeName'] for key in self.get_index(index_name).schema}
+        return [item for item in lagged_items(self) if columns.issubset(item.attrs)]
+
+    def on_index(method: Callable[..., Any]) -> Callable[..., Any]:
+        signature = inspect.signature(method)  # moto's backend passes index_name by position
+
+        @functools.wraps(method)
+        def read(self: Any, *args: Any, **kwargs: Any) -> Any:
+            index_name = signature.bind(self, *args, **kwargs).arguments.get('index_name')
+            global_names = {index.name for index in self.global_indexes or ()}
+            if index_name not in global_names or index_lag() <= 0:
+                return method(self, *args, **kwargs)
+            token = lagging.set(self)
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                lagging.reset(token)
+
+        return read
+
+    Table.put_item, Table.delete_item, DynamoDBBackend.update_item = put_item, delete_item, update_item
+    Table.all_items, Table.has_idx_items = all_items, has_idx_items
+    Table.query, Table.scan = on_index(original_query), on_index(original_scan)
+
+
 _INSTALLERS: dict[str, Callable[[], None]] = {
     'lambda_dispatch': _install_lambda_dispatch,
     'dynamodb_lock': _install_dynamodb_lock,
@@ -766,4 +1055,8 @@ _INSTALLERS: dict[str, Callable[[], None]] = {
     'iam_action_resources': _install_iam_action_resources,
     's3_presigned_auth': _install_s3_presigned_auth,
     'state_machine_role': _install_state_machine_role,
+    'transaction_limits': _install_transaction_limits,
+    'item_size_limit': _install_item_size_limit,
+    'data_limit_uncatchable': _install_data_limit_uncatchable,
+    'index_lag': _install_index_lag,
 }

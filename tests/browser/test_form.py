@@ -67,12 +67,12 @@ def test_image_pickers_follow_the_modes_and_check_files(cloud, new_user, chromiu
     start, end, huge = tmp_path / 'start.png', tmp_path / 'end.png', tmp_path / 'huge.png'
     start.write_bytes(png(320, 320, 90))
     end.write_bytes(png(320, 320, 200))
-    huge.write_bytes(png(320, 320) + b'\0' * (10 * 1024 * 1024))
+    huge.write_bytes(png(320, 320) + b'\0' * (4 * 1024 * 1024))
 
-    # A file over 10 MB is refused in the page: nothing is read, nothing is sent
+    # A file over 3.75 MB (5 MB once base64-encoded in the request) is refused in the page: nothing is read or sent
     page.named('Start image').send_keys(str(huge))
     error = page.wait(lambda: page.css('#generate-error').is_displayed() and page.css('#generate-error').text, 'the size error')
-    assert 'the limit is 10 MB' in error and 'field: image' in error
+    assert 'the limit is 3.75 MB' in error and 'field: image' in error
     assert page.all('[data-picker="image"] img') == []
 
     # A start image makes it image-to-video: aspect ratio (text-to-video only) goes, the end image opens

@@ -100,3 +100,29 @@ def test_a_large_result_is_streamed_into_the_bucket_in_parts(cloud):
     head = boto3.client('s3').head_object(Bucket=cloud.handler_env['BUCKET_NAME'], Key=stored.key)
     assert head['ContentLength'] == 20 * 1024 * 1024
     assert head['ETag'].strip('"').endswith('-3')  # a multipart upload of three 8 MiB parts, not one buffer
+
+
+def test_the_suite_runs_with_global_indexes_that_lag_behind_the_table(cloud):
+    # DynamoDB's global secondary indexes are eventually consistent; the suite's local cloud makes them lag
+    # (tests/conftest.py sets VIDGEN_LOCAL_INDEX_LAG), so code that lists through an index right after a write
+    # meets the same staleness here as on AWS.
+    from boto3.dynamodb.conditions import Key
+    from vidgen_local import patches
+
+    assert patches.index_lag() > 0
+    table = boto3.resource('dynamodb').Table(cloud.handler_env['TABLE_NAME'])
+    owner = f'lag-probe-{time.time_ns()}'
+    key = {'PK': f'JOB#{owner}', 'SK': 'JOB'}
+
+    def listed() -> int:
+        return table.query(IndexName='UserJobs', KeyConditionExpression=Key('owner').eq(owner))['Count']
+
+    table.put_item(Item={**key, 'owner': owner, 'created_key': '0001'})
+    assert listed() == 0  # the index does not show the new item yet
+    assert table.get_item(Key=key, ConsistentRead=True)['Item']['owner'] == owner  # the table does
+    deadline = time.monotonic() + 10
+    while listed() == 0:  # as a client would: read the index again until it catches up
+        assert time.monotonic() < deadline, 'the index never showed the item'
+        time.sleep(0.05)
+    table.delete_item(Key=key)
+    assert listed() == 1  # a deleted item stays listed for the lag too

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import boto3
 import pytest
-from support import ledger_sum
+from support import ledger_sum, listed_once_caught_up
 
 
 @pytest.fixture
@@ -26,7 +26,8 @@ def test_the_active_job_cap_answers_429_and_writes_nothing(cloud, new_user, cap_
     assert error['code'] == 'RATE_LIMIT_EXCEEDED' and '(the limit is 3)' in error['message']
     credits = user.credits()
     assert credits['balance'] == 140 == ledger_sum(credits)
-    assert len(user.get('/v1/jobs').json()['jobs']) == 3
+    newest_first = [job['id'] for job in reversed(jobs)]
+    assert listed_once_caught_up(lambda: [j['id'] for j in user.get('/v1/jobs').json()['jobs']], newest_first) == newest_first
 
     # A slot frees when a job ends: the next submit is accepted.
     assert user.post(f'/v1/jobs/{jobs[0]["id"]}/cancel').status_code == 200

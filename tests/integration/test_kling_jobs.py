@@ -3,15 +3,17 @@ simulator over loopback HTTP. Every test checks the money as well as the job."""
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
 import contextlib
+import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import boto3
 import requests
-from support import PNG_DATA_URI, PNG_IMAGE, ledger_sum
+from support import PNG_DATA_URI, PNG_IMAGE, ledger_sum, listed_once_caught_up
 from vidgen import callback_tokens
 from vidgen_local.images import png, png_data_uri
 
@@ -213,7 +215,9 @@ def test_fifty_concurrent_submits_against_credits_for_twenty(cloud, new_user):
     credits = user.credits()
     assert credits['balance'] == 0 == ledger_sum(credits)
     assert len([e for e in credits['ledger'] if e['type'] == 'debit']) == 20
-    assert len(user.get('/v1/jobs', params={'limit': 100}).json()['jobs']) == 20
+    accepted = sorted(r.json()['id'] for r in replies if r.status_code == 202)
+    assert listed_once_caught_up(lambda: sorted(j['id'] for j in user.get('/v1/jobs', params={'limit': 100}).json()['jobs']),
+                                 accepted) == accepted
     for reply in replies:
         if reply.status_code == 202:
             user.post(f'/v1/jobs/{reply.json()["id"]}/cancel')  # free the simulator for the other tests
@@ -223,6 +227,8 @@ def test_history_is_newest_first_with_cursor_pagination_and_status_filter(cloud,
     user = new_user(200)
     ids = [user.submit({'model': 'kling-v2-6', 'prompt': f'page {i} [sim:slow=30]'}).json()['id'] for i in range(5)]
     assert user.post(f'/v1/jobs/{ids[0]}/cancel').json()['status'] == 'canceled'
+    # The listing reads an index, which shows the last write (the cancel) after a lag: wait for it as a client would
+    listed_once_caught_up(lambda: [j['id'] for j in user.get('/v1/jobs', params={'status': 'canceled'}).json()['jobs']], [ids[0]])
 
     first = user.get('/v1/jobs', params={'limit': 2}).json()
     second = user.get('/v1/jobs', params={'limit': 2, 'cursor': first['next_cursor']}).json()
@@ -310,3 +316,82 @@ def test_linked_images_are_checked_where_they_are_first_fetched(cloud, new_user)
     assert good['status'] == 'succeeded', good
     assert sim_task(cloud, good['id'])['request']['image'] == f'{host}/good.png'
     assert user.credits()['balance'] == 100 - good['credits']
+
+
+# --- Step Functions' 256 KiB of state data ---------------------------------------------------------------
+
+
+def execution_data_sizes(cloud, job_id: str) -> list[int]:
+    """The size of every state input and output the job's execution carried, in bytes."""
+    sfn = boto3.client('stepfunctions')
+    arn = cloud.handler_env['STATE_MACHINE_ARN'].replace(':stateMachine:', ':execution:') + f':{job_id}'
+    sizes = []
+    for event in sfn.get_execution_history(executionArn=arn, maxResults=1000)['events']:
+        for details, field in (('stateEnteredEventDetails', 'input'), ('stateExitedEventDetails', 'output'),
+                               ('executionStartedEventDetails', 'input'), ('executionSucceededEventDetails', 'output')):
+            if field in event.get(details, {}):
+                sizes.append(len(event[details][field].encode()))
+    return sizes
+
+
+def test_a_near_maximum_request_carries_only_ids_through_the_state_machine(cloud, new_user):
+    # Given the largest request the API takes: prompts at Kling's limits, full metadata and two images that
+    # fill the 5 MB body with base64
+    user = new_user(100)
+    image = 'data:image/png;base64,' + base64.b64encode(png(320, 320) + b'\0' * (1_850 * 1024)).decode()
+    body = {'model': 'kling-v2-6', 'prompt': 'a tide pool at dusk, ' + 'p' * 2_479, 'negative_prompt': 'n' * 2_500,
+            'image': image, 'end_image': image, 'duration': 10,
+            'metadata': {f'key-{n:02d}': 'v' * 512 for n in range(20)}}
+    assert 4.8 * 1024 * 1024 < len(json.dumps(body)) < 5 * 1024 * 1024
+    response = user.submit(body)
+    assert response.status_code == 202, response.text[:300]
+
+    # Then it succeeds, and no state of its execution carried more than a few kilobytes: ids and results, never
+    # the prompt or the images (Step Functions fails an execution whose state data passes 256 KiB)
+    done = user.wait(response.json()['id'], timeout=60)
+    assert done['status'] == 'succeeded', done
+    sizes = execution_data_sizes(cloud, done['id'])
+    assert sizes and max(sizes) < 8 * 1024, max(sizes)
+    credits = user.credits()
+    assert credits['balance'] == 100 - done['credits'] == ledger_sum(credits)
+
+
+def test_a_job_whose_execution_dies_of_the_data_limit_is_finished_by_the_sweep(cloud, new_user, monkeypatch):
+    from vidgen.jobs import tasks
+    from vidgen.store import jobs as job_store
+
+    # Given a Finalize step whose result is over 256 KiB for this job (padding no later step reads)
+    finalize = tasks.finalize_job
+
+    def padded_finalize(job_id: str) -> dict:
+        result = finalize(job_id)
+        if '[pad-finalize]' in job_store.get_job(job_id).prompt:
+            result['padding'] = 'x' * (300 * 1024)
+        return result
+
+    monkeypatch.setattr(tasks, 'finalize_job', padded_finalize)
+    getattr(cloud, 'recycle_environments', lambda: None)()  # handlers in worker processes see the patch
+    try:
+        user = new_user(100)
+        job = user.submit({'model': 'kling-v2-6', 'prompt': 'a paper boat [pad-finalize]'}).json()
+
+        # When the execution fails with States.DataLimitExceeded (which its States.ALL catchers cannot catch)
+        sfn = boto3.client('stepfunctions')
+        arn = cloud.handler_env['STATE_MACHINE_ARN'].replace(':stateMachine:', ':execution:') + f':{job["id"]}'
+        deadline = time.monotonic() + 60
+        while sfn.describe_execution(executionArn=arn)['status'] == 'RUNNING':
+            assert time.monotonic() < deadline, 'the execution did not end'
+            time.sleep(0.2)
+        ended = sfn.describe_execution(executionArn=arn)
+        assert (ended['status'], ended.get('error')) == ('FAILED', 'States.DataLimitExceeded')
+
+        # Then the sweep finishes the job from the provider's result: succeeded, charged once, results stored
+        done = user.wait(job['id'], timeout=60)
+        assert done['status'] == 'succeeded' and done['refunded'] is False, done
+        [output] = done['outputs']
+        assert len(requests.get(output['url'], timeout=10).content) == output['bytes'] == 300_000
+        credits = user.credits()
+        assert credits['balance'] == 100 - done['credits'] == ledger_sum(credits)
+    finally:
+        monkeypatch.undo()
+        getattr(cloud, 'recycle_environments', lambda: None)()

@@ -51,7 +51,9 @@ def test_patched_moto_attributes_keep_their_signatures(observed):
     assert signatures['installed'] == sorted(['lambda_dispatch', 'dynamodb_lock', 'wait_scale', 'retry_scale',
                                               'send_task_failure_cause', 'start_execution_name',
                                               'transact_item_rollback', 'asl_parse_cache',
-                                              'iam_action_resources', 's3_presigned_auth', 'state_machine_role'])
+                                              'iam_action_resources', 's3_presigned_auth', 'state_machine_role',
+                                              'transaction_limits', 'item_size_limit', 'data_limit_uncatchable',
+                                              'index_lag'])
     assert signatures['ActionAuthenticatorMixin._authenticate_and_authorize_normal_action'] == ['self', 'resource']
     assert signatures['ActionAuthenticatorMixin._authenticate_and_authorize_s3_action'] == ['self', 'bucket_name',
                                                                                            'key_name']
@@ -60,6 +62,16 @@ def test_patched_moto_attributes_keep_their_signatures(observed):
     assert signatures['moto reads only the Authorization header'] is True
     assert signatures['boto_client_for'] == ['region', 'service', 'state_credentials']
     assert signatures['the task credentials default to the execution role'] is True
+    # (l) relies on moto failing oversized state data itself, and on ErrorEquals popping the error name
+    assert signatures['moto checks state data against 256 KiB'] == {'quota': 262144, 'state output': True,
+                                                                     'lambda result': True}
+    assert signatures['ErrorEqualsDecl._eval_body'] == ['self', 'env']
+    # (m) wraps the table's writes and its index reads
+    assert signatures['Table.put_item'][:2] == ['self', 'item_attrs']
+    assert signatures['Table.delete_item'] == ['self', 'hash_key', 'range_key']
+    assert signatures['DynamoDBBackend.update_item'][:3] == ['self', 'table_name', 'key']
+    assert 'index_name' in signatures['Table.query'] and 'index_name' in signatures['Table.scan']
+    assert signatures['GSI reads go through all_items / has_idx_items'] is True
 
 
 def test_rewritten_moto_methods_are_the_versions_the_patches_copied(observed):
@@ -220,6 +232,70 @@ def test_the_state_machine_invokes_lambda_as_its_own_role(observed):
     assert 'lambda:InvokeFunction on resource: arn:aws:lambda:us-east-1:123456789012:function:fn' in refused['cause']
 
 
+# --- (k) DynamoDB's limits: items of 400 KB (moto's own check), transactions of 100 actions and 4 MB --------
+
+
+def test_dynamodb_refuses_an_item_over_400_kb(observed):
+    result = scenario(observed, 'limits')
+    too_large = ['ValidationException', 'Item size has exceeded the maximum allowed size']
+    assert result['PutItem 410 KB'] == too_large
+    assert result['PutItem 399 KB'] == 'accepted'  # moto alone refused it (its bound is 405,000 bytes)
+    assert result['PutItem at 400 KB exactly'] == 'accepted'
+    assert result['UpdateItem past 400 KB'] == ['ValidationException',
+                                                'Item size to update has exceeded the maximum allowed size']
+    assert result['TransactWriteItems Put 410 KB'] == too_large
+
+
+def test_dynamodb_refuses_a_transaction_over_100_actions(observed):
+    result = scenario(observed, 'limits')
+    code, message = result['101 actions']
+    assert code == 'ValidationException'
+    assert message.startswith("1 validation error detected: Value '[{")
+    assert message.endswith("' at 'transactItems' failed to satisfy constraint: "
+                            'Member must have length less than or equal to 100')
+    assert result['100 actions'] == 'accepted'
+
+
+def test_dynamodb_refuses_a_transaction_over_4_mb(observed):
+    result = scenario(observed, 'limits')
+    assert result['11 x 390 KB'] == ['ValidationException', 'Transaction request cannot be larger than 4 MB']
+    assert result['after the refusals'] == ['fits']  # nothing of a refused transaction was written
+    assert result['10 x 390 KB'] == 'accepted'
+    assert result['stored at the end'] == 1 + 100 + 10
+
+
+# --- (l) Step Functions' 256 KiB: States.DataLimitExceeded is terminal, like States.Runtime -------------
+
+
+def test_state_data_over_256_kib_fails_the_execution_past_states_all(observed):
+    result = scenario(observed, 'limits')
+    # A task result over the limit: no retry, no catch, the execution fails with the error
+    assert result['task result over 256 KiB'] == {'status': 'FAILED', 'error': 'States.DataLimitExceeded', 'calls': 1}
+    assert result['state output over 256 KiB'] == {'status': 'FAILED', 'error': 'States.DataLimitExceeded'}
+    # Named explicitly it is caught, and States.ALL still catches everything else
+    assert result['caught by name'] == {'status': 'SUCCEEDED', 'error': 'States.DataLimitExceeded'}
+    assert result['other errors, States.ALL'] == {'status': 'SUCCEEDED', 'error': 'ProviderContentPolicyError'}
+    # States.Runtime (here a JSONPath that selects nothing) is terminal in the same way
+    assert result['States.Runtime, States.ALL'] == {'status': 'FAILED', 'error': 'States.Runtime'}
+
+
+# --- (m) global secondary indexes lag behind the table ----------------------------------------------------
+
+
+def test_a_global_index_shows_writes_only_after_the_lag(observed):
+    result = scenario(observed, 'index_lag')
+    right_after = result['right after']
+    # The index still shows the table as it was: no new item, the updated one under its old key, the deleted one
+    assert right_after['queued'] == ['gone', 'old'] and right_after['running'] == []
+    assert right_after['scan'] == ['gone:queued', 'old:queued']
+    # ... while the table itself, read consistently, is current
+    assert right_after['table'] == ['queued', 'running', None]
+    after = result['after the lag']
+    assert after['queued'] == ['new'] and after['running'] == ['old']
+    assert after['scan'] == ['new:queued', 'old:running']
+    assert 'later' in result['no lag']  # lag 0: the index is current at once
+
+
 # --- moto features our ASL relies on, unpatched: TimeoutSecondsPath, MaxDelaySeconds, JitterStrategy ----
 
 
@@ -309,6 +385,12 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
                     changed.append(dotted)
             return changed
 
+        from moto.dynamodb.models import DynamoDBBackend
+        from moto.dynamodb.models.table import Table
+        from moto.stepfunctions.parser import quotas
+        from moto.stepfunctions.parser.asl.component.common.error_name.error_equals_decl import ErrorEqualsDecl
+        from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_lambda import StateTaskLambda
+        from moto.stepfunctions.parser.asl.component.state.state import CommonStateField
         from moto.stepfunctions.parser.asl.parse import asl_parser
         parse_source = inspect.getsource(asl_parser.AmazonStateLanguageParser.parse)
         return {
@@ -339,6 +421,19 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
             'StepFunctionResponse.send_task_failure': params(StepFunctionResponse.send_task_failure),
             'DynamoHandler actions missing': [a for a in patches.DYNAMODB_LOCKED_ACTIONS
                                               if not inspect.isfunction(getattr(DynamoHandler, a, None))],
+            'moto checks state data against 256 KiB': {
+                'quota': quotas.MAX_STATE_SIZE_UTF8_BYTES,
+                'state output': '_verify_size_quota(env=env, value=env.states.get_input())' in inspect.getsource(
+                    CommonStateField._eval_body),
+                'lambda result': '_verify_size_quota(env=env, value=output)' in inspect.getsource(StateTaskLambda)},
+            'ErrorEqualsDecl._eval_body': params(ErrorEqualsDecl._eval_body),
+            'Table.put_item': params(Table.put_item),
+            'Table.delete_item': params(Table.delete_item),
+            'DynamoDBBackend.update_item': params(DynamoDBBackend.update_item),
+            'Table.query': params(Table.query),
+            'Table.scan': params(Table.scan),
+            'GSI reads go through all_items / has_idx_items': 'self.all_items()' in inspect.getsource(Table.query)
+            and 'self.has_idx_items(index_name)' in inspect.getsource(Table.scan),
         }
 
     record('signatures', signatures)  # before the patches replace them
@@ -364,8 +459,11 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
         if 'token' in event:
             tokens.append(event['token'])
             return {}
+        if mode == 'big':
+            return {'blob': 'b' * (300 * 1024)}
         return {'echo': event, 'function': name}
 
+    patches.set_index_lag(0)  # current indexes (whatever the environment says) but in the lag scenario
     patches.apply_all(dispatch, wait_scale=SCALE)
     if 'error' not in out['signatures']:
         out['signatures']['installed'] = sorted(patches.installed())
@@ -824,6 +922,133 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
             patches.set_role_credentials(None)
         return found
 
+    def limits_scenario() -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        ddb.create_table(TableName='limits', BillingMode='PAY_PER_REQUEST',
+                         AttributeDefinitions=[{'AttributeName': 'PK', 'AttributeType': 'S'}],
+                         KeySchema=[{'AttributeName': 'PK', 'KeyType': 'HASH'}])
+
+        def attempt(call: Any) -> Any:
+            try:
+                call()
+            except ddb.exceptions.ClientError as exc:
+                return [exc.response['Error']['Code'], exc.response['Error']['Message']]
+            return 'accepted'
+
+        def put(pk: str, size: int) -> dict[str, Any]:
+            return {'Put': {'TableName': 'limits', 'Item': {'PK': {'S': pk}, 'pad': {'S': 'p' * size}}}}
+
+        def stored() -> list[str]:
+            pages = ddb.get_paginator('scan').paginate(TableName='limits', ConsistentRead=True)
+            return sorted(i['PK']['S'] for page in pages for i in page['Items'])
+
+        # Items: 400 KB (AWS: 409,600 bytes of names and values)
+        found['PutItem 410 KB'] = attempt(lambda: ddb.put_item(**put('big', 410 * 1024)['Put']))
+        found['PutItem 399 KB'] = attempt(lambda: ddb.put_item(**put('fits', 399 * 1024)['Put']))
+        found['PutItem at 400 KB exactly'] = attempt(lambda: ddb.put_item(  # PK, 'fits2', 'pad' and the padding
+            **put('fits2', 400 * 1024 - len('PK') - len('fits2') - len('pad'))['Put']))
+        ddb.delete_item(TableName='limits', Key={'PK': {'S': 'fits2'}})
+        found['UpdateItem past 400 KB'] = attempt(lambda: ddb.update_item(
+            TableName='limits', Key={'PK': {'S': 'fits'}}, UpdateExpression='SET more = :m',
+            ExpressionAttributeValues={':m': {'S': 'm' * (20 * 1024)}}))
+        found['TransactWriteItems Put 410 KB'] = attempt(lambda: ddb.transact_write_items(
+            TransactItems=[put('t-small', 10), put('t-big', 410 * 1024)]))
+        # Transactions: 100 actions, 4 MB
+        found['101 actions'] = attempt(lambda: ddb.transact_write_items(
+            TransactItems=[put(f'n{i}', 1) for i in range(101)]))
+        found['100 actions'] = attempt(lambda: ddb.transact_write_items(
+            TransactItems=[put(f'n{i}', 1) for i in range(100)]))
+        found['11 x 390 KB'] = attempt(lambda: ddb.transact_write_items(
+            TransactItems=[put(f'm{i}', 390 * 1024) for i in range(11)]))
+        found['after the refusals'] = [pk for pk in stored() if not pk.startswith('n')]
+        found['10 x 390 KB'] = attempt(lambda: ddb.transact_write_items(
+            TransactItems=[put(f'm{i}', 390 * 1024) for i in range(10)]))
+        found['stored at the end'] = len(stored())
+
+        # Step Functions: over 256 KiB of state data fails the execution; States.ALL neither retries nor catches it
+        before = len(calls)
+        big_task = machine('data-limit-task', {
+            'Call': {'Type': 'Task', 'Resource': 'arn:aws:states:::lambda:invoke', 'ResultPath': '$.r', 'End': True,
+                     'Parameters': {'FunctionName': fn_arn, 'Payload': {'mode': 'big'}},
+                     'Retry': [{'ErrorEquals': ['States.ALL'], 'IntervalSeconds': 1, 'MaxAttempts': 2}],
+                     'Catch': [{'ErrorEquals': ['States.ALL'], 'ResultPath': '$.failure', 'Next': 'Caught'}]},
+            'Caught': {'Type': 'Succeed'}}, 'Call')
+        ran = run(big_task, {})
+        described = sfn.describe_execution(executionArn=ran['arn'])
+        found['task result over 256 KiB'] = {'status': ran['status'], 'error': described.get('error'),
+                                             'calls': len(calls) - before}
+        big_pass = machine('data-limit-pass', {
+            'Grow': {'Type': 'Pass', 'Parameters': {'blob.$': '$.blob'}, 'Next': 'Double',
+                     },
+            'Double': {'Type': 'Pass', 'Parameters': {'a.$': '$.blob', 'b.$': '$.blob'}, 'End': True}}, 'Grow')
+        ran = run(big_pass, {'blob': 'x' * (200 * 1024)})
+        found['state output over 256 KiB'] = {'status': ran['status'],
+                                              'error': sfn.describe_execution(executionArn=ran['arn']).get('error')}
+        named = machine('data-limit-named', {
+            'Call': {'Type': 'Task', 'Resource': 'arn:aws:states:::lambda:invoke', 'ResultPath': '$.r', 'End': True,
+                     'Parameters': {'FunctionName': fn_arn, 'Payload': {'mode': 'big'}},
+                     'Catch': [{'ErrorEquals': ['States.DataLimitExceeded'], 'ResultPath': '$.failure',
+                                'Next': 'Caught'}]},
+            'Caught': {'Type': 'Succeed'}}, 'Call')
+        ran = run(named, {})
+        found['caught by name'] = {'status': ran['status'], 'error': (ran['output'] or {}).get('failure', {}).get('Error')}
+        other = run(machine('other-errors-still-caught', {
+            'Call': {'Type': 'Task', 'Resource': 'arn:aws:states:::lambda:invoke', 'End': True,
+                     'Parameters': {'FunctionName': fn_arn, 'Payload': {'mode': 'raise'}},
+                     'Catch': [{'ErrorEquals': ['States.ALL'], 'ResultPath': '$.failure', 'Next': 'Caught'}]},
+            'Caught': {'Type': 'Succeed'}}, 'Call'), {})
+        found['other errors, States.ALL'] = {'status': other['status'], 'error': other['output']['failure']['Error']}
+        runtime = run(machine('runtime-error', {
+            'Pick': {'Type': 'Task', 'Resource': 'arn:aws:states:::lambda:invoke', 'End': True,
+                     'Parameters': {'FunctionName': fn_arn, 'Payload': {'x.$': '$.missing'}},
+                     'Catch': [{'ErrorEquals': ['States.ALL'], 'ResultPath': '$.failure', 'Next': 'Caught'}]},
+            'Caught': {'Type': 'Succeed'}}, 'Pick'), {})
+        found['States.Runtime, States.ALL'] = {
+            'status': runtime['status'], 'error': sfn.describe_execution(executionArn=runtime['arn']).get('error')}
+        return found
+
+    def index_lag_scenario() -> dict[str, Any]:
+        ddb.create_table(
+            TableName='lagged', BillingMode='PAY_PER_REQUEST',
+            AttributeDefinitions=[{'AttributeName': n, 'AttributeType': 'S'} for n in ('PK', 'status')],
+            KeySchema=[{'AttributeName': 'PK', 'KeyType': 'HASH'}],
+            GlobalSecondaryIndexes=[{'IndexName': 'ByStatus', 'KeySchema': [{'AttributeName': 'status', 'KeyType': 'HASH'}],
+                                     'Projection': {'ProjectionType': 'ALL'}}])
+
+        def by_status(status: str) -> list[str]:
+            found = ddb.query(TableName='lagged', IndexName='ByStatus', KeyConditionExpression='#s = :s',
+                              ExpressionAttributeNames={'#s': 'status'}, ExpressionAttributeValues={':s': {'S': status}})
+            return sorted(i['PK']['S'] for i in found['Items'])
+
+        def index_scan() -> list[str]:
+            items = ddb.scan(TableName='lagged', IndexName='ByStatus')['Items']
+            return sorted(f"{i['PK']['S']}:{i['status']['S']}" for i in items)
+
+        def table_item(pk: str) -> Any:
+            item = ddb.get_item(TableName='lagged', Key={'PK': {'S': pk}}, ConsistentRead=True).get('Item')
+            return item and item['status']['S']
+
+        lag = 0.5
+        found: dict[str, Any] = {'lag': lag}
+        ddb.put_item(TableName='lagged', Item={'PK': {'S': 'old'}, 'status': {'S': 'queued'}})
+        ddb.put_item(TableName='lagged', Item={'PK': {'S': 'gone'}, 'status': {'S': 'queued'}})
+        patches.set_index_lag(lag)
+        try:
+            ddb.put_item(TableName='lagged', Item={'PK': {'S': 'new'}, 'status': {'S': 'queued'}})
+            ddb.update_item(TableName='lagged', Key={'PK': {'S': 'old'}}, UpdateExpression='SET #s = :s',
+                            ExpressionAttributeNames={'#s': 'status'}, ExpressionAttributeValues={':s': {'S': 'running'}})
+            ddb.delete_item(TableName='lagged', Key={'PK': {'S': 'gone'}})
+            found['right after'] = {'queued': by_status('queued'), 'running': by_status('running'), 'scan': index_scan(),
+                                    'table': [table_item('new'), table_item('old'), table_item('gone')]}
+            time.sleep(lag + 0.2)  # a client that waits as long as the index lags
+            found['after the lag'] = {'queued': by_status('queued'), 'running': by_status('running'),
+                                      'scan': index_scan()}
+        finally:
+            patches.set_index_lag(0)
+        ddb.put_item(TableName='lagged', Item={'PK': {'S': 'later'}, 'status': {'S': 'queued'}})
+        found['no lag'] = by_status('queued')
+        return found
+
     record('dispatch', dispatch_scenario)
     record('dynamodb', dynamodb_scenario)
     record('scaling', scaling_scenario)
@@ -833,6 +1058,8 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
     record('jitter', jitter_scenario)
     record('transactions', transactions_scenario)
     record('asl_cache', asl_cache_scenario)
+    record('limits', limits_scenario)
+    record('index_lag', index_lag_scenario)
     record('iam', iam_scenario)  # last: it turns moto's access control on for a while
     server.stop()
     print(json.dumps(out, default=str))

@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 import pytest
 from standardwebhooks import Webhook
-from support import PNG_DATA_URI, Api, ledger_sum
+from support import PNG_DATA_URI, Api, ledger_sum, listed_once_caught_up
 from vidgen.jobs.notifications import signing_secret
 from vidgen.jobs.storyboards.llm import scene_data
 
@@ -349,7 +349,9 @@ def test_the_same_idempotency_key_and_body_give_the_same_storyboard_charged_once
     assert other.status_code == 409 and other.json()['error']['code'] == 'IDEMPOTENCY_CONFLICT'
     as_job = user.submit({'model': 'kling-v2-6', 'prompt': 'a job'}, headers=key)
     assert as_job.status_code == 409  # one key, one request: a job cannot reuse a storyboard's key
-    assert len(user.get('/v1/storyboards').json()['storyboards']) == 1
+    listed = listed_once_caught_up(lambda: [s['id'] for s in user.get('/v1/storyboards').json()['storyboards']],
+                                   [first.json()['id']])
+    assert listed == [first.json()['id']]
     wait_storyboard(user, first.json()['id'])
     assert_money(user, 1000 - 3 * PRICE)
 
@@ -388,6 +390,7 @@ def test_another_users_storyboard_is_404_and_not_listed(cloud, new_user):
 def test_storyboards_are_listed_newest_first_page_by_page(cloud, new_user):
     user = new_user(1000)
     ids = [submit(user, board(scenes=1)).json()['id'] for _ in range(3)]
+    listed_once_caught_up(lambda: len(user.get('/v1/storyboards').json()['storyboards']), 3)  # the index shows the last one
     first = user.get('/v1/storyboards', params={'limit': 2}).json()
     assert [s['id'] for s in first['storyboards']] == ids[::-1][:2] and first['next_cursor']
     rest = user.get('/v1/storyboards', params={'limit': 2, 'cursor': first['next_cursor']}).json()

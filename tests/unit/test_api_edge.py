@@ -33,15 +33,16 @@ def test_ordinary_json_goes_on():
 
 
 def test_a_body_over_the_limit_is_413_before_it_is_parsed():
-    status, error = refusal(refuse_before_parsing(event('x' * (10 * 1024 * 1024 + 1))))
+    status, error = refusal(refuse_before_parsing(event('x' * (5 * 1024 * 1024 + 1))))
     assert status == 413
-    assert error == {'code': 'INVALID_PARAMETERS', 'message': 'The request body is larger than 10 MB.', 'request_id': 'req-1'}
+    assert error == {'code': 'INVALID_PARAMETERS', 'message': 'The request body is larger than 5 MB.', 'request_id': 'req-1'}
+    assert refuse_before_parsing(event('x' * (5 * 1024 * 1024))) is None
     # The limit is on the bytes sent: base64 takes 4 characters for 3 bytes, UTF-8 up to 4 bytes a character.
-    exactly_10_mb = base64.b64encode(b'x' * (10 * 1024 * 1024)).decode()
-    assert refuse_before_parsing(event(exactly_10_mb, content_type='image/png', base64_encoded=True)) is None
-    one_more = base64.b64encode(b'x' * (10 * 1024 * 1024 + 1)).decode()
+    exactly_5_mb = base64.b64encode(b'x' * (5 * 1024 * 1024)).decode()
+    assert refuse_before_parsing(event(exactly_5_mb, content_type='image/png', base64_encoded=True)) is None
+    one_more = base64.b64encode(b'x' * (5 * 1024 * 1024 + 1)).decode()
     assert refusal(refuse_before_parsing(event(one_more, content_type='image/png', base64_encoded=True)))[0] == 413
-    assert refusal(refuse_before_parsing(event('é' * (5 * 1024 * 1024 + 1))))[0] == 413
+    assert refusal(refuse_before_parsing(event('é' * (5 * 1024 * 1024 // 2 + 1))))[0] == 413
 
 
 @pytest.mark.parametrize('content_type', ['multipart/form-data', 'multipart/form-data; charset=utf-8',

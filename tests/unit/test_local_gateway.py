@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import requests
-from vidgen_local.gateway import MAX_BODY_BYTES, Gateway, Router
+from vidgen_local.gateway import LAMBDA_REQUEST_BYTES, LAMBDA_RESPONSE_BYTES, MAX_BODY_BYTES, Gateway, Router, payload_bytes
 from vidgen_local.template import HttpRoute
 
 ROUTES = [
@@ -146,10 +146,39 @@ def test_bodies_over_10_mb_are_413_and_never_reach_the_handler(gateway):
             head += chunk
         head = head.decode()
     assert head.startswith('HTTP/1.1 413') and '{"message":"Request Entity Too Large"}' in head
-    reply = requests.post(f'{gateway.url}/v1/jobs', data=b'x' * MAX_BODY_BYTES, timeout=30,
+    assert gateway.recorder.events == []
+
+
+def test_an_event_over_lambdas_6_mb_is_413_although_api_gateway_took_the_body(gateway):
+    # 7 MB of text: under API Gateway's 10 MB, over what Lambda accepts as an invocation payload
+    reply = requests.post(f'{gateway.url}/v1/jobs', data=b'x' * (7 * 1024 * 1024), timeout=30,
                           headers={'content-type': 'text/plain'})
-    assert reply.status_code == 200 and len(gateway.recorder.events[-1][1]['body']) == MAX_BODY_BYTES
-    assert len(gateway.recorder.events) == 1
+    assert reply.status_code == 413 and reply.json() == {'message': 'Request Entity Too Large'}
+    # 4.6 MB of binary is 6.1 MB once base64-encoded in the event: refused too
+    reply = requests.post(f'{gateway.url}/v1/jobs', data=b'\x00' * (46 * 1024 * 1024 // 10), timeout=30,
+                          headers={'content-type': 'image/png'})
+    assert reply.status_code == 413
+    assert gateway.recorder.events == []
+    # Just under the limit (the event's headers and context take a few hundred bytes) reaches the handler
+    reply = requests.post(f'{gateway.url}/v1/jobs', data=b'x' * (LAMBDA_REQUEST_BYTES - 4096), timeout=30,
+                          headers={'content-type': 'text/plain'})
+    assert reply.status_code == 200
+    (_, event), = gateway.recorder.events
+    assert len(event['body']) == LAMBDA_REQUEST_BYTES - 4096 and payload_bytes(event) <= LAMBDA_REQUEST_BYTES
+
+
+def test_a_result_over_lambdas_response_limit_is_a_500(gateway, caplog):
+    body = 'y' * LAMBDA_RESPONSE_BYTES
+    gateway.recorder.result = {'statusCode': 200, 'headers': {'content-type': 'text/plain'}, 'body': body}
+    with caplog.at_level(logging.ERROR, logger='vidgen_local.gateway'):
+        reply = requests.get(f'{gateway.url}/v1/jobs', timeout=30)
+    assert reply.status_code == 500 and reply.json() == {'message': 'Internal Server Error'}
+    assert 'exceeded maximum allowed payload size' in caplog.text
+    # A result that fits is passed on whole
+    gateway.recorder.result = {'statusCode': 200, 'headers': {'content-type': 'text/plain'},
+                               'body': 'y' * (LAMBDA_RESPONSE_BYTES - 1024)}
+    reply = requests.get(f'{gateway.url}/v1/jobs', timeout=30)
+    assert reply.status_code == 200 and len(reply.content) == LAMBDA_RESPONSE_BYTES - 1024
 
 
 def test_route_matching_prefers_literal_paths_and_handles_greedy_ones():

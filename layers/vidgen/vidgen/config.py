@@ -57,7 +57,10 @@ class Settings(BaseModel):
 
     result_url_ttl_seconds: int = Field(3600, alias='RESULT_URL_TTL_SECONDS', ge=60)
     max_output_bytes: int = Field(2 * 1024**3, alias='MAX_OUTPUT_BYTES', ge=1)
-    max_body_bytes: int = Field(10 * 1024**2, alias='MAX_BODY_BYTES', ge=1024)
+    # Below what reaches a function at all: Lambda takes at most 6 MB of event (body, headers and request
+    # context, a binary body base64-encoded), so a 5 MB JSON body is refused here, in vidgen's error shape,
+    # rather than by Lambda with API Gateway's bare 413.
+    max_body_bytes: int = Field(5 * 1024**2, alias='MAX_BODY_BYTES', ge=1024, le=5 * 1024**2)
     max_prompt_chars: int = Field(2500, alias='MAX_PROMPT_CHARS', ge=1)
     provider_timeout: tuple[float, float] = Field((5.0, 30.0), alias='PROVIDER_TIMEOUT')
     # Local mode only: lets the service reach loopback addresses (the simulators, a test's webhook receiver)

@@ -8,7 +8,7 @@ fails the job with the same sentence, refunded).
 
 Only the header is read: `imagesize` finds the dimensions (PNG IHDR, JPEG SOF after any EXIF, WebP
 VP8/VP8L/VP8X), honouring an EXIF rotation; the format comes from the file's magic bytes, not from the
-declared MIME type. Nothing is decoded into pixels, so a 10 MB image costs a few kilobytes of work.
+declared MIME type. Nothing is decoded into pixels, so even a 10 MB image (by URL) costs a few kilobytes of work.
 """
 
 from __future__ import annotations

@@ -17,14 +17,17 @@ ACTIVE_STATUSES: tuple[str, ...] = ('queued', 'running')
 TERMINAL_STATUSES: tuple[str, ...] = ('succeeded', 'failed', 'canceled')
 
 _DATA_URI = re.compile(r'^data:image/(png|jpeg|jpg|webp);base64,[A-Za-z0-9+/=\s]+$')
-# A data: URI of a 10 MB image is about 13.4 MB of base64; API Gateway caps bodies at 10 MB anyway.
-MAX_IMAGE_CHARS = 14_000_000
+# An inline image travels in the request body, which may be 5 MB (config.max_body_bytes, under Lambda's 6 MB
+# invocation payload): as base64 that holds at most 3.75 MB of image. Larger images go by https URL, up to
+# the model's own limit (the catalog's max_bytes).
+MAX_IMAGE_CHARS = 5 * 1024 * 1024
+MAX_INLINE_IMAGE_MB = 3.75
 
 
 def check_image_input(value: str) -> str:
     """An image is an https URL or a base64 `data:image/...` URI; anything else is refused up front."""
     if len(value) > MAX_IMAGE_CHARS:
-        raise ValueError('an image may be at most 10 MB')
+        raise ValueError(f'an inline image may be at most {MAX_INLINE_IMAGE_MB:g} MB; send a larger one by https URL')
     if value.startswith('data:'):
         if not _DATA_URI.match(value):
             raise ValueError('a data URI must look like data:image/png;base64,<data> (png, jpeg or webp)')

@@ -40,7 +40,8 @@ ERROR_RESPONSES: dict[int, OpenAPIResponse] = {
     400: error_doc('Malformed request (e.g. the body is not JSON).'),
     401: error_doc('Missing or invalid API key (AUTH_FAILED).'),
     404: error_doc('No such resource, or not yours (NOT_FOUND).'),
-    413: _error_or_gateway_doc('Request body over 10 MB. API Gateway refuses it with `{"message": ...}`.'),
+    413: _error_or_gateway_doc('Request body over 5 MB (INVALID_PARAMETERS). Past the 6 MB of event Lambda takes, '
+                               'vidgen never runs and API Gateway answers `{"message": ...}`.'),
     422: error_doc('Invalid parameters (INVALID_PARAMETERS), naming the field and what is allowed.'),
     500: _error_or_gateway_doc('Internal error (SYSTEM_ERROR); `{"message": ...}` when API Gateway answers it.'),
 }
@@ -143,7 +144,7 @@ def describe_validation_errors(errors: Sequence[Mapping[str, Any]]) -> tuple[str
 
 
 # Powertools reads, parses and validates the body before any middleware runs, so the limits on the body
-# itself are checked before the resolver sees the event: its size (a 10 MB JSON body was parsed before
+# itself are checked before the resolver sees the event: its size (a 5 MB JSON body was parsed before
 # the old size middleware could refuse it), JSON only (a multipart type without a boundary made Powertools
 # raise a bare ValueError: a 500), and UTF-8 (API Gateway passes other bytes base64-encoded; decoding them
 # raised UnicodeDecodeError: a 500).

@@ -4,8 +4,11 @@ import { newIdempotencyKey } from './api.js';
 import { allowedValues, appliesIn, inferMode, priceFor, priceRange, TOP_LEVEL } from './catalog.js';
 import { $, h, humanize, replace, showError } from './dom.js';
 
-const MAX_IMAGE_BYTES = 10 * 1024 * 1024; // the API's limit per image
-const MAX_BODY_BYTES = 10 * 1024 * 1024; // API Gateway's limit on the whole request
+// The API takes a 5 MB request body (what reaches its function stays under Lambda's 6 MB payload), and an
+// image goes inside it as a base64 data: URI, 4 characters per 3 bytes: 3.75 MB of image at most.
+const MAX_BODY_BYTES = 5 * 1024 * 1024;
+const MAX_IMAGE_BYTES = (MAX_BODY_BYTES / 4) * 3;
+const megabytes = (bytes) => `${+(bytes / 1048576).toFixed(2)} MB`;
 const IMAGE_TYPES = ['image/png', 'image/jpeg', 'image/webp'];
 const MODE_NAMES = { t2v: 'text-to-video', i2v: 'image-to-video', flf2v: 'first-and-last-frame video',
   ref2v: 'reference-image video', t2i: 'text-to-image', i2i: 'image-to-image' };
@@ -79,7 +82,7 @@ export class GenerateForm {
     if (!model.modes.includes('t2v') && model.kind === 'video') hints.push('This model needs a start image.');
     if (model.modes.includes('flf2v')) hints.push('An end image needs a start image.');
     if (model.modes.includes('ref2v')) hints.push('Reference images replace start and end images.');
-    hints.push('PNG, JPEG or WebP, up to 10 MB each.');
+    hints.push(`PNG, JPEG or WebP, up to ${megabytes(MAX_IMAGE_BYTES)} each.`);
     $('#images-hint').textContent = hints.join(' ');
     this.syncPickers();
   }
@@ -109,7 +112,7 @@ export class GenerateForm {
     if (files.length > limit) problem = `Choose at most ${limit} images here.`;
     for (const file of files) {
       if (!IMAGE_TYPES.includes(file.type)) problem = `${file.name} is not a PNG, JPEG or WebP image.`;
-      else if (file.size > MAX_IMAGE_BYTES) problem = `${file.name} is ${(file.size / 1048576).toFixed(1)} MB; the limit is 10 MB.`;
+      else if (file.size > MAX_IMAGE_BYTES) problem = `${file.name} is ${(file.size / 1048576).toFixed(1)} MB; the limit is ${megabytes(MAX_IMAGE_BYTES)}.`;
     }
     if (problem) {
       input.value = '';
@@ -239,7 +242,7 @@ export class GenerateForm {
     const error = $('#generate-error');
     const body = this.request();
     if (new Blob([JSON.stringify(body)]).size > MAX_BODY_BYTES) {
-      showError(error, { message: 'The images are too large together: a request may carry 10 MB at most. Use smaller images.' });
+      showError(error, { message: `The images are too large together: a request may carry ${megabytes(MAX_BODY_BYTES)} at most. Use smaller images.` });
       return;
     }
     this.idempotencyKey = this.idempotencyKey || newIdempotencyKey();
