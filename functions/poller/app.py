@@ -11,7 +11,7 @@ class name is the errorType that the ASL's Retry and Catch match.
 from typing import Any
 
 from vidgen.config import require_settings
-from vidgen.jobs import sweep, tasks
+from vidgen.jobs import tasks
 from vidgen.observability import logger, metrics, tracer
 
 require_settings()  # at cold start: a misconfigured deployment fails here, naming the variable
@@ -42,5 +42,9 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         tasks.notify_job(event['job_id'])
         return {}
     if action == 'sweep':
+        # Imported by the scheduled sweep alone: it brings the storyboard steps (their LLM client) along, which
+        # no job step needs, so an environment started for a job's step does not pay for them.
+        from vidgen.jobs import sweep
+
         return sweep.sweep().as_dict()
     raise ValueError(f'unknown poller action {action!r}')

@@ -21,7 +21,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-FUNCTIONS = ('submit', 'status', 'callback', 'admin', 'poller')
+FUNCTIONS = ('submit', 'status', 'callback', 'admin', 'poller', 'storyboard', 'media')
 _TIMER = '''
 import sys, time
 began = time.perf_counter()

@@ -26,7 +26,11 @@ NEVER_AT_IMPORT = ('aws_xray_sdk', 'aws_lambda_powertools.utilities.parameters',
                    'vidgen.providers.kling', 'vidgen.providers.kie_veo',
                    'vidgen.providers.kie_market',
                    # FFmpeg (PyAV) is in the media layer, which only the media function carries
-                   'av', 'vidgen.media.inspect')
+                   'av', 'vidgen.media.inspect',
+                   # Powertools' pydantic models of the OpenAPI specification: only building the document needs them
+                   'aws_lambda_powertools.event_handler.openapi.models',
+                   # reads an input image's header: only a request that carries an image does
+                   'imagesize')
 ROUTERS = {'submit': 'vidgen.api.submit', 'status': 'vidgen.api.status', 'admin': 'vidgen.api.admin',
            'callback': 'vidgen.api.callbacks', 'storyboard submit': 'vidgen.api.storyboards',
            'storyboard reads': 'vidgen.api.storyboard_reads'}
@@ -51,7 +55,7 @@ def modules_after_import(function: str) -> set[str]:
     return set(run_isolated(code, [str(ROOT / 'functions' / function), str(ROOT / 'layers' / 'vidgen')]))
 
 
-@pytest.mark.parametrize('function', ['submit', 'status', 'callback', 'admin', 'poller', 'storyboard'])
+@pytest.mark.parametrize('function', ['submit', 'status', 'callback', 'admin', 'poller', 'storyboard', 'media'])
 def test_a_function_imports_only_what_its_events_need(function):
     loaded = modules_after_import(function)
     assert 'vidgen' in loaded and 'boto3' in loaded  # it did import the layer and its client library
@@ -102,3 +106,42 @@ print(json.dumps({'result': handler({'ok': True}, None), 'xray': any(m.startswit
 '''
     found = run_isolated(code, [str(ROOT / 'layers' / 'vidgen')], **env)
     assert found == {'result': {'ok': True}, 'xray': False, 'tracer': None}
+
+
+def test_the_submit_function_leaves_the_storyboard_use_cases_to_the_storyboard_routes():
+    """Its environments mostly serve job requests: the storyboard router is registered (its models make the
+    routes' validation and documentation), the use cases and the storyboard store wait for its first request."""
+    loaded = modules_after_import('submit')
+    assert 'vidgen.api.storyboards' in loaded and 'vidgen.models' in loaded
+    assert sorted(name for name in loaded if 'storyboard' in name) == ['vidgen.api.storyboards']
+    assert not any(name.startswith('aws_xray_sdk') for name in loaded)
+
+
+@pytest.mark.parametrize('function', ['poller', 'media'])
+def test_the_state_machine_steps_start_without_pydantic(function):
+    """No step of a job's execution validates an API model at import: the settings are read without pydantic,
+    and the one step that builds a model (the webhook's job view) imports it when it runs. The poller's
+    scheduled sweep, and the storyboard steps it drives, are imported by the sweep event alone."""
+    loaded = modules_after_import(function)
+    assert [name for name in loaded if name.split('.')[0] == 'pydantic' or name == 'vidgen.models'] == []
+    assert [name for name in loaded if 'storyboard' in name or name == 'vidgen.jobs.sweep'] == []
+
+
+def test_a_deferred_import_arrives_with_the_event_that_needs_it():
+    """The webhook view is a pydantic model, imported when the notify step builds the message."""
+    code = '''
+import json, sys
+from vidgen.jobs import notifications
+from vidgen.store.jobs import Job
+
+before = 'vidgen.models' in sys.modules
+job = Job(id='job_1', owner='alice', status='succeeded', model='kling-v2-6', provider='kling',
+          provider_model='kling-v2-6', kind='video', prompt='a lighthouse', params={}, credits=10, created_at=1.0,
+          updated_at=2.0, deadline_at=3600.0)
+webhook_id, body = notifications.notification(job)
+print(json.dumps({'before': before, 'after': 'vidgen.models' in sys.modules, 'type': json.loads(body)['type']}))
+'''
+    found = run_isolated(code, [str(ROOT / 'layers' / 'vidgen')], TABLE_NAME='t', BUCKET_NAME='b',
+                         STATE_MACHINE_ARN='arn:aws:states:us-east-1:123456789012:stateMachine:j',
+                         STORYBOARD_STATE_MACHINE_ARN='arn:aws:states:us-east-1:123456789012:stateMachine:s')
+    assert found == {'before': False, 'after': True, 'type': 'job.succeeded'}

@@ -103,3 +103,38 @@ def test_every_error_class_lives_in_errors():
                 bases = {getattr(b, 'id', getattr(b, 'attr', '')) for b in node.bases}
                 assert not any(b.endswith(('Error', 'Exception')) or b in ('StoreOutcome', 'TransactionCanceled')
                                for b in bases), f'{module}.{node.name}'
+
+
+def imported_at_import_time(path: Path) -> set[str]:
+    """Every module a file imports when it is itself imported: its top-level statements, not the bodies of its
+    functions and not `if TYPE_CHECKING:` blocks (`from x import y` counts as importing x)."""
+    names: set[str] = set()
+
+    def visit(statements: list[ast.stmt]) -> None:
+        for node in statements:
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module)
+            elif isinstance(node, ast.If) and not (isinstance(node.test, ast.Name) and node.test.id == 'TYPE_CHECKING'):
+                visit(node.body)
+                visit(node.orelse)
+            elif isinstance(node, (ast.Try, ast.With, ast.ClassDef)):
+                visit(node.body)
+
+    visit(ast.parse(path.read_text()).body)
+    return names
+
+
+# What the state machine's steps import at cold start: none of it may bring pydantic (or the API models that
+# are made of it) along, so the poller and media functions start without it (tests/unit/test_cold_start.py).
+WITHOUT_PYDANTIC = ('store', 'providers', 'catalog', 'config', 'executions', 'callback_tokens', 'ids', 'errors',
+                    'aws', 'observability', 'netguard', 'secrets', 'images', 'media', 'version')
+
+
+def test_the_lower_layers_import_no_pydantic_at_import_time():
+    found = [f'{module} -> {name}' for module, path in layer_modules().items()
+             if module != 'vidgen.__init__' and unit(module) in WITHOUT_PYDANTIC
+             for name in imported_at_import_time(path)
+             if name.split('.')[0] == 'pydantic' or name == 'vidgen.models']
+    assert found == []

@@ -74,10 +74,10 @@ def test_function_environment_is_resolved_and_points_at_the_stack(template):
 
 
 def test_the_layer_settings_accept_the_resolved_environment(template):
-    from vidgen.config import Settings
+    from vidgen.config import load_settings
 
     env = template.function('PollerFunction').environment
-    settings = Settings.model_validate(env)
+    settings = load_settings(env)
     assert settings.table_name == env['TABLE_NAME'] and settings.state_machine_arn == env['STATE_MACHINE_ARN']
     assert settings.callback_wait_seconds == int(env['CALLBACK_WAIT_SECONDS'])
 

@@ -52,6 +52,26 @@ def test_a_missing_or_empty_deployment_setting_is_named(variable):
         load_settings({**complete, variable: ''})
 
 
+def test_settings_are_parsed_from_their_variables_and_every_bad_one_is_named():
+    from vidgen.config import load_settings
+    from vidgen.errors import ConfigurationError
+
+    complete = {name: 'x' for name in REQUIRED_SETTINGS}
+    settings = load_settings({**complete, 'POLL_INTERVALS': '5, 10,20', 'PROVIDER_TIMEOUT': '2,9.5', 'LLM_VISION': 'Off',
+                              'VIDGEN_ALLOW_LOOPBACK_URLS': 'yes', 'CALLBACK_WAIT_SECONDS': ' 12 '})
+    assert (settings.poll_intervals, settings.provider_timeout) == ((5, 10, 20), (2.0, 9.5))
+    assert (settings.llm_vision, settings.allow_loopback_urls, settings.callback_wait_seconds) == (False, True, 12)
+    assert (settings.job_deadline_seconds, settings.kling_secret_name) == (3600, 'vidgen/kling')  # the defaults
+    with pytest.raises(ConfigurationError) as refused:
+        load_settings({**complete, 'LLM_BUDGET_SECONDS': '31', 'JOB_DEADLINE_SECONDS': '59', 'LLM_VISION': 'maybe',
+                       'PROVIDER_TIMEOUT': '5', 'SWEEP_BATCH_SIZE': 'ten'})
+    message = str(refused.value)
+    assert all(f'{name} is not valid' in message for name in ('LLM_BUDGET_SECONDS', 'JOB_DEADLINE_SECONDS', 'LLM_VISION',
+                                                              'PROVIDER_TIMEOUT', 'SWEEP_BATCH_SIZE')), message
+    with pytest.raises(AttributeError):
+        settings.table_name = 'other'  # type: ignore[misc]  # frozen: a cached setting cannot drift
+
+
 def test_a_function_started_without_its_settings_fails_at_cold_start_naming_them():
     """What Lambda does when it loads a function module: import it, in a fresh interpreter."""
     import os

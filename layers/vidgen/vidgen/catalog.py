@@ -13,11 +13,13 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vidgen import images
 from vidgen.errors import ImageRuleError, InvalidParametersError
-from vidgen.models import JobRequest
+
+if TYPE_CHECKING:  # only its fields are read here: the poller and storyboard steps use the catalog without pydantic
+    from vidgen.models import JobRequest
 
 MODE_NAMES = {
     't2v': 'text-to-video',

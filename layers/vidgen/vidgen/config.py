@@ -5,74 +5,150 @@ deployment must provide - the table, the bucket, the state machine - has no defa
 its settings once at cold start (`require_settings()`), so a misconfigured deploy fails there, with a
 message naming the missing variable, instead of at some later request. Secrets are not settings: only their
 names live here, the values come from Secrets Manager through `vidgen.secrets`.
+
+The settings are a frozen dataclass read by a few lines of parsing, not a pydantic model: every function
+reads them at cold start, and building a pydantic validator for forty fields was the largest single part of
+the layer's own import time; functions whose events need no API model then never import pydantic at all.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import lru_cache
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from typing import Any, Callable
 
 from vidgen.errors import ConfigurationError
 
+_REQUIRED: Any = object()  # the default of a setting the template must give
 
-class Settings(BaseModel):
-    model_config = ConfigDict(extra='ignore', populate_by_name=True, frozen=True)
 
+def _setting(variable: str, default: Any = _REQUIRED, *, min_length: int = 0, ge: float | None = None,
+             gt: float | None = None, le: float | None = None) -> Any:
+    """A field read from `variable`; its type is its default's (a required setting is a string)."""
+    return dataclasses.field(default=default, metadata={'variable': variable, 'min_length': min_length,
+                                                        'ge': ge, 'gt': gt, 'le': le})
+
+
+@dataclass(frozen=True)
+class Settings:
     # Required: set by the template for every function.
-    table_name: str = Field(alias='TABLE_NAME', min_length=1)
-    bucket_name: str = Field(alias='BUCKET_NAME', min_length=1)
-    state_machine_arn: str = Field(alias='STATE_MACHINE_ARN', min_length=1)
-    storyboard_state_machine_arn: str = Field(alias='STORYBOARD_STATE_MACHINE_ARN', min_length=1)
-    media_function_name: str = Field('', alias='MEDIA_FUNCTION_NAME', description='The sweep inspects results with it.')
+    table_name: str = _setting('TABLE_NAME', min_length=1)
+    bucket_name: str = _setting('BUCKET_NAME', min_length=1)
+    state_machine_arn: str = _setting('STATE_MACHINE_ARN', min_length=1)
+    storyboard_state_machine_arn: str = _setting('STORYBOARD_STATE_MACHINE_ARN', min_length=1)
+    media_function_name: str = _setting('MEDIA_FUNCTION_NAME', '')  # the sweep inspects results with it
 
-    admin_secret_name: str = Field('vidgen/admin', alias='ADMIN_SECRET_NAME')
-    callback_secret_name: str = Field('vidgen/callback', alias='CALLBACK_SECRET_NAME')
-    kling_secret_name: str = Field('vidgen/kling', alias='KLING_SECRET_NAME')
-    kie_secret_name: str = Field('vidgen/kie', alias='KIE_SECRET_NAME')
-    webhook_secret_name: str = Field('vidgen/webhook', alias='WEBHOOK_SECRET_NAME')
-    llm_secret_name: str = Field('vidgen/llm', alias='LLM_SECRET_NAME')
+    admin_secret_name: str = _setting('ADMIN_SECRET_NAME', 'vidgen/admin')
+    callback_secret_name: str = _setting('CALLBACK_SECRET_NAME', 'vidgen/callback')
+    kling_secret_name: str = _setting('KLING_SECRET_NAME', 'vidgen/kling')
+    kie_secret_name: str = _setting('KIE_SECRET_NAME', 'vidgen/kie')
+    webhook_secret_name: str = _setting('WEBHOOK_SECRET_NAME', 'vidgen/webhook')
+    llm_secret_name: str = _setting('LLM_SECRET_NAME', 'vidgen/llm')
 
-    kling_base_url: str = Field('https://api-singapore.klingai.com', alias='KLING_BASE_URL')
-    kie_base_url: str = Field('https://api.kie.ai', alias='KIE_BASE_URL')
-    kie_upload_base_url: str = Field('https://kieai.redpandaai.co', alias='KIE_UPLOAD_BASE_URL')
+    kling_base_url: str = _setting('KLING_BASE_URL', 'https://api-singapore.klingai.com')
+    kie_base_url: str = _setting('KIE_BASE_URL', 'https://api.kie.ai')
+    kie_upload_base_url: str = _setting('KIE_UPLOAD_BASE_URL', 'https://kieai.redpandaai.co')
     # The scene writer: any OpenAI-compatible Chat Completions endpoint; its key is in LLM_SECRET_NAME.
-    llm_base_url: str = Field('https://api.openai.com/v1', alias='LLM_BASE_URL')
-    llm_model: str = Field('gpt-4o-mini', alias='LLM_MODEL', min_length=1)
-    llm_vision: bool = Field(True, alias='LLM_VISION', description='Send the product photo to the model.')
-    llm_budget_seconds: float = Field(30.0, alias='LLM_BUDGET_SECONDS', gt=0, le=30)
-    storyboard_check_intervals: tuple[int, ...] = Field((10, 20, 30, 60), alias='STORYBOARD_CHECK_INTERVALS')
-    public_api_url: str = Field('', alias='PUBLIC_API_URL', description='Base URL that provider callbacks reach.')
+    llm_base_url: str = _setting('LLM_BASE_URL', 'https://api.openai.com/v1')
+    llm_model: str = _setting('LLM_MODEL', 'gpt-4o-mini', min_length=1)
+    llm_vision: bool = _setting('LLM_VISION', True)  # send the product photo to the model
+    llm_budget_seconds: float = _setting('LLM_BUDGET_SECONDS', 30.0, gt=0, le=30)
+    storyboard_check_intervals: tuple[int, ...] = _setting('STORYBOARD_CHECK_INTERVALS', (10, 20, 30, 60))
+    public_api_url: str = _setting('PUBLIC_API_URL', '')  # the base URL that provider callbacks reach
 
-    max_active_jobs_per_user: int = Field(100, alias='VIDGEN_MAX_ACTIVE_JOBS_PER_USER', ge=1)
-    callback_wait_seconds: int = Field(300, alias='CALLBACK_WAIT_SECONDS', ge=1)
-    poll_intervals: tuple[int, ...] = Field((15, 30, 60, 120), alias='POLL_INTERVALS')
-    job_deadline_seconds: int = Field(3600, alias='JOB_DEADLINE_SECONDS', ge=60)
-    queued_grace_seconds: int = Field(120, alias='QUEUED_GRACE_SECONDS', ge=1)
-    sweep_liveness_seconds: int = Field(600, alias='SWEEP_LIVENESS_SECONDS', ge=1)
-    sweep_batch_size: int = Field(100, alias='SWEEP_BATCH_SIZE', ge=1)
-    idempotency_ttl_seconds: int = Field(86400, alias='IDEMPOTENCY_TTL_SECONDS', ge=86400)
+    max_active_jobs_per_user: int = _setting('VIDGEN_MAX_ACTIVE_JOBS_PER_USER', 100, ge=1)
+    callback_wait_seconds: int = _setting('CALLBACK_WAIT_SECONDS', 300, ge=1)
+    poll_intervals: tuple[int, ...] = _setting('POLL_INTERVALS', (15, 30, 60, 120))
+    job_deadline_seconds: int = _setting('JOB_DEADLINE_SECONDS', 3600, ge=60)
+    queued_grace_seconds: int = _setting('QUEUED_GRACE_SECONDS', 120, ge=1)
+    sweep_liveness_seconds: int = _setting('SWEEP_LIVENESS_SECONDS', 600, ge=1)
+    sweep_batch_size: int = _setting('SWEEP_BATCH_SIZE', 100, ge=1)
+    idempotency_ttl_seconds: int = _setting('IDEMPOTENCY_TTL_SECONDS', 86400, ge=86400)
 
-    result_url_ttl_seconds: int = Field(3600, alias='RESULT_URL_TTL_SECONDS', ge=60)
-    max_output_bytes: int = Field(2 * 1024**3, alias='MAX_OUTPUT_BYTES', ge=1)
+    result_url_ttl_seconds: int = _setting('RESULT_URL_TTL_SECONDS', 3600, ge=60)
+    max_output_bytes: int = _setting('MAX_OUTPUT_BYTES', 2 * 1024**3, ge=1)
     # Below what reaches a function at all: Lambda takes at most 6 MB of event (body, headers and request
     # context, a binary body base64-encoded), so a 5 MB JSON body is refused here, in vidgen's error shape,
     # rather than by Lambda with API Gateway's bare 413.
-    max_body_bytes: int = Field(5 * 1024**2, alias='MAX_BODY_BYTES', ge=1024, le=5 * 1024**2)
-    max_prompt_chars: int = Field(2500, alias='MAX_PROMPT_CHARS', ge=1)
-    provider_timeout: tuple[float, float] = Field((5.0, 30.0), alias='PROVIDER_TIMEOUT')
+    max_body_bytes: int = _setting('MAX_BODY_BYTES', 5 * 1024**2, ge=1024, le=5 * 1024**2)
+    max_prompt_chars: int = _setting('MAX_PROMPT_CHARS', 2500, ge=1)
+    provider_timeout: tuple[float, float] = _setting('PROVIDER_TIMEOUT', (5.0, 30.0))
     # Local mode only: lets the service reach loopback addresses (the simulators, a test's webhook receiver)
     # and take http webhook URLs; every other private address stays refused (vidgen/netguard.py). Never set in AWS.
-    allow_loopback_urls: bool = Field(False, alias='VIDGEN_ALLOW_LOOPBACK_URLS')
+    allow_loopback_urls: bool = _setting('VIDGEN_ALLOW_LOOPBACK_URLS', False)
 
-    @field_validator('poll_intervals', 'provider_timeout', 'storyboard_check_intervals', mode='before')
-    @classmethod
-    def _split_csv(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(',') if part.strip())
-        return value
+
+_TRUE = frozenset(('1', 'true', 't', 'yes', 'y', 'on'))
+_FALSE = frozenset(('0', 'false', 'f', 'no', 'n', 'off'))
+
+
+def _boolean(text: str) -> bool:
+    word = text.strip().lower()
+    if word in _TRUE or word in _FALSE:
+        return word in _TRUE
+    raise ValueError('expected true or false')
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise ValueError('expected a whole number') from None
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise ValueError('expected a number') from None
+    if not math.isfinite(value):
+        raise ValueError('expected a finite number')
+    return value
+
+
+def _parser(default: Any) -> Callable[[str], Any]:
+    """How a variable's text becomes its setting, by the type of the setting's default."""
+    if isinstance(default, bool):
+        return _boolean
+    if isinstance(default, int):
+        return _integer
+    if isinstance(default, float):
+        return _number
+    if isinstance(default, tuple):
+        item = _number if isinstance(default[0], float) else _integer
+        size = None if isinstance(default[0], int) else len(default)  # provider_timeout is a (connect, read) pair
+
+        def parse_list(text: str) -> tuple[Any, ...]:
+            values = tuple(item(part) for part in text.split(',') if part.strip())
+            if size is not None and len(values) != size:
+                raise ValueError(f'expected {size} comma-separated values')
+            return values
+
+        return parse_list
+    return str
+
+
+def _check_bounds(value: Any, rules: Mapping[str, Any]) -> None:
+    if isinstance(value, str):
+        if len(value) < rules['min_length']:
+            raise ValueError(f'at least {rules["min_length"]} character(s) required')
+        return
+    if isinstance(value, bool):
+        return
+    if rules['ge'] is not None and value < rules['ge']:
+        raise ValueError(f'must be at least {rules["ge"]}')
+    if rules['gt'] is not None and value <= rules['gt']:
+        raise ValueError(f'must be greater than {rules["gt"]}')
+    if rules['le'] is not None and value > rules['le']:
+        raise ValueError(f'must be at most {rules["le"]}')
+
+
+_FIELDS = tuple((spec.name, spec.metadata['variable'], _parser(spec.default), spec.metadata)
+                for spec in dataclasses.fields(Settings))
 
 
 @lru_cache(maxsize=1)
@@ -82,15 +158,24 @@ def get_settings() -> Settings:
 
 def load_settings(environment: Mapping[str, str]) -> Settings:
     """The settings in `environment`; raises `ConfigurationError` naming every missing or invalid variable."""
-    try:
-        return Settings.model_validate(dict(environment))
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            variable = '.'.join(str(part) for part in error['loc'])
-            problems.append(f'{variable} is not set' if error['type'] == 'missing'
-                            else f'{variable} is not valid ({error["msg"]})')
-        raise ConfigurationError('vidgen is misconfigured: ' + '; '.join(problems) + '.') from None
+    values: dict[str, Any] = {}
+    problems = []
+    for name, variable, parse, rules in _FIELDS:
+        text = environment.get(variable)
+        if text is None:
+            if Settings.__dataclass_fields__[name].default is _REQUIRED:
+                problems.append(f'{variable} is not set')
+            continue
+        try:
+            value = parse(text)
+            _check_bounds(value, rules)
+        except ValueError as exc:
+            problems.append(f'{variable} is not valid ({exc})')
+            continue
+        values[name] = value
+    if problems:
+        raise ConfigurationError('vidgen is misconfigured: ' + '; '.join(problems) + '.')
+    return Settings(**values)
 
 
 def require_settings() -> Settings:

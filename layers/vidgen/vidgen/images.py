@@ -19,8 +19,6 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
-import imagesize
-
 from vidgen.errors import ImageRuleError
 
 # Enough of a file for its dimensions: a JPEG's SOF marker can sit behind EXIF and ICC blocks of ~64 KB.
@@ -45,6 +43,8 @@ def sniff_format(head: bytes) -> str | None:
 
 def facts_from_head(head: bytes, total_bytes: int) -> ImageFacts:
     """What the first bytes of an image tell: its real format and its (displayed) width and height."""
+    import imagesize  # only a request that carries an image needs it: a cold start without one skips it
+
     width, height = imagesize.get(io.BytesIO(head))
     known = width > 0 and height > 0
     return ImageFacts(format=sniff_format(head), width=width if known else None, height=height if known else None,

@@ -13,8 +13,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 JobStatus = Literal['queued', 'running', 'succeeded', 'failed', 'canceled']
-ACTIVE_STATUSES: tuple[str, ...] = ('queued', 'running')
-TERMINAL_STATUSES: tuple[str, ...] = ('succeeded', 'failed', 'canceled')
 
 _DATA_URI = re.compile(r'^data:image/(png|jpeg|jpg|webp);base64,[A-Za-z0-9+/=\s]+$')
 # An inline image travels in the request body, which may be 5 MB (config.max_body_bytes, under Lambda's 6 MB
@@ -54,7 +52,15 @@ def check_metadata(value: dict[str, str] | None) -> dict[str, str] | None:
     return value
 
 
-class _ClientFields(BaseModel):
+class _Model(BaseModel):
+    """The base of every model here. Each function uses a few of these models, and building one's validator
+    and serializer is most of the cost of defining it: pydantic builds them when a model is first used
+    (defer_build), so a cold start pays only for the models its own requests and responses need."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
+class _ClientFields(_Model):
     """The fields a job request and a storyboard request both give back to the client (its webhook and its
     metadata), checked by one rule each. Each request declares the fields with its own description."""
 
@@ -101,7 +107,7 @@ class JobRequest(_ClientFields):
         return None if value is None else [check_image_input(item) for item in value]
 
 
-class ErrorDetail(BaseModel):
+class ErrorDetail(_Model):
     code: str = Field(description='INVALID_PARAMETERS, AUTH_FAILED, NOT_FOUND, INSUFFICIENT_CREDITS, '
                                   'IDEMPOTENCY_CONFLICT, CONFLICT, RATE_LIMIT_EXCEEDED or SYSTEM_ERROR.')
     message: str = Field(description='What went wrong and what to do about it.')
@@ -109,13 +115,13 @@ class ErrorDetail(BaseModel):
     field: str | None = Field(None, description='The request field at fault, when there is one.')
 
 
-class ErrorResponse(BaseModel):
+class ErrorResponse(_Model):
     """Every error the API answers: `{"error": {"code", "message", "request_id", "field"?}}`."""
 
     error: ErrorDetail
 
 
-class VideoFacts(BaseModel):
+class VideoFacts(_Model):
     container: str = Field(description='mp4, mov, webm, mkv, ...')
     video_codec: str = Field(description="FFmpeg's codec name: h264, hevc, vp9, av1, ...")
     width: int
@@ -125,18 +131,18 @@ class VideoFacts(BaseModel):
     has_audio: bool
 
 
-class ImageFacts(BaseModel):
+class ImageFacts(_Model):
     format: str = Field(description='png, jpeg, webp, ...')
     width: int
     height: int
 
 
-class ProviderOutputFacts(BaseModel):
+class ProviderOutputFacts(_Model):
     duration_seconds: float | None = Field(None, description='The duration the provider reports (Kling).')
     resolution: str | None = Field(None, description='The resolution the provider reports (Veo), e.g. 1080p.')
 
 
-class JobOutput(BaseModel):
+class JobOutput(_Model):
     url: str = Field(description='Presigned GET URL of the copy in our bucket; it expires, read the job again.')
     content_type: str
     bytes: int
@@ -151,7 +157,7 @@ class JobOutput(BaseModel):
         None, description='What the provider itself reported about the file, where it does; null otherwise.')
 
 
-class JobErrorView(BaseModel):
+class JobErrorView(_Model):
     code: str = Field(description='CONTENT_POLICY, GENERATION_FAILED, PROVIDER_TIMEOUT, PROVIDER_UNAVAILABLE, '
                                   'PROVIDER_AUTH, PROVIDER_QUOTA, CANCELED or SYSTEM_ERROR.')
     message: str = Field(description="What went wrong, with the provider's own reason where it gave one, "
@@ -159,12 +165,12 @@ class JobErrorView(BaseModel):
     provider_code: str | None = Field(None, description="The provider's own error code, when it gave one.")
 
 
-class ProviderRef(BaseModel):
+class ProviderRef(_Model):
     name: str
     task_id: str | None = None
 
 
-class JobTiming(BaseModel):
+class JobTiming(_Model):
     queued_seconds: float | None = Field(description='Submit to the provider accepting the task; null while queued, '
                                                      'or when the job ended before that.')
     processing_seconds: float | None = Field(description='The provider accepting the task to the job ending (the '
@@ -173,7 +179,7 @@ class JobTiming(BaseModel):
     total_seconds: float | None = Field(description='Submit to the job ending; null while active.')
 
 
-class JobView(BaseModel):
+class JobView(_Model):
     id: str
     status: JobStatus
     model: str
@@ -195,12 +201,12 @@ class JobView(BaseModel):
     started_at: str | None = Field(None, description='When the provider accepted the task.')
 
 
-class JobList(BaseModel):
+class JobList(_Model):
     jobs: list[JobView]
     next_cursor: str | None
 
 
-class LedgerEntry(BaseModel):
+class LedgerEntry(_Model):
     type: Literal['grant', 'debit', 'refund']
     amount: int = Field(description='Positive for grants and refunds, negative for debits.')
     job_id: str | None = None
@@ -210,7 +216,7 @@ class LedgerEntry(BaseModel):
     at: str
 
 
-class CreditsView(BaseModel):
+class CreditsView(_Model):
     balance: int
     ledger: list[LedgerEntry]
     next_cursor: str | None = None
@@ -221,7 +227,7 @@ class CreditsView(BaseModel):
 UsageType = Literal['video', 'image']
 
 
-class UsageFigures(BaseModel):
+class UsageFigures(_Model):
     """One group's figures. Jobs count under the UTC day they were submitted, whenever they end."""
 
     jobs: int = Field(description='Jobs submitted (storyboard scenes count one each).')
@@ -245,12 +251,12 @@ class UsageDay(UsageFigures):
     date: str = Field(description='A UTC date, YYYY-MM-DD.')
 
 
-class UsageFilters(BaseModel):
+class UsageFilters(_Model):
     model: str | None
     type: UsageType | None
 
 
-class UsageWindow(BaseModel):
+class UsageWindow(_Model):
     """Figures over whole UTC days `from`..`to` (both included): totals, and the same figures per group."""
 
     model_config = ConfigDict(populate_by_name=True)
@@ -271,7 +277,7 @@ class UsageReport(UsageWindow):
     by_api_key: dict[str, UsageFigures] = Field(description='By the id of the API key that submitted the jobs.')
 
 
-class TopUser(BaseModel):
+class TopUser(_Model):
     user_id: str
     jobs: int
     credits_charged: int
@@ -285,7 +291,7 @@ class ServiceUsageReport(UsageWindow):
                                                  'Model and type filters do not apply to it.')
 
 
-class UsageDifference(BaseModel):
+class UsageDifference(_Model):
     scope: str = Field(description="'user', 'user-day' or 'service', and what it is about.")
     key: str = Field(description='The counter item, by its facts.')
     figure: str
@@ -293,7 +299,7 @@ class UsageDifference(BaseModel):
     stored: int = Field(description='What the usage counters hold.')
 
 
-class UsageCheck(BaseModel):
+class UsageCheck(_Model):
     users: int = Field(description='Users checked.')
     jobs: int = Field(description='Jobs (and scenes without a job yet) recomputed, or counted (service).')
     differences: list[UsageDifference]
@@ -304,26 +310,26 @@ class UsageCheck(BaseModel):
 # --- admin ---------------------------------------------------------------------------------------------------
 
 
-class CreateUserRequest(BaseModel):
+class CreateUserRequest(_Model):
     model_config = ConfigDict(extra='forbid')
 
     user_id: str | None = Field(None, pattern=r'^[A-Za-z0-9_.@-]{1,64}$')
     credits: int = Field(0, ge=0, le=10_000_000)
 
 
-class CreatedUser(BaseModel):
+class CreatedUser(_Model):
     user_id: str
     api_key: str = Field(description='Shown once; only its hash is stored.')
     balance: int
 
 
-class CreateKeyRequest(BaseModel):
+class CreateKeyRequest(_Model):
     model_config = ConfigDict(extra='forbid')
 
     label: str | None = Field(None, min_length=1, max_length=64, description='What the key is for, e.g. "ci".')
 
 
-class ApiKeyView(BaseModel):
+class ApiKeyView(_Model):
     key_id: str
     label: str | None
     prefix: str = Field(description='The first characters of the key, to tell keys apart.')
@@ -336,12 +342,12 @@ class CreatedKey(ApiKeyView):
     api_key: str = Field(description='Shown once; only its hash is stored.')
 
 
-class ApiKeyList(BaseModel):
+class ApiKeyList(_Model):
     user_id: str
     keys: list[ApiKeyView] = Field(description='Oldest first, revoked keys included; never the keys themselves.')
 
 
-class GrantRequest(BaseModel):
+class GrantRequest(_Model):
     model_config = ConfigDict(extra='forbid')
 
     amount: int = Field(gt=0, le=10_000_000)
@@ -349,7 +355,7 @@ class GrantRequest(BaseModel):
     reason: str | None = Field(None, max_length=256)
 
 
-class GrantResult(BaseModel):
+class GrantResult(_Model):
     user_id: str
     balance: int
     granted: bool = Field(description='False when this reference_id was already granted (nothing changed).')
@@ -361,7 +367,7 @@ StoryboardStatus = Literal['writing', 'generating', 'succeeded', 'partial', 'fai
 MAX_STORYBOARD_SCENES = 6
 
 
-class ProductInput(BaseModel):
+class ProductInput(_Model):
     model_config = ConfigDict(extra='forbid')
 
     name: str = Field(min_length=1, max_length=200, description='The product name.')
@@ -402,14 +408,14 @@ class StoryboardRequest(_ClientFields):
     metadata: dict[str, str] | None = Field(None, description='Up to 20 string pairs kept with the storyboard.')
 
 
-class StoryboardProductView(BaseModel):
+class StoryboardProductView(_Model):
     name: str
     description: str
     image_url: str | None = Field(None, description='The product photo: the URL given, or a presigned copy of an '
                                                     'inline one.')
 
 
-class SceneView(BaseModel):
+class SceneView(_Model):
     index: int
     title: str
     description: str
@@ -418,7 +424,7 @@ class SceneView(BaseModel):
     job: JobView | None = Field(description='The scene\'s job, or null before it exists.')
 
 
-class StoryboardView(BaseModel):
+class StoryboardView(_Model):
     id: str
     status: StoryboardStatus
     product: StoryboardProductView
@@ -435,17 +441,17 @@ class StoryboardView(BaseModel):
     metadata: dict[str, str]
 
 
-class StoryboardList(BaseModel):
+class StoryboardList(_Model):
     storyboards: list[StoryboardView]
     next_cursor: str | None
 
 
-class Health(BaseModel):
+class Health(_Model):
     status: Literal['ok']
     version: str = Field(description='The vidgen version this stack runs.')
 
 
-class InputImageRules(BaseModel):
+class InputImageRules(_Model):
     """What every input image of a model must be; checked from the image header before anything is charged."""
 
     model_config = ConfigDict(extra='allow')
@@ -460,7 +466,7 @@ class InputImageRules(BaseModel):
     source: str = Field(description='The provider documentation these rules follow.')
 
 
-class ModelView(BaseModel):
+class ModelView(_Model):
     """One model of GET /v1/models: inputs, parameters (with allowed values and defaults) and prices."""
 
     model_config = ConfigDict(extra='allow')
@@ -476,15 +482,15 @@ class ModelView(BaseModel):
     input_images: InputImageRules | None = None
 
 
-class ModelList(BaseModel):
+class ModelList(_Model):
     models: list[ModelView]
 
 
-class CallbackAck(BaseModel):
+class CallbackAck(_Model):
     status: Literal['ignored', 'noted', 'delivered']
 
 
-class ProviderCheck(BaseModel):
+class ProviderCheck(_Model):
     name: str = Field(description='kling or kie.')
     host: str
     ok: bool
@@ -493,20 +499,20 @@ class ProviderCheck(BaseModel):
     provider_code: str | None = None
 
 
-class CallbackCheck(BaseModel):
+class CallbackCheck(_Model):
     url: str | None = Field(description='The base URL providers call back on (PUBLIC_API_URL).')
     ok: bool
     detail: str
 
 
-class ProviderReport(BaseModel):
+class ProviderReport(_Model):
     """GET /v1/admin/providers: each provider's credentials, checked from inside the stack, and the callback URL."""
 
     providers: list[ProviderCheck]
     callbacks: CallbackCheck
 
 
-class OpenApiDocument(BaseModel):
+class OpenApiDocument(_Model):
     """This API's OpenAPI 3.1 document."""
 
     model_config = ConfigDict(extra='allow')

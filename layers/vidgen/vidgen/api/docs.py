@@ -6,7 +6,6 @@ import json
 from functools import lru_cache
 from typing import Any
 
-from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from vidgen.api.http import NO_AUTH
@@ -17,7 +16,11 @@ router = APIGatewayHttpRouter()
 
 @lru_cache(maxsize=1)
 def openapi_document() -> str:
-    # Imported here: only this route needs every router, the others stay light.
+    # Imported here: only this route needs every router, the others stay light. Powertools' OpenAPI models
+    # (pydantic models of the whole OpenAPI specification) cost more to import than the rest of the status
+    # function together, and only building the document needs them.
+    from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
+
     from vidgen.api import admin, callbacks, status, storyboard_reads, storyboards, submit
     from vidgen.api.http import create_app
 

@@ -1,4 +1,9 @@
-"""Storyboard routes of the submit function: create a storyboard (debits every scene) and cancel one."""
+"""Storyboard routes of the submit function: create a storyboard (debits every scene) and cancel one.
+
+The storyboard use cases (and the storyboard store) are imported by these routes when they first run: the
+submit function's environments mostly serve job requests, which need none of it. The request and view models
+stay at the top, since the routes' signatures (validation, the OpenAPI document) are made from them.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,6 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from vidgen.api.auth import authenticate, authenticate_caller
 from vidgen.api.http import ERROR_RESPONSES, accepted, error_doc, idempotency_key_header
-from vidgen.jobs.storyboards import submit
-from vidgen.jobs.storyboards.views import storyboard_view
 from vidgen.models import StoryboardRequest, StoryboardView
 from vidgen.observability import logger
 
@@ -31,6 +34,9 @@ router = APIGatewayHttpRouter()
     },
 )
 def submit_storyboard(request: StoryboardRequest) -> Response[StoryboardView]:
+    from vidgen.jobs.storyboards import submit
+    from vidgen.jobs.storyboards.views import storyboard_view
+
     caller = authenticate_caller(router.current_event)
     logger.append_keys(user_id=caller.user_id)
     submitted = submit.submit_storyboard(caller.user_id, request, idempotency_key_header(router.current_event),
@@ -46,5 +52,8 @@ def submit_storyboard(request: StoryboardRequest) -> Response[StoryboardView]:
                409: error_doc('The storyboard already ended (CONFLICT).'), **ERROR_RESPONSES},
 )
 def cancel_storyboard(storyboard_id: str) -> StoryboardView:
+    from vidgen.jobs.storyboards import submit
+    from vidgen.jobs.storyboards.views import storyboard_view
+
     owner = authenticate(router.current_event)
     return storyboard_view(submit.cancel_storyboard(owner, storyboard_id))

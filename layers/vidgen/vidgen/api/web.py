@@ -15,8 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.swagger_ui import html as swagger_html
+from aws_lambda_powertools.event_handler import Response, openapi
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from vidgen.errors import NotFoundError
@@ -25,7 +24,9 @@ from vidgen.jobs.views import results_origin
 router = APIGatewayHttpRouter()
 
 WEB_DIR = Path(__file__).resolve().parent.parent / 'web'
-_SWAGGER_DIR = Path(swagger_html.__file__).resolve().parent
+# Powertools' vendored Swagger UI files, found by path: importing the swagger_ui package would import its OAuth2
+# config, and with it Powertools' pydantic models of the whole OpenAPI specification, at every cold start.
+_SWAGGER_DIR = Path(openapi.__file__).resolve().parent / 'swagger_ui'
 # Public name -> file. Only these are served: a name is looked up, never joined onto a path.
 _VENDORED = {'swagger-ui-bundle.js': _SWAGGER_DIR / 'swagger-ui-bundle.min.js',
              'swagger-ui.css': _SWAGGER_DIR / 'swagger-ui.min.css'}

@@ -15,7 +15,6 @@ from typing import Any
 from vidgen import ids
 from vidgen.config import get_settings
 from vidgen.errors import UnsafeUrlError, WebhookDeliveryError
-from vidgen.jobs.views import job_view
 from vidgen.netguard import check_url, pinned_session
 from vidgen.observability import MetricUnit, logger, metrics
 from vidgen.secrets import get_secret_field
@@ -30,6 +29,10 @@ def signing_secret() -> str:
 
 def notification(job: Job) -> tuple[str, str]:
     """The (webhook id, body) sent for a job that ended."""
+    # The view is a pydantic model: imported by the one step that sends it, so the poller's other steps (and
+    # its cold start) never import pydantic.
+    from vidgen.jobs.views import job_view
+
     return message(job.id, f'job.{job.status}', job_view(job).model_dump(mode='json'))
 
 

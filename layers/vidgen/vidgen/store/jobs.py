@@ -16,7 +16,6 @@ from botocore.exceptions import ClientError
 
 from vidgen import ids
 from vidgen.errors import NotFoundError, StoreError
-from vidgen.models import ACTIVE_STATUSES
 from vidgen.store import usage
 from vidgen.store.pages import PageKey
 from vidgen.store.table import (
@@ -27,6 +26,10 @@ from vidgen.store.table import (
     storable,
     table,
 )
+
+# A job still holds its credits and a slot of its user's active jobs in these statuses (the API's statuses
+# are vidgen.models.JobStatus). Kept here, not with the API models, so the store never imports pydantic.
+ACTIVE_STATUSES: tuple[str, ...] = ('queued', 'running')
 
 
 @dataclass
