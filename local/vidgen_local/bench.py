@@ -614,8 +614,7 @@ def run(args: argparse.Namespace, say: Callable[[str], None]) -> Result:
         if args.stream_mb:
             say(f'Streaming a {args.stream_mb} MB result into S3 through the layer\'s copy path...')
             stream = streaming.measure(cloud, args.stream_mb * 1024 * 1024)
-        stats = getattr(cloud.runner, 'stats', None)
-        cold_starts = ({lid: s.get('cold_starts', 0) for lid, s in stats().items()} if callable(stats) else {})
+        cold_starts = {lid: stats.cold_starts for lid, stats in cloud.environment_stats().items()}
     result = Result(ours, base, jobs, money, baseline_money_ok, callbacks, setup_seconds, fast=fast, poll=poll,
                     poll_jobs=poll_jobs, sweep=sweep, polled_during_fast=len(fast.usage.polled_jobs & set(fast_ids)),
                     cold_starts=cold_starts, imports=imports, layer=layer, streaming=stream, usage=usage,
