@@ -299,6 +299,7 @@ class LocalCloud:
                     os.environ.pop(name, None)
                 else:
                     self.handler_env[name] = os.environ[name] = value
+            reset_layer_caches()  # layer code that a test runs in this process reads them afresh too
 
     def environment_stats(self) -> dict[str, PoolStats]:
         """Per function: environments alive, cold starts, invocations, timeouts, crashes."""

@@ -47,7 +47,9 @@ def test_two_hundred_concurrent_submits_against_credits_for_fifty(cloud, new_use
 
     def submit(i: int):
         start.wait()
-        return user.submit({**CHEAP, 'prompt': f'burst {i} [sim:slow=60] [sim:drop-callbacks]'})
+        # Held at the provider far longer than the test runs, so every accepted job is still active when the
+        # test cancels it.
+        return user.submit({**CHEAP, 'prompt': f'burst {i} [sim:slow=900] [sim:drop-callbacks]'})
 
     with concurrent.futures.ThreadPoolExecutor(200) as pool:
         replies = list(pool.map(submit, range(200)))
