@@ -76,39 +76,29 @@ def admin(cloud) -> Api:
 
 
 @pytest.fixture
-def settings_env(request):
-    """Change handler settings for one test, as a function configuration update does (the functions' warm
-    environments are retired, so the next events read the new values); put back after the test."""
-    cloud = request.getfixturevalue('cloud')
+def settings_env(request, monkeypatch):
+    """Change handler settings for one test; put back after it. With the local cloud (a test that uses
+    `cloud`), as a function configuration update does: the functions' warm environments are retired, so the
+    next events read the new values. Without it (unit tests), this process's environment only."""
+    from vidgen.config import get_settings
+
+    cloud = request.getfixturevalue('cloud') if 'cloud' in request.fixturenames else None
     saved: dict[str, str | None] = {}
 
     def set_(**values: str) -> None:
+        if cloud is None:
+            for name, value in values.items():
+                monkeypatch.setenv(name, value)
+            get_settings.cache_clear()
+            return
         for name in values:
             saved.setdefault(name, cloud.handler_env.get(name))
         cloud.update_function_environment(values)
     yield set_
     if saved:
         cloud.update_function_environment(saved)
-
-
-@pytest.fixture
-def handler_patch(cloud, monkeypatch):
-    """monkeypatch for layer code the handlers run (`support.HandlerPatch`): each change and the undo at the
-    end are followed by `cloud.recycle_environments()`, so handlers see the patch, and later tests do not."""
-    from support import HandlerPatch
-
-    patch = HandlerPatch(monkeypatch, cloud)
-    yield patch
-    patch.undo()
-
-
-@pytest.fixture
-def shared_state(tmp_path):
-    """`support.SharedState` in this test's tmp dir: flags, lists and values that handler code (running in
-    its own processes) and the test both see."""
-    from support import SharedState
-
-    return SharedState(tmp_path / 'shared')
+    monkeypatch.undo()
+    get_settings.cache_clear()
 
 
 @pytest.fixture

@@ -312,9 +312,11 @@ def _make_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
                                            f'size ({gateway.lambda_response_bytes} bytes).')
                 status, headers, payload = http_response(result)
             except Exception as exc:  # noqa: BLE001 - API Gateway answers 500 when the integration fails
-                error_type = getattr(exc, 'error_type', type(exc).__name__)
-                logger.warning('%s %s: the %s invocation failed: %s: %s', self.command, raw_path, route.function,
-                               error_type, exc)
+                # A function error (its type as Lambda reports it) in one line; anything else is a fault of
+                # the local gateway itself, with its traceback.
+                error_type = getattr(exc, 'error_type', None)
+                logger.error('%s %s: the %s invocation failed: %s: %s', self.command, raw_path, route.function,
+                             error_type or type(exc).__name__, exc, exc_info=error_type is None)
                 if error_type == 'Sandbox.Timedout':  # the function ran out of time: no answer to pass on
                     status, payload = 503, b'{"message":"Service Unavailable"}'
                 else:
