@@ -102,6 +102,26 @@ def settings_env(request, monkeypatch):
 
 
 @pytest.fixture
+def handler_patch(cloud, monkeypatch):
+    """monkeypatch for layer code the handlers run (`support.HandlerPatch`): each change and the undo at the
+    end are followed by `cloud.recycle_environments()`, so handlers see the patch, and later tests do not."""
+    from support import HandlerPatch
+
+    patch = HandlerPatch(monkeypatch, cloud)
+    yield patch
+    patch.undo()
+
+
+@pytest.fixture
+def shared_state(tmp_path):
+    """`support.SharedState` in this test's tmp dir: flags, lists and values that handler code (running in
+    its own processes) and the test both see."""
+    from support import SharedState
+
+    return SharedState(tmp_path / 'shared')
+
+
+@pytest.fixture
 def receiver():
     """Make `support.Receiver`s (webhook or callback endpoints on 127.0.0.1); all closed after the test."""
     from support import Receiver
