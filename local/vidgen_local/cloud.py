@@ -204,7 +204,7 @@ class LocalCloud:
         self.handler_env = self._handler_env()
         self._env.set(self.handler_env)
         reset_layer_caches()
-        self.runner = FunctionRunner(specs, self._pools(specs))
+        self.runner = FunctionRunner(self._pools(specs))
         if self.iam_enforced:
             self._set_iam_enforcement(True)
         self._gateway.start()
@@ -280,9 +280,7 @@ class LocalCloud:
         environments under the new limit (tests shorten it to see a timeout handled)."""
         if self.runner is None:
             raise LocalCloudError('The local cloud is not started')
-        pool = self.runner.pools[logical_id]
-        pool.update_timeout(seconds)
-        self.runner.specs[logical_id] = pool.spec
+        self.runner.pools[logical_id].update_timeout(seconds)
 
     def update_function_environment(self, values: Mapping[str, str | None], functions: Iterable[str] | None = None) -> None:
         """Set (None: remove) environment variables of the functions (all by default), as
@@ -316,7 +314,7 @@ class LocalCloud:
 
     def function(self, logical_id: str) -> FunctionSpec:
         assert self.runner is not None
-        return self.runner.specs[logical_id]
+        return self.runner.spec(logical_id)
 
     def function_env(self, logical_id: str) -> dict[str, str]:
         """A function's whole environment as Lambda gives it: the handler environment, with its execution
@@ -491,12 +489,9 @@ class LocalCloud:
                 return overrides[spec.logical_id]
             return load_handler(spec, self.root, prefix)[0]
 
-        def context(spec: FunctionSpec, deadline: float) -> LambdaContext:
-            return LambdaContext(spec, deadline)
-
         warm_botocore_models()
         self._pump = OutputPump()
-        return {logical_id: FunctionPool(spec, self.function_env(logical_id), load, context, self._pump,
+        return {logical_id: FunctionPool(spec, self.function_env(logical_id), load, LambdaContext, self._pump,
                                          limit=spec.reserved_concurrency or self.concurrency)
                 for logical_id, spec in specs.items()}
 

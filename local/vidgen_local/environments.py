@@ -94,7 +94,6 @@ class Environment:
                  pump: OutputPump, generation: int) -> None:
         self.spec = spec
         self.generation = generation
-        self.started = time.monotonic()
         parent_end, child_end = Pipe(duplex=True)
         out_read, out_write = os.pipe()
         err_read, err_write = os.pipe()
@@ -119,7 +118,6 @@ class Environment:
         self._process = process
         self.pid = process.pid
         self._conn: Connection = parent_end
-        self._output = (out_read, err_read)
         log = logging.getLogger(f'{FUNCTION_LOGGERS}.{spec.logical_id}')
         pump.add(out_read, log, logging.INFO)
         pump.add(err_read, log, logging.WARNING)
@@ -131,11 +129,7 @@ class Environment:
         if not self._conn.poll(INIT_TIMEOUT_SECONDS):
             self.kill()
             raise FunctionError('Runtime.InitTimeout', f'{self.spec.name}: init did not finish in {INIT_TIMEOUT_SECONDS:.0f}s')
-        try:
-            kind, *detail = self._conn.recv()
-        except (EOFError, OSError):
-            self.kill()
-            raise FunctionError('Runtime.ExitError', f'{self.spec.name}: the environment exited during init') from None
+        kind, *detail = self._receive('during init')
         if kind != 'ready':
             self.kill()
             raise FunctionError(*detail)
@@ -148,21 +142,24 @@ class Environment:
             self._conn.send((event_json, deadline))
             ready = self._conn.poll(timeout)
         except (OSError, EOFError):
-            ready = False
             self.kill()
             raise FunctionError('Runtime.ExitError', f'{self.spec.name}: the environment exited') from None
         if not ready:
             self.kill()
             # Lambda's own words for it, and the error type Step Functions sees.
             raise FunctionError('Sandbox.Timedout', f'Task timed out after {timeout:.2f} seconds')
-        try:
-            kind, *detail = self._conn.recv()
-        except (EOFError, OSError):
-            self.kill()
-            raise FunctionError('Runtime.ExitError', f'{self.spec.name}: the environment exited mid-event') from None
+        kind, *detail = self._receive('mid-event')
         if kind == 'ok':
             return str(detail[0])
         raise FunctionError(*detail)
+
+    def _receive(self, during: str) -> tuple[Any, ...]:
+        """The environment's next message; a process that died instead is Runtime.ExitError."""
+        try:
+            return tuple(self._conn.recv())
+        except (EOFError, OSError):
+            self.kill()
+            raise FunctionError('Runtime.ExitError', f'{self.spec.name}: the environment exited {during}') from None
 
     @property
     def alive(self) -> bool:
@@ -390,13 +387,15 @@ class FunctionPool:
     def _release(self, environment: Environment) -> None:
         with self._cond:
             self._busy.discard(environment)
-            if environment.alive and environment.generation == self._generation and not self._closed:
+            keep = environment.alive and environment.generation == self._generation and not self._closed
+            if keep:
                 self._idle.append(environment)
             else:
-                environment.kill()
                 self._counted -= 1
             self.stats.environments = self._counted
             self._cond.notify()
+        if not keep:
+            environment.kill()  # outside the lock: it waits for the process to end
 
     def update_timeout(self, seconds: int) -> None:
         """A new Timeout, as UpdateFunctionConfiguration sets it: for the events after it, in new environments."""

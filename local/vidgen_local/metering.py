@@ -153,27 +153,10 @@ class Meter:
 
     def _hook_runner(self) -> None:
         # Lambda bills the time the handler runs, not the time an event waits for an environment. The call
-        # is timed whole; what it spent waiting (for a free environment, or for its turn) is taken out:
-        # either the handler itself is timed (an in-process runner with a `handlers` table), or the time
-        # spent acquiring an environment from a pool is subtracted.
+        # is timed whole, and the time spent acquiring an environment from its pool is taken out.
         runner = self.cloud.runner
         timing = threading.local()
-        handlers = getattr(runner, 'handlers', None)
-        if isinstance(handlers, dict):
-            originals = dict(handlers)
-
-            def timed(handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
-                def run(event: Any, context: Any) -> Any:
-                    began = time.perf_counter()
-                    try:
-                        return handler(event, context)
-                    finally:
-                        timing.ran = time.perf_counter() - began
-                return run
-
-            handlers.update({lid: timed(handler) for lid, handler in originals.items()})
-            self._undo.append(lambda: handlers.update(originals))
-        for pool in getattr(runner, 'pools', {}).values():
+        for pool in runner.pools.values():
             acquire = pool.acquire
 
             def timed_acquire(*args: Any, _acquire: Callable[..., Any] = acquire, **kwargs: Any) -> Any:
@@ -188,13 +171,13 @@ class Meter:
         original = runner.call
 
         def call(logical_id: str, event: Any, *args: Any, **kwargs: Any) -> Any:
-            timing.ran, timing.waited = None, 0.0
+            timing.waited = 0.0
             began = time.perf_counter()
             try:
                 return original(logical_id, event, *args, **kwargs)
             finally:
                 total = time.perf_counter() - began
-                ran = timing.ran if timing.ran is not None else max(0.0, total - timing.waited)
+                ran = max(0.0, total - timing.waited)
                 billed = math.ceil(ran * 1000) / 1000  # Lambda bills per 1 ms
                 memory_gb = self.cloud.function(logical_id).memory_size / 1024
                 is_http = isinstance(event, dict) and 'requestContext' in event and 'routeKey' in event

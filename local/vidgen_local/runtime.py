@@ -71,12 +71,14 @@ class FunctionRunner:
     """Sends events to their function's execution environments, by logical id or by function name, counting
     the calls in flight. Events and results cross as JSON, as they cross the Lambda service."""
 
-    def __init__(self, specs: Mapping[str, FunctionSpec], pools: Mapping[str, FunctionPool]) -> None:
-        self.specs = dict(specs)
-        self.pools = dict(pools)
-        self.by_name = {spec.name: logical_id for logical_id, spec in self.specs.items()}
+    def __init__(self, pools: Mapping[str, FunctionPool]) -> None:
+        self.pools = dict(pools)  # logical id -> pool; each pool holds its function's current spec
+        self.by_name = {pool.spec.name: logical_id for logical_id, pool in self.pools.items()}
         self._inflight = 0
         self._idle = threading.Condition()
+
+    def spec(self, logical_id: str) -> FunctionSpec:
+        return self.pools[logical_id].spec
 
     def call(self, logical_id: str, event: Any) -> Any:
         """The handler's result; raises FunctionError when the invocation fails (the handler raised, timed out

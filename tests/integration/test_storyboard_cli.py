@@ -6,10 +6,18 @@ import json
 import uuid
 
 import pytest
-from support import PNG_IMAGE
+from support import PNG_IMAGE, listed_once_caught_up
 from vidgen_local import cli
 
 PRICE = 20  # kling-v2-6, 5 s, std
+
+
+def _listed_once_finished(user, status: str) -> list:
+    """The user's storyboards once the listing (an index, which lags a write) shows the one storyboard `status`."""
+    def read() -> list:
+        return user.get('/v1/storyboards').json()['storyboards']
+    listed_once_caught_up(lambda: [s['status'] for s in read()], [status])
+    return read()
 
 
 @pytest.fixture
@@ -40,7 +48,7 @@ def test_storyboard_wait_shows_each_scene_and_saves_every_video(as_user, tmp_pat
 
     printed = capsys.readouterr()
     assert code == 0, printed
-    [storyboard] = user.get('/v1/storyboards').json()['storyboards']
+    [storyboard] = _listed_once_finished(user, 'succeeded')
     assert storyboard['status'] == 'succeeded' and storyboard['product']['image_url']
     lines = printed.out.splitlines()
     assert f'{storyboard["id"]}  writing' in lines and f'{storyboard["id"]}  succeeded  (scenes by llm)' in lines
@@ -68,7 +76,7 @@ def test_a_partial_storyboard_saves_what_succeeded_and_exits_1_saying_what_was_r
 
     printed = capsys.readouterr()
     assert code == 1
-    [storyboard] = user.get('/v1/storyboards').json()['storyboards']
+    [storyboard] = _listed_once_finished(user, 'partial')
     assert storyboard['status'] == 'partial'
     refused = [line for line in printed.out.splitlines() if line.startswith('  scene 2/3 ')][-1]
     assert refused.split()[2] == 'failed' and '- CONTENT_POLICY: ' in refused
@@ -88,7 +96,8 @@ def test_without_wait_it_prints_the_storyboard_and_returns_at_once(as_user, caps
                '--idempotency-key', f'cli-sb-{uuid.uuid4().hex}') == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed['id'].startswith('sb_') and printed['scene_count'] == 2
-    assert {s['id'] for s in user.get('/v1/storyboards').json()['storyboards']} == {storyboard_id, printed['id']}
+    both = {storyboard_id, printed['id']}
+    assert listed_once_caught_up(lambda: {s['id'] for s in user.get('/v1/storyboards').json()['storyboards']}, both) == both
 
 
 def test_a_refused_storyboard_prints_the_reason_and_exits_1(as_user, capsys):

@@ -133,7 +133,7 @@ def test_api_functions_and_the_others_run_their_events_side_by_side(http):
 
         pump = OutputPump()
         pool = FunctionPool(function, {}, lambda _spec: handler, LambdaContext, pump, limit=4)
-        runner = FunctionRunner({'F': function}, {'F': pool})
+        runner = FunctionRunner({'F': pool})
         results: list[object] = []
 
         def call() -> None:
