@@ -518,7 +518,7 @@ def submit_poll_path(api_url: str, api_key: str, count: int) -> list[dict]:
             for i in range(count)]
 
 
-def seed_costs(result: Result, meter: Any, cloud: Any) -> dict[str, Any]:
+def seed_costs(result: Result, meter: Any, submit_memory_mb: int) -> dict[str, Any]:
     from vidgen_local import prices
 
     usage = result.fast.usage if result.fast else None
@@ -531,7 +531,7 @@ def seed_costs(result: Result, meter: Any, cloud: Any) -> dict[str, Any]:
     measured = prices.Measured(request_seconds=submit_seconds,
                                read_seconds=mean('StatusFunction', 'GET /v1/jobs/{job_id}', submit_seconds),
                                create_seconds=mean('PollerFunction', 'create_task', submit_seconds),
-                               memory_gb=cloud.function('SubmitFunction').memory_size / 1024)
+                               memory_gb=submit_memory_mb / 1024)
     g, burst = result.generation_seconds, result.jobs.jobs
     return {f'seed 000 ({g:g} s generation)': prices.seed_000(g, measured),
             f'seed 002 ({g:g} s generation, burst of {burst})': prices.seed_002(g, burst, measured),
@@ -615,11 +615,12 @@ def run(args: argparse.Namespace, say: Callable[[str], None]) -> Result:
             say(f'Streaming a {args.stream_mb} MB result into S3 through the layer\'s copy path...')
             stream = streaming.measure(cloud, args.stream_mb * 1024 * 1024)
         cold_starts = {lid: stats.cold_starts for lid, stats in cloud.environment_stats().items()}
+        submit_memory_mb = cloud.function('SubmitFunction').memory_size  # read while the cloud runs
     result = Result(ours, base, jobs, money, baseline_money_ok, callbacks, setup_seconds, fast=fast, poll=poll,
                     poll_jobs=poll_jobs, sweep=sweep, polled_during_fast=len(fast.usage.polled_jobs & set(fast_ids)),
                     cold_starts=cold_starts, imports=imports, layer=layer, streaming=stream, usage=usage,
                     generation_seconds=args.generation_seconds)
-    result.seeds = seed_costs(result, meter, cloud)
+    result.seeds = seed_costs(result, meter, submit_memory_mb)
     result.total_seconds = time.monotonic() - began
     return result
 

@@ -8,7 +8,8 @@ second `LocalCloud` in the same process reuses the installed patches.
 (h)-(j) make moto's IAM access control hold for the calls vidgen makes (docs/local-iam.md). (k)-(m) hold the
 local cloud to limits AWS enforces and moto does not (docs/local-cloud.md, "Limits"): TransactWriteItems' 100
 actions and 4 MB, Step Functions' terminal States.DataLimitExceeded (and States.Runtime), and the lag
-of a global secondary index.
+of a global secondary index. (n), and the client reuse in (j), take the local cloud's own overhead off
+requests under load: moto's server routing each request under a lock, a new boto3 client per Task.
 
 Each patch names the moto attribute it replaces in `PATCH_TARGETS`; `tests/integration/test_local_patches.py`
 checks that those attributes still exist with the signatures assumed here and that the behaviour each patch
@@ -53,6 +54,7 @@ PATCH_TARGETS: dict[str, tuple[str, str]] = {
     'data_limit_uncatchable': ('moto.stepfunctions.parser.asl.component.common.error_name.error_equals_decl',
                                'ErrorEqualsDecl._eval_body'),
     'index_lag': ('moto.dynamodb.models.table', 'Table.all_items'),
+    'server_routing_cache': ('moto.moto_server.werkzeug_app', 'DomainDispatcherApplication.get_backend_for_host'),
 }
 
 # sha256 of the source of moto methods that a patch replaces by a rewritten copy (not a wrapper): a moto
@@ -752,6 +754,24 @@ _SFN_CLIENT_MODULES = (
 )
 
 
+@functools.lru_cache(maxsize=64)
+def _role_client(region: str, service: str, keys: tuple[str, str, str], port: int) -> Any:
+    """One client per role, service and server, made once: moto makes a new boto3 client for every Task
+    (~20 ms of the local cloud's process each, a tenth of its CPU under load). A client's calls are
+    thread-safe; its pool holds as many connections as a function has environments."""
+    import boto3
+    from botocore.config import Config
+    from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSeconds
+
+    access_key, secret_key, token = keys
+    return boto3.client(
+        service_name=service, region_name=region, aws_access_key_id=access_key, aws_secret_access_key=secret_key,
+        aws_session_token=token, endpoint_url=f'http://localhost:{port}',
+        config=Config(parameter_validation=False, retries={'max_attempts': 0, 'total_max_attempts': 1},
+                      connect_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
+                      read_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS, max_pool_connections=64))
+
+
 def _install_state_machine_role() -> None:
     # moto's interpreter signs its Task calls with fixed keys ("ak"/"sk"), which IAM enforcement refuses as
     # unknown. Step Functions calls as the execution's role (the Task's state credentials default to it), so
@@ -769,18 +789,9 @@ def _install_state_machine_role() -> None:
         keys = _state['role_credentials'].get(role_arn) if role_arn else None
         if keys is None:
             return original(region, service, state_credentials)
-        import boto3
-        from botocore.config import Config
         from moto.settings import moto_server_port
-        from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSeconds
 
-        access_key, secret_key, token = keys
-        return boto3.client(
-            service_name=service, region_name=region, aws_access_key_id=access_key, aws_secret_access_key=secret_key,
-            aws_session_token=token, endpoint_url=f'http://localhost:{moto_server_port()}',
-            config=Config(parameter_validation=False, retries={'max_attempts': 0, 'total_max_attempts': 1},
-                          connect_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
-                          read_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS))
+        return _role_client(region, service, keys, moto_server_port())
 
     for name in _SFN_CLIENT_MODULES:
         module = importlib.import_module(name)
@@ -1043,6 +1054,28 @@ def _install_index_lag() -> None:
     Table.query, Table.scan = on_index(original_query), on_index(original_scan)
 
 
+# --- (n) moto's server routes each request by its host without listing its own package every time ----------
+
+
+def _install_server_routing_cache() -> None:
+    # moto's server picks the backend for every request under one lock, and finding it lists moto's package
+    # directory (a stat per service, ~190) and tries each service's URL patterns: under load, requests queue
+    # on that lock (a fifth of the local cloud's busy time in a 150-submit burst). The answer for a host never
+    # changes while the server runs, so it is kept per host (None: no backend, moto then looks further).
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    original = DomainDispatcherApplication.get_backend_for_host
+
+    @functools.wraps(original)
+    def get_backend_for_host(self: Any, host: str | None) -> Any:
+        cache = self.__dict__.setdefault('_vidgen_backend_for_host', {})
+        if host not in cache:
+            cache[host] = original(self, host)
+        return cache[host]
+
+    DomainDispatcherApplication.get_backend_for_host = get_backend_for_host
+
+
 _INSTALLERS: dict[str, Callable[[], None]] = {
     'lambda_dispatch': _install_lambda_dispatch,
     'dynamodb_lock': _install_dynamodb_lock,
@@ -1059,4 +1092,5 @@ _INSTALLERS: dict[str, Callable[[], None]] = {
     'item_size_limit': _install_item_size_limit,
     'data_limit_uncatchable': _install_data_limit_uncatchable,
     'index_lag': _install_index_lag,
+    'server_routing_cache': _install_server_routing_cache,
 }

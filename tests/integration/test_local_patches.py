@@ -53,7 +53,8 @@ def test_patched_moto_attributes_keep_their_signatures(observed):
                                               'transact_item_rollback', 'asl_parse_cache',
                                               'iam_action_resources', 's3_presigned_auth', 'state_machine_role',
                                               'transaction_limits', 'item_size_limit', 'data_limit_uncatchable',
-                                              'index_lag'])
+                                              'index_lag', 'server_routing_cache'])
+    assert signatures['DomainDispatcherApplication.get_backend_for_host'] == ['self', 'host']
     assert signatures['ActionAuthenticatorMixin._authenticate_and_authorize_normal_action'] == ['self', 'resource']
     assert signatures['ActionAuthenticatorMixin._authenticate_and_authorize_s3_action'] == ['self', 'bucket_name',
                                                                                            'key_name']
@@ -146,6 +147,14 @@ def test_executions_reuse_the_parse_but_not_the_program(observed):
     assert result['programs distinct'] is True
 
 
+def test_the_server_routes_a_host_as_moto_does_and_lists_its_package_once(observed):
+    result = scenario(observed, 'routing')
+    assert result['patched == moto'] is True, result['answers']
+    assert result['answers']['dynamodb.us-east-1.amazonaws.com'] == 'dynamodb'
+    assert result['answers']['nothing.example'] is None  # no backend: moto goes on to infer one
+    assert result['package listings'] == {'first round': 6, 'second round': 0}
+
+
 # --- (c) Wait and Retry scaling -------------------------------------------------------------------------
 
 
@@ -227,6 +236,8 @@ def test_presigned_urls_are_checked_against_the_signer_when_fetched(observed):
 def test_the_state_machine_invokes_lambda_as_its_own_role(observed):
     result = scenario(observed, 'iam')
     assert result['execution, role may invoke'] == {'status': 'SUCCEEDED', 'function': 'fn'}
+    assert result['execution, role may invoke, again'] == {'status': 'SUCCEEDED', 'function': 'fn'}
+    assert result['role clients'] == {'made': 2, 'reused': 1}  # one per role; the second run reused its client
     refused = result['execution, role may not invoke']
     assert refused['status'] == 'FAILED' and refused['error'] == 'Lambda.AccessDeniedException', refused
     assert 'lambda:InvokeFunction on resource: arn:aws:lambda:us-east-1:123456789012:function:fn' in refused['cause']
@@ -387,6 +398,7 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
 
         from moto.dynamodb.models import DynamoDBBackend
         from moto.dynamodb.models.table import Table
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication
         from moto.stepfunctions.parser import quotas
         from moto.stepfunctions.parser.asl.component.common.error_name.error_equals_decl import ErrorEqualsDecl
         from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_lambda import StateTaskLambda
@@ -404,6 +416,7 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
             'ActionAuthenticatorMixin._authenticate_and_authorize_s3_action':
                 params(ActionAuthenticatorMixin._authenticate_and_authorize_s3_action),
             'IAMRequestBase.__init__': params(IAMRequestBase.__init__),
+            'DomainDispatcherApplication.get_backend_for_host': params(DomainDispatcherApplication.get_backend_for_host),
             'moto reads only the Authorization header': 'self._headers["Authorization"]' in inspect.getsource(
                 IAMRequestBase.__init__) and 'X-Amz-Credential' not in inspect.getsource(IAMRequestBase),
             'boto_client_for': params(boto_client_for),
@@ -904,7 +917,8 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
             found['anonymous GET'] = [requests.get(f'{url}/guarded-bucket/results/x', timeout=10).status_code]
 
             admin_sfn = admin.client('stepfunctions')
-            for label, arn in (('may invoke', may_invoke), ('may not invoke', may_not)):
+            patches._role_client.cache_clear()
+            for label, arn in (('may invoke', may_invoke), ('may not invoke', may_not), ('may invoke, again', may_invoke)):
                 execution = admin_sfn.start_execution(stateMachineArn=machines[arn], input='{}')['executionArn']
                 deadline = time.monotonic() + 30
                 while (described := admin_sfn.describe_execution(executionArn=execution))['status'] == 'RUNNING':
@@ -917,6 +931,8 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
                 else:
                     entry['error'], entry['cause'] = described.get('error'), described.get('cause', '')
                 found[f'execution, role {label}'] = entry
+            info = patches._role_client.cache_info()
+            found['role clients'] = {'made': info.misses, 'reused': info.hits}
         finally:
             requests.post(f'{url}/moto-api/reset-auth', data=b'inf', timeout=10)
             patches.set_role_credentials(None)
@@ -1060,6 +1076,33 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
     record('asl_cache', asl_cache_scenario)
     record('limits', limits_scenario)
     record('index_lag', index_lag_scenario)
+    def routing_scenario() -> dict[str, Any]:
+        from moto import backends
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+        app = DomainDispatcherApplication(create_backend_app)
+        hosts = ['dynamodb.us-east-1.amazonaws.com', 's3.us-east-1.amazonaws.com', 'states.us-east-1.amazonaws.com',
+                 'sts.amazonaws.com', 'moto_api', None, 'nothing.example', 'dynamodb']
+        moto_answers = {str(h): DomainDispatcherApplication.get_backend_for_host.__wrapped__(app, h) for h in hosts}
+        listed = {'n': 0}
+        original_listing = backends.list_of_moto_modules
+
+        def counting_listing() -> Any:
+            listed['n'] += 1
+            return original_listing()
+
+        backends.list_of_moto_modules = counting_listing
+        try:
+            rounds = {}
+            for name in ('first round', 'second round'):
+                listed['n'] = 0
+                answers = {str(h): app.get_backend_for_host(h) for h in hosts}
+                rounds[name] = listed['n']
+        finally:
+            backends.list_of_moto_modules = original_listing
+        return {'answers': answers, 'patched == moto': answers == moto_answers, 'package listings': rounds}
+
+    record('routing', routing_scenario)
     record('iam', iam_scenario)  # last: it turns moto's access control on for a while
     server.stop()
     print(json.dumps(out, default=str))
