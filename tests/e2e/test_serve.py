@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from support import listed_once_caught_up
 from vidgen_local import cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -120,8 +121,12 @@ def test_serve_prints_keys_serves_the_client_commands_and_stops_on_sigterm(serve
     assert [path.suffix for path in saved] == ['.jpg', '.mp4'] and saved[1].stat().st_size > 0, out
     assert saved[0].name == saved[1].name.replace('.mp4', '.poster.jpg') and '480x270 h264 mp4, 5 s' in out
     job_id = saved[1].name.split('-0.')[0]
-    assert cli.main(['jobs', '--status', 'succeeded']) == 0
-    assert job_id in capsys.readouterr().out
+
+    def listed() -> bool:
+        assert cli.main(['jobs', '--status', 'succeeded']) == 0
+        return job_id in capsys.readouterr().out
+
+    assert listed_once_caught_up(listed, True)  # the listing reads an index, which lags the job's last write
     assert cli.main(['job', job_id]) == 0
     assert '"status": "succeeded"' in capsys.readouterr().out
 
