@@ -608,9 +608,12 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
                                            'End': True}}, 'Create')
 
     def answer(send: Any) -> Any:
+        # Counted before the execution starts (answer(...) is evaluated before run()): its Task may record
+        # the token before `during` runs, and a count taken then would wait for a token that never comes.
+        count = len(tokens)
+
         def during(_: str) -> None:
             deadline = time.monotonic() + 10
-            count = len(tokens)
             while len(tokens) == count and time.monotonic() < deadline:
                 time.sleep(0.01)
             send(tokens[-1])
