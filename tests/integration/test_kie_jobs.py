@@ -63,9 +63,15 @@ def wait_for_sim_state(cloud, task_id: str, state: str, timeout: float = 10.0) -
         time.sleep(0.1)
 
 
-def execution_events(cloud, job_id: str) -> list[dict[str, Any]]:
+def execution_events(cloud, job_id: str, timeout: float = 15.0) -> list[dict[str, Any]]:
+    """The history of the job's execution once it has ended: a job's status is final before its execution has
+    run its last states (Notify, Settled), so a client that saw the job end may still find it running."""
     sfn = boto3.client('stepfunctions')
     arn = cloud.handler_env['STATE_MACHINE_ARN'].replace(':stateMachine:', ':execution:') + f':{job_id}'
+    deadline = time.monotonic() + timeout
+    while sfn.describe_execution(executionArn=arn)['status'] == 'RUNNING':
+        assert time.monotonic() < deadline, f'the execution of {job_id} still runs after {timeout}s'
+        time.sleep(0.05)
     return sfn.get_execution_history(executionArn=arn, maxResults=1000)['events']
 
 
