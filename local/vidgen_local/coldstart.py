@@ -8,6 +8,10 @@
   `import boto3` the same way, interleaved round by round so both see the same machine load; the median of
   each is reported. The X-Ray SDK, which the tracer imports on the first traced invocation in Lambda, is
   timed separately in the same interpreters.
+- The same rounds also time the floor of an HTTP function: boto3 and Powertools' API Gateway resolver with
+  validation (what every route's request and response checks need), and nothing of vidgen. An HTTP
+  function cannot start faster than that with the chosen libraries; the figure shows how much of a
+  function's import is its own.
 """
 
 from __future__ import annotations
@@ -22,6 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 FUNCTIONS = ('submit', 'status', 'callback', 'admin', 'poller', 'storyboard', 'media')
+HTTP_FUNCTIONS = ('submit', 'status', 'callback', 'admin')
+# The floor of an HTTP function: its client library and the validating resolver, built as vidgen builds it.
+HTTP_FLOOR = ('import boto3; from aws_lambda_powertools import Logger, Metrics; '
+              'from aws_lambda_powertools.event_handler import APIGatewayHttpResolver; '
+              'APIGatewayHttpResolver(enable_validation=True)')
 _TIMER = '''
 import sys, time
 began = time.perf_counter()
@@ -50,6 +59,7 @@ class ImportFigures:
     boto3_seconds: float
     functions: dict[str, float]
     xray_seconds: float
+    http_floor_seconds: float | None = None
 
     def ratio(self, function: str) -> float:
         return self.functions[function] / self.boto3_seconds if self.boto3_seconds > 0 else float('inf')
@@ -105,8 +115,8 @@ def _lambda_env(root: Path, function: str | None) -> dict[str, str]:
     return env
 
 
-def _time_once(root: Path, function: str | None) -> tuple[float, float]:
-    statement = 'import app' if function else 'import boto3'
+def _time_once(root: Path, function: str | None, statement: str | None = None) -> tuple[float, float]:
+    statement = statement or ('import app' if function else 'import boto3')
     proc = subprocess.run([sys.executable, '-c', _TIMER.format(statement=statement)], capture_output=True, text=True,
                           timeout=120, env=_lambda_env(root, function), cwd=str(root))
     if proc.returncode != 0:
@@ -120,15 +130,18 @@ def import_times(root: Path, rounds: int = 7) -> ImportFigures:
         subprocess.run([sys.executable, '-c', 'import app' if function else 'import boto3'], capture_output=True,
                        timeout=120, env={**_lambda_env(root, function), 'PYTHONDONTWRITEBYTECODE': ''}, cwd=str(root))
     bare: list[float] = []
+    floor: list[float] = []
     xray: list[float] = []
     per_function: dict[str, list[float]] = {name: [] for name in FUNCTIONS}
     for _ in range(rounds):
         took, _x = _time_once(root, None)
         bare.append(took)
+        took, _x = _time_once(root, None, HTTP_FLOOR)
+        floor.append(took)
         for name in FUNCTIONS:
             took, x = _time_once(root, name)
             per_function[name].append(took)
             xray.append(x)
     return ImportFigures(rounds=rounds, boto3_seconds=statistics.median(bare),
                          functions={name: statistics.median(values) for name, values in per_function.items()},
-                         xray_seconds=statistics.median(xray))
+                         xray_seconds=statistics.median(xray), http_floor_seconds=statistics.median(floor))

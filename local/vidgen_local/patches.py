@@ -9,7 +9,8 @@ second `LocalCloud` in the same process reuses the installed patches.
 local cloud to limits AWS enforces and moto does not (docs/local-cloud.md, "Limits"): TransactWriteItems' 100
 actions and 4 MB, Step Functions' terminal States.DataLimitExceeded (and States.Runtime), and the lag
 of a global secondary index. (n), and the client reuse in (j), take the local cloud's own overhead off
-requests under load: moto's server routing each request under a lock, a new boto3 client per Task.
+requests under load: moto's server routing each request under a lock, a new boto3 client per Task; (o) parses
+each JSONPath of the ASL once instead of building a parser for every evaluation.
 
 Each patch names the moto attribute it replaces in `PATCH_TARGETS`; `tests/integration/test_local_patches.py`
 checks that those attributes still exist with the signatures assumed here and that the behaviour each patch
@@ -55,7 +56,11 @@ PATCH_TARGETS: dict[str, tuple[str, str]] = {
                                'ErrorEqualsDecl._eval_body'),
     'index_lag': ('moto.dynamodb.models.table', 'Table.all_items'),
     'server_routing_cache': ('moto.moto_server.werkzeug_app', 'DomainDispatcherApplication.get_backend_for_host'),
+    'jsonpath_parse_cache': ('moto.stepfunctions.parser.asl.utils.json_path', 'parse'),
 }
+# Modules whose `parse` (jsonpath_ng's, bound at import) patch (o) replaces by the cached one.
+JSONPATH_PARSE_MODULES = ('moto.stepfunctions.parser.asl.utils.json_path',
+                          'moto.stepfunctions.parser.asl.component.common.path.result_path')
 
 # sha256 of the source of moto methods that a patch replaces by a rewritten copy (not a wrapper): a moto
 # upgrade that changes one of them fails tests/integration/test_local_patches.py until the copy is reviewed.
@@ -1076,6 +1081,21 @@ def _install_server_routing_cache() -> None:
     DomainDispatcherApplication.get_backend_for_host = get_backend_for_host
 
 
+# --- (o) each JSONPath is parsed once, not by a new parser per evaluation --------------------------------------
+
+
+def _install_jsonpath_parse_cache() -> None:
+    # The interpreter evaluates every `$.x` of InputPath, Parameters, ResultSelector, ResultPath and Choice by
+    # calling jsonpath_ng's parse(), which builds a new parser, and so its ply LALR tables, each time: an eighth
+    # of the local cloud's busy time with 200 jobs running. A parsed path is an immutable tree whose find()
+    # and update() only read it, so one parse per path text serves every evaluation, from any thread.
+    import importlib
+
+    for module_name in JSONPATH_PARSE_MODULES:
+        module = importlib.import_module(module_name)
+        module.parse = functools.lru_cache(maxsize=4096)(module.parse)  # type: ignore[attr-defined]
+
+
 _INSTALLERS: dict[str, Callable[[], None]] = {
     'lambda_dispatch': _install_lambda_dispatch,
     'dynamodb_lock': _install_dynamodb_lock,
@@ -1093,4 +1113,5 @@ _INSTALLERS: dict[str, Callable[[], None]] = {
     'data_limit_uncatchable': _install_data_limit_uncatchable,
     'index_lag': _install_index_lag,
     'server_routing_cache': _install_server_routing_cache,
+    'jsonpath_parse_cache': _install_jsonpath_parse_cache,
 }

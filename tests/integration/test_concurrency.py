@@ -171,7 +171,16 @@ def test_a_hundred_jobs_with_ten_duplicate_callbacks_each_finalize_once(cloud, n
             future.result()
     called_back = time.monotonic()
 
-    done = [user.wait(job_id, timeout=30) for job_id in jobs]
+    # One deadline for all: a hundred Finalize and InspectMedia runs share this machine's cores after the
+    # last callback, so the last job may end well after the first. A job whose callback was delivered but whose
+    # execution never resumed would still be caught below (it would show both a delivery and a PollProvider).
+    deadline = called_back + 90
+    done = []
+    for job_id in jobs:
+        try:
+            done.append(user.wait(job_id, timeout=max(1.0, deadline - time.monotonic())))
+        except AssertionError as late:
+            raise AssertionError(f'{late}; its execution so far: {execution_states(cloud, job_id)}') from None
     assert {job['status'] for job in done} == {'succeeded'}
     assert not any(job['refunded'] for job in done) and all(len(job['outputs']) == 1 for job in done)
     states = {job_id: execution_states(cloud, job_id) for job_id in jobs}

@@ -53,7 +53,7 @@ def test_patched_moto_attributes_keep_their_signatures(observed):
                                               'transact_item_rollback', 'asl_parse_cache',
                                               'iam_action_resources', 's3_presigned_auth', 'state_machine_role',
                                               'transaction_limits', 'item_size_limit', 'data_limit_uncatchable',
-                                              'index_lag', 'server_routing_cache'])
+                                              'index_lag', 'server_routing_cache', 'jsonpath_parse_cache'])
     assert signatures['DomainDispatcherApplication.get_backend_for_host'] == ['self', 'host']
     assert signatures['ActionAuthenticatorMixin._authenticate_and_authorize_normal_action'] == ['self', 'resource']
     assert signatures['ActionAuthenticatorMixin._authenticate_and_authorize_s3_action'] == ['self', 'bucket_name',
@@ -145,6 +145,15 @@ def test_executions_reuse_the_parse_but_not_the_program(observed):
     assert result['outputs'] == [{'n': n, 'seen': 'v1'} for n in range(4)]  # each its own input
     assert result['after update'] == {'n': 9, 'seen': 'v2'}  # the new definition, not a stale cache
     assert result['programs distinct'] is True
+
+
+def test_each_jsonpath_is_parsed_once_and_matches_as_before(observed):
+    result = scenario(observed, 'jsonpath')
+    assert result['parsers built'] == {'first round': 6, 'second round': 0}
+    assert result['same matches as uncached'] is True
+    assert result['answers']['$.probe.outputs[0]'] == {'url': 'u0'}  # a singleton array access unpacked, as AWS does
+    assert result['answers']['$.probe.outputs[*].url'] == ['u0', 'u1']
+    assert result['result_path cached'] is True
 
 
 def test_the_server_routes_a_host_as_moto_does_and_lists_its_package_once(observed):
@@ -1106,6 +1115,39 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
         return {'answers': answers, 'patched == moto': answers == moto_answers, 'package listings': rounds}
 
     record('routing', routing_scenario)
+
+    def jsonpath_scenario() -> dict[str, Any]:
+        import jsonpath_ng.ext.parser as ext_parser
+        from moto.stepfunctions.parser.asl.component.common.path import result_path
+        from moto.stepfunctions.parser.asl.utils import json_path
+
+        data = {'probe': {'id': 'j1', 'outputs': [{'url': 'u0'}, {'url': 'u1'}]}, 'probe_n': 3}
+        # Paths no other scenario's ASL uses, so the first round is the first parse of each.
+        paths = ['$.probe.id', '$.probe.outputs[1].url', '$.probe.outputs[*].url', '$.probe_n', '$.probe',
+                 '$.probe.outputs[0]']
+        uncached = {p: [m.value for m in json_path.parse.__wrapped__(p).find(data)] for p in paths}
+        built = {'n': 0}
+        original_parser = ext_parser.ExtendedJsonPathParser
+
+        class CountingParser(original_parser):  # type: ignore[misc, valid-type]
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                built['n'] += 1
+                super().__init__(*args, **kwargs)
+
+        ext_parser.ExtendedJsonPathParser = CountingParser
+        try:
+            rounds, answers = {}, {}
+            for name in ('first round', 'second round'):
+                built['n'] = 0
+                answers = {p: json_path.extract_json(p, data) for p in paths}
+                rounds[name] = built['n']
+        finally:
+            ext_parser.ExtendedJsonPathParser = original_parser
+        found = {p: [m.value for m in json_path.parse(p).find(data)] for p in paths}
+        return {'parsers built': rounds, 'same matches as uncached': found == uncached, 'answers': answers,
+                'result_path cached': hasattr(result_path.parse, 'cache_info')}
+
+    record('jsonpath', jsonpath_scenario)
     record('iam', iam_scenario)  # last: it turns moto's access control on for a while
     server.stop()
     print(json.dumps(out, default=str))

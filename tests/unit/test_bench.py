@@ -87,7 +87,7 @@ def test_the_cold_start_only_mode_prints_each_functions_verdict_without_a_local_
     from vidgen_local import coldstart
 
     figures = coldstart.ImportFigures(rounds=3, boto3_seconds=0.2, functions={'poller': 0.26, 'status': 0.5},
-                                      xray_seconds=0.03)
+                                      xray_seconds=0.03, http_floor_seconds=0.35)
     monkeypatch.setattr(coldstart, 'import_times', lambda root, rounds: figures)
     monkeypatch.setattr(coldstart, 'build_layer', lambda root: pytest.fail('--no-layer builds no layer'))
     lines: list[str] = []
@@ -95,4 +95,6 @@ def test_the_cold_start_only_mode_prints_each_functions_verdict_without_a_local_
                                      lines.append) == 0
     assert '  MET     poller cold import / bare import boto3: 260 ms = x1.30 (target <= x1.5)' in lines
     assert '  MISSED  status cold import / bare import boto3: 500 ms = x2.50 (target <= x1.5)' in lines
+    assert ('  n/a     floor of an HTTP function (boto3 + Powertools validating resolver) / bare import boto3: '
+            '350 ms = x1.75 (target reference)') in lines
     assert any(line.startswith('Cold import (median of 3 fresh interpreters): bare import boto3 200 ms') for line in lines)

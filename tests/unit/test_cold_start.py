@@ -127,6 +127,16 @@ def test_the_state_machine_steps_start_without_pydantic(function):
     assert [name for name in loaded if 'storyboard' in name or name == 'vidgen.jobs.sweep'] == []
 
 
+def test_the_storyboard_steps_start_without_pydantic():
+    """The storyboard machine's steps read and write storyboards and jobs through the store: the API's models
+    (and the job submit path that validates them) wait for the notify step, which sends the storyboard's view."""
+    loaded = modules_after_import('storyboard')
+    assert 'vidgen.jobs.storyboards.steps' in loaded
+    assert [name for name in loaded if name.split('.')[0] == 'pydantic' or name == 'vidgen.models'] == []
+    assert [name for name in ('vidgen.jobs.submit', 'vidgen.jobs.storyboards.submit', 'vidgen.jobs.storyboards.views')
+            if name in loaded] == []
+
+
 def test_a_deferred_import_arrives_with_the_event_that_needs_it():
     """The webhook view is a pydantic model, imported when the notify step builds the message."""
     code = '''

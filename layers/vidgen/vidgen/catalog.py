@@ -50,6 +50,11 @@ class ModelSpec:
         parameters: dict[str, dict[str, Any]] = self.raw.get('parameters', {})
         return parameters
 
+    @property
+    def max_prompt_chars(self) -> int:
+        """The longest prompt the model takes (`prompt.max_chars`, else 2,500)."""
+        return int(self.raw.get('prompt', {}).get('max_chars', 2500))
+
     def provider_model_for(self, mode: str) -> str:
         """The provider's model id that runs this mode (`provider_modes`, else `provider_model`)."""
         return self.raw.get('provider_modes', {}).get(mode) or self.provider_model
@@ -202,7 +207,7 @@ def _given_parameters(request: JobRequest) -> dict[str, Any]:
 
 def _check_prompt(spec: ModelSpec, mode: str, request: JobRequest, *, shots_given: bool = False) -> None:
     rules = spec.raw.get('prompt', {})
-    max_chars = int(rules.get('max_chars', 2500))
+    max_chars = spec.max_prompt_chars
     if mode in rules.get('required_for', []) and not request.prompt.strip() and not shots_given:
         raise _invalid('prompt', f'A prompt is required for {MODE_NAMES[mode]} on {spec.id}.')
     if len(request.prompt) > max_chars:

@@ -19,8 +19,7 @@ from vidgen.errors import StoryboardMovedOn, WebhookDeliveryError
 from vidgen.jobs import notifications
 from vidgen.jobs.storyboards import writer
 from vidgen.jobs.storyboards.llm import SceneBrief
-from vidgen.jobs.storyboards.submit import max_prompt_chars, notify_at
-from vidgen.jobs.storyboards.views import storyboard_view
+from vidgen.jobs.storyboards.rules import notify_at
 from vidgen.observability import MetricUnit, logger, metrics
 from vidgen.store import jobs as job_store
 from vidgen.store import media
@@ -37,7 +36,7 @@ def brief(storyboard: store.Storyboard, *, with_image: bool) -> SceneBrief:
         product_name=storyboard.product['name'], product_description=storyboard.product['description'],
         style=storyboard.style, scene_count=storyboard.scene_count, model_name=spec.name,
         mode_name=catalog.MODE_NAMES[storyboard.kind], duration=storyboard.params.get('duration'),
-        max_prompt_chars=max_prompt_chars(spec),
+        max_prompt_chars=spec.max_prompt_chars,
         image=media.load_input_image(image) if image and with_image else None,
     )
 
@@ -148,6 +147,10 @@ def notify(storyboard_id: str) -> bool:
     storyboard = store.get(storyboard_id)
     if not storyboard.webhook_url or storyboard.is_active:
         return False
+    # The body is the API's view of the storyboard, a pydantic model: imported by the one step that sends it,
+    # so the function's other steps (and its cold start) never build the API's models.
+    from vidgen.jobs.storyboards.views import storyboard_view
+
     message_id, body = notifications.message(storyboard.id, f'storyboard.{storyboard.status}',
                                         storyboard_view(storyboard).model_dump(mode='json'))
     sent = notifications.send(storyboard.webhook_url, message_id, body)

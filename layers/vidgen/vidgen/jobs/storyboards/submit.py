@@ -30,6 +30,7 @@ from vidgen.errors import (
     StoryboardReplayed,
     UnknownUser,
 )
+from vidgen.jobs.storyboards.rules import notify_at
 from vidgen.jobs.submit import cancel_active_job, check_webhook_url
 from vidgen.models import JobRequest, StoryboardRequest
 from vidgen.observability import MetricUnit, logger, metrics
@@ -64,10 +65,6 @@ def resolve(request: StoryboardRequest) -> catalog.ResolvedJob:
             raise InvalidParametersError(exc.message.replace('`image`', '`product.image`'),
                                          details={'field': 'product.image'}) from exc
         raise
-
-
-def max_prompt_chars(spec: catalog.ModelSpec) -> int:
-    return int(spec.raw.get('prompt', {}).get('max_chars', 2500))
 
 
 def fingerprint(request: StoryboardRequest) -> str:
@@ -164,11 +161,6 @@ def cancel_storyboard(owner: str, storyboard_id: str) -> store.Storyboard:
         cancel_active_job(job)
     metrics.add_metric(name='StoryboardCanceled', unit=MetricUnit.Count, value=1)
     return store.get(storyboard_id)
-
-
-def notify_at(storyboard: store.Storyboard, now: float) -> float | None:
-    """When the sweep sends an ended storyboard's notification if its execution has not (None: no webhook)."""
-    return now + get_settings().sweep_liveness_seconds if storyboard.webhook_url else None
 
 
 def _owned(owner: str, storyboard_id: str) -> store.Storyboard:
