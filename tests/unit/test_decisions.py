@@ -93,6 +93,7 @@ class FakeLedger:
         self.debited: list[Job] = []
         self.settled: list[tuple[str, str, bool, dict[str, Any]]] = []
         self.lose_race = False  # another actor settles every job first
+        self.balance_reads = 0
 
     def submit_debit(self, job: Job, *, max_active_jobs: int, sweep_at: float, idempotency: Any = None) -> None:
         if self.refusal:
@@ -107,6 +108,7 @@ class FakeLedger:
         self.jobs.jobs[job.id] = dataclasses.replace(job, status=status, refunded=refund)
 
     def balance(self, user_id: str, *, consistent: bool = True) -> int:
+        self.balance_reads += 1
         if self.user_balance is None:
             raise UnknownUser(user_id)
         return self.user_balance
@@ -398,7 +400,19 @@ def test_the_precheck_refuses_before_anything_is_stored(balance, error):
     w = world(balance=balance)
     with pytest.raises(error):
         submit_use_case.submit_job('alice', REQUEST.model_copy(update={'image': PNG}), None, w.ctx)
-    assert w.images == [] and w.ledger.debited == []
+    assert w.images == [] and w.ledger.debited == [] and w.ledger.balance_reads == 1
+
+
+def test_a_request_without_images_to_store_is_refused_by_the_transaction_alone():
+    """Nothing would be stored before the transaction, so no balance read comes first: the transaction's
+    condition gives the same answer, and a payable submit makes one call fewer."""
+    w = world(refusal=InsufficientCredits(7))
+    with pytest.raises(InsufficientCreditsError) as caught:
+        submit_use_case.submit_job('alice', REQUEST, None, w.ctx)
+    assert caught.value.details == {'required': 20, 'balance': 7} and w.ledger.balance_reads == 0
+    paid = world()
+    submit_use_case.submit_job('alice', REQUEST.model_copy(update={'image': 'https://example.com/a.png'}), None, paid.ctx)
+    assert paid.ledger.balance_reads == 0 and len(paid.ledger.debited) == 1
 
 
 @pytest.mark.parametrize(('refusal', 'error', 'details'), [

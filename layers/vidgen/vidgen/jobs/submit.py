@@ -67,7 +67,8 @@ def submit_job(owner: str, request: JobRequest, idempotency_key_value: str | Non
         replay = _replay(owner, idempotency_key_value, fingerprint, now, ctx)
         if replay:
             return Submitted(replay, replayed=True)
-    _precheck_balance(owner, resolved.credits, ctx)
+    if _inline_images(request):
+        _precheck_balance(owner, resolved.credits, ctx)
 
     job_id = ids.new_job_id()
     job = job_store.Job(
@@ -155,9 +156,15 @@ def _store_image(owner: str, job_id: str, name: str, value: str | None, ctx: Con
     return ctx.save_input_image(owner, job_id, name, value)
 
 
+def _inline_images(request: JobRequest) -> bool:
+    return any(value and value.startswith('data:')
+               for value in (request.image, request.end_image, *(request.reference_images or [])))
+
+
 def _precheck_balance(owner: str, cost: int, ctx: Context) -> None:
-    """A cheap read so that a request that cannot be paid stores nothing (not even its images). The
-    transaction's condition remains the authority; this only answers early."""
+    """A cheap read so that a request that cannot be paid stores nothing, not even its images: made only for
+    a request that carries images to store. Without them the transaction's condition, which stays the
+    authority, answers the same refusal with nothing written, and the read would be one more call per submit."""
     try:
         balance = ctx.ledger.balance(owner, consistent=False)
     except UnknownUser as exc:

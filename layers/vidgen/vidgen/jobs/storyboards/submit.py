@@ -85,10 +85,11 @@ def submit_storyboard(owner: str, request: StoryboardRequest, idempotency_key: s
         return Submitted(replay, replayed=True)
     count = request.scenes
     cost = count * resolved.credits
-    _precheck_balance(owner, cost, count, resolved.credits)
+    image = request.product.image
+    if image and image.startswith('data:'):  # a photo to store: refuse first what cannot be paid
+        _precheck_balance(owner, cost, count, resolved.credits)
 
     storyboard_id = f'sb_{ids.ulid()}'
-    image = request.product.image
     if image and image.startswith('data:'):
         image = media.save_input_image(owner, storyboard_id, 'product', image)
     storyboard = store.Storyboard(
@@ -171,8 +172,8 @@ def _owned(owner: str, storyboard_id: str) -> store.Storyboard:
 
 
 def _precheck_balance(owner: str, cost: int, count: int, price: int) -> None:
-    """A cheap read so that a storyboard that cannot be paid stores nothing (not even its photo). The
-    transaction's condition stays the authority."""
+    """A cheap read so that a storyboard that cannot be paid stores nothing, not even its photo: made only
+    when there is a photo to store. The transaction's condition stays the authority and answers the rest."""
     try:
         balance = ledger.balance(owner, consistent=False)
     except UnknownUser as exc:
