@@ -468,3 +468,29 @@ def test_a_cancel_that_loses_the_race_to_a_settle_is_a_conflict():
         submit_use_case.cancel_job('alice', 'job-1', w.ctx)
     assert w.executions.stopped == []
 
+
+
+# --- callbacks --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(('claimed', 'asked'), [('pending', []), ('running', []), (None, ['task-1']),
+                                                ('succeeded', ['task-1']), ('failed', ['task-1'])])
+def test_only_a_callback_claiming_the_end_makes_vidgen_ask_the_provider(monkeypatch, claimed, asked):
+    """Kling calls back at each step. A claim short of the end could wake nothing whatever the truth, so it is
+    noted without a question to the provider (each counts against its rate limits); an end, or a body that
+    claims nothing, is confirmed with the provider first (here it says the task still runs: noted)."""
+    from vidgen.jobs import callbacks
+    from vidgen.providers.base import CallbackHint
+
+    class Hinting:
+        def parse_callback(self, body: Any, headers: Any) -> CallbackHint:
+            return CallbackHint(task_id='task-1', claimed_state=claimed)
+
+    questions: list[str] = []
+    monkeypatch.setattr(callbacks.callback_tokens, 'token_matches', lambda provider, job_id, token: token == 'good')
+    monkeypatch.setattr(callbacks.job_store, 'find_job', lambda job_id: job() if job_id == 'job-1' else None)
+    monkeypatch.setattr(callbacks, 'get_provider', lambda name: Hinting())
+    monkeypatch.setattr(callbacks, 'fetch_task',
+                        lambda found, task_id: questions.append(task_id) or ProviderTask(task_id=task_id, state='running'))
+    assert callbacks.handle_callback('kling', 'job-1', 'good', {}, {}).outcome == 'noted'
+    assert questions == asked

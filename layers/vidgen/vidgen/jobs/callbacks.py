@@ -3,6 +3,9 @@
 Order of checks: the per-job token (constant time) -> the job exists and belongs to this provider ->
 the body parses as this provider's callback (and its signature, where one is configured) -> the task is
 re-fetched from the provider -> only a terminal state confirmed by the provider wakes the execution.
+A callback that claims a state that is not terminal (Kling reports each step) is noted without asking the
+provider: whatever the truth, it could wake nothing, and each question counts against the provider's rate
+limits. A terminal callback lost behind it is the poll loop's to cover, as any lost callback is.
 The task token is claimed with a conditional write before it is used, so of any number of duplicate
 callbacks exactly one sends it: one finalization.
 """
@@ -16,6 +19,7 @@ from vidgen import callback_tokens, executions, ids
 from vidgen.errors import CallbackRejectedError, error_class_for_job_code, failure_cause
 from vidgen.jobs.tasks import fetch_task
 from vidgen.observability import MetricUnit, logger, metrics
+from vidgen.providers.base import TERMINAL_TASK_STATES
 from vidgen.providers.registry import PROVIDERS, get_provider
 from vidgen.store import jobs as job_store
 
@@ -45,7 +49,7 @@ def handle_callback(provider_name: str, job_id: str, token: str | None, body: An
     if hint.task_id and job.provider_task_id and hint.task_id != job.provider_task_id:
         raise CallbackRejectedError(_REJECTED)
     task_id = job.provider_task_id or hint.task_id
-    if not task_id:
+    if not task_id or (hint.claimed_state is not None and hint.claimed_state not in TERMINAL_TASK_STATES):
         return CallbackResult('noted')
     task = fetch_task(job, task_id)
     if not task.is_terminal:
