@@ -75,6 +75,52 @@ class Api:
             time.sleep(0.2)
 
 
+# --- a job's execution ------------------------------------------------------------------------------------
+
+
+def execution_arn(cloud: Any, job_id: str) -> str:
+    """The ARN of the job's execution: the job machine names each execution by its job id."""
+    return cloud.handler_env['STATE_MACHINE_ARN'].replace(':stateMachine:', ':execution:') + f':{job_id}'
+
+
+def wait_for_execution_end(cloud: Any, job_id: str, timeout: float = 15.0) -> dict[str, Any]:
+    """DescribeExecution once the job's execution has ended. A job's status is final before its execution has
+    run its last states (Notify, Settled), so a client that saw the job end may still find it running."""
+    import boto3
+
+    sfn = boto3.client('stepfunctions')
+    deadline = time.monotonic() + timeout
+    while (described := sfn.describe_execution(executionArn=execution_arn(cloud, job_id)))['status'] == 'RUNNING':
+        assert time.monotonic() < deadline, f'the execution of {job_id} still runs after {timeout}s'
+        time.sleep(0.05)
+    return described
+
+
+def execution_events(cloud: Any, job_id: str, *, ended: bool = True, timeout: float = 15.0) -> list[dict[str, Any]]:
+    """Every event of the job's execution, page by page; once it has ended unless `ended` is False (a report of
+    how far a late job got)."""
+    import boto3
+
+    if ended:
+        wait_for_execution_end(cloud, job_id, timeout)
+    sfn = boto3.client('stepfunctions')
+    events: list[dict[str, Any]] = []
+    token = None
+    while True:
+        page = sfn.get_execution_history(executionArn=execution_arn(cloud, job_id), maxResults=1000,
+                                         **({'nextToken': token} if token else {}))
+        events += page['events']
+        token = page.get('nextToken')
+        if not token:
+            return events
+
+
+def execution_states(cloud: Any, job_id: str, *, ended: bool = True) -> list[str]:
+    """Names of the states the job's execution entered, in order."""
+    return [e['stateEnteredEventDetails']['name'] for e in execution_events(cloud, job_id, ended=ended)
+            if 'stateEnteredEventDetails' in e]
+
+
 def ledger_sum(credits: dict[str, Any]) -> int:
     return sum(entry['amount'] for entry in credits['ledger'])
 

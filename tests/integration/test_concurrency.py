@@ -8,8 +8,7 @@ import concurrent.futures
 import threading
 import time
 
-import boto3
-from support import listed_once_caught_up
+from support import execution_states, listed_once_caught_up
 from vidgen import callback_tokens
 
 CHEAP = {'model': 'kling-v1-6', 'duration': 5}  # 10 credits
@@ -23,18 +22,6 @@ def all_ledger(user) -> list[dict]:
         cursor = page['next_cursor']
         if not cursor:
             return entries
-
-
-def execution_states(cloud, job_id: str) -> list[str]:
-    sfn = boto3.client('stepfunctions')
-    arn = cloud.handler_env['STATE_MACHINE_ARN'].replace(':stateMachine:', ':execution:') + f':{job_id}'
-    events, token = [], None
-    while True:
-        page = sfn.get_execution_history(executionArn=arn, maxResults=1000, **({'nextToken': token} if token else {}))
-        events += page['events']
-        token = page.get('nextToken')
-        if not token:
-            return [e['stateEnteredEventDetails']['name'] for e in events if 'stateEnteredEventDetails' in e]
 
 
 def test_two_hundred_concurrent_submits_against_credits_for_fifty(cloud, new_user, settings_env):
@@ -180,7 +167,7 @@ def test_a_hundred_jobs_with_ten_duplicate_callbacks_each_finalize_once(cloud, n
         try:
             done.append(user.wait(job_id, timeout=max(1.0, deadline - time.monotonic())))
         except AssertionError as late:
-            raise AssertionError(f'{late}; its execution so far: {execution_states(cloud, job_id)}') from None
+            raise AssertionError(f'{late}; its execution so far: {execution_states(cloud, job_id, ended=False)}') from None
     assert {job['status'] for job in done} == {'succeeded'}
     assert not any(job['refunded'] for job in done) and all(len(job['outputs']) == 1 for job in done)
     states = {job_id: execution_states(cloud, job_id) for job_id in jobs}

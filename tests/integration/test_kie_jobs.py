@@ -19,7 +19,7 @@ from typing import Any, Iterator
 import boto3
 import pytest
 import requests
-from support import PNG_DATA_URI, PNG_IMAGE, Api, ledger_sum
+from support import PNG_DATA_URI, PNG_IMAGE, Api, execution_events, execution_states, ledger_sum
 from vidgen import callback_tokens
 from vidgen.config import get_settings
 from vidgen.providers.kie_common import webhook_signature
@@ -61,24 +61,6 @@ def wait_for_sim_state(cloud, task_id: str, state: str, timeout: float = 10.0) -
             return
         assert time.monotonic() < deadline, f'simulator task {task_id} still {task["state"]} after {timeout}s'
         time.sleep(0.1)
-
-
-def execution_events(cloud, job_id: str, timeout: float = 15.0) -> list[dict[str, Any]]:
-    """The history of the job's execution once it has ended: a job's status is final before its execution has
-    run its last states (Notify, Settled), so a client that saw the job end may still find it running."""
-    sfn = boto3.client('stepfunctions')
-    arn = cloud.handler_env['STATE_MACHINE_ARN'].replace(':stateMachine:', ':execution:') + f':{job_id}'
-    deadline = time.monotonic() + timeout
-    while sfn.describe_execution(executionArn=arn)['status'] == 'RUNNING':
-        assert time.monotonic() < deadline, f'the execution of {job_id} still runs after {timeout}s'
-        time.sleep(0.05)
-    return sfn.get_execution_history(executionArn=arn, maxResults=1000)['events']
-
-
-def execution_states(cloud, job_id: str) -> list[str]:
-    """Names of the states the job's execution entered, in order."""
-    return [e['stateEnteredEventDetails']['name'] for e in execution_events(cloud, job_id)
-            if 'stateEnteredEventDetails' in e]
 
 
 def create_task_failures(cloud, job_id: str) -> list[str]:

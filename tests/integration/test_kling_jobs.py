@@ -13,7 +13,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import boto3
 import requests
-from support import PNG_DATA_URI, PNG_IMAGE, ledger_sum, listed_once_caught_up
+from support import (
+    PNG_DATA_URI,
+    PNG_IMAGE,
+    execution_events,
+    execution_states,
+    ledger_sum,
+    listed_once_caught_up,
+    wait_for_execution_end,
+)
 from vidgen import callback_tokens
 from vidgen_local.images import png, png_data_uri
 
@@ -22,14 +30,6 @@ def sim_task(cloud, job_id: str) -> dict:
     tasks = [t for t in cloud.kling_sim.tasks() if t['request'].get('external_task_id') == job_id]
     assert len(tasks) == 1, f'expected one Kling task for {job_id}, found {len(tasks)}'
     return tasks[0]
-
-
-def execution_states(cloud, job_id: str) -> list[str]:
-    """Names of the states the job's execution entered, in order."""
-    sfn = boto3.client('stepfunctions')
-    arn = cloud.handler_env['STATE_MACHINE_ARN'].replace(':stateMachine:', ':execution:') + f':{job_id}'
-    events = sfn.get_execution_history(executionArn=arn, maxResults=1000)['events']
-    return [e['stateEnteredEventDetails']['name'] for e in events if 'stateEnteredEventDetails' in e]
 
 
 def test_text_to_video_succeeds_with_results_in_our_bucket(cloud, new_user):
@@ -323,10 +323,8 @@ def test_linked_images_are_checked_where_they_are_first_fetched(cloud, new_user)
 
 def execution_data_sizes(cloud, job_id: str) -> list[int]:
     """The size of every state input and output the job's execution carried, in bytes."""
-    sfn = boto3.client('stepfunctions')
-    arn = cloud.handler_env['STATE_MACHINE_ARN'].replace(':stateMachine:', ':execution:') + f':{job_id}'
     sizes = []
-    for event in sfn.get_execution_history(executionArn=arn, maxResults=1000)['events']:
+    for event in execution_events(cloud, job_id):
         for details, field in (('stateEnteredEventDetails', 'input'), ('stateExitedEventDetails', 'output'),
                                ('executionStartedEventDetails', 'input'), ('executionSucceededEventDetails', 'output')):
             if field in event.get(details, {}):
@@ -376,13 +374,7 @@ def test_a_job_whose_execution_dies_of_the_data_limit_is_finished_by_the_sweep(c
         job = user.submit({'model': 'kling-v2-6', 'prompt': 'a paper boat [pad-finalize]'}).json()
 
         # When the execution fails with States.DataLimitExceeded (which its States.ALL catchers cannot catch)
-        sfn = boto3.client('stepfunctions')
-        arn = cloud.handler_env['STATE_MACHINE_ARN'].replace(':stateMachine:', ':execution:') + f':{job["id"]}'
-        deadline = time.monotonic() + 60
-        while sfn.describe_execution(executionArn=arn)['status'] == 'RUNNING':
-            assert time.monotonic() < deadline, 'the execution did not end'
-            time.sleep(0.2)
-        ended = sfn.describe_execution(executionArn=arn)
+        ended = wait_for_execution_end(cloud, job['id'], timeout=60)
         assert (ended['status'], ended.get('error')) == ('FAILED', 'States.DataLimitExceeded')
 
         # Then the sweep finishes the job from the provider's result: succeeded, charged once, results stored
