@@ -723,11 +723,10 @@ def cold_import_targets(imports: Any) -> list[tuple[str, str, str, bool | None]]
         r = imports.ratio(name)
         rows.append((f'{name} cold import / bare import boto3', f'{seconds * 1000:.0f} ms = x{r:.2f}', '<= x1.5',
                      r <= 1.5))
-    floor = getattr(imports, 'http_floor_seconds', None)
+    floor = imports.http_floor_seconds
     if floor:  # a reference, not a target: below it no HTTP function can go with these libraries
-        ratio_ = floor / imports.boto3_seconds if imports.boto3_seconds > 0 else float('inf')
         rows.append(('floor of an HTTP function (boto3 + Powertools validating resolver) / bare import boto3',
-                     f'{floor * 1000:.0f} ms = x{ratio_:.2f}', 'reference', None))
+                     f'{floor * 1000:.0f} ms = x{imports.against_boto3(floor):.2f}', 'reference', None))
     return rows
 
 

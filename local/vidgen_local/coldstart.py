@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 FUNCTIONS = ('submit', 'status', 'callback', 'admin', 'poller', 'storyboard', 'media')
-HTTP_FUNCTIONS = ('submit', 'status', 'callback', 'admin')
 # The floor of an HTTP function: its client library and the validating resolver, built as vidgen builds it.
 HTTP_FLOOR = ('import boto3; from aws_lambda_powertools import Logger, Metrics; '
               'from aws_lambda_powertools.event_handler import APIGatewayHttpResolver; '
@@ -62,7 +61,10 @@ class ImportFigures:
     http_floor_seconds: float | None = None
 
     def ratio(self, function: str) -> float:
-        return self.functions[function] / self.boto3_seconds if self.boto3_seconds > 0 else float('inf')
+        return self.against_boto3(self.functions[function])
+
+    def against_boto3(self, seconds: float) -> float:
+        return seconds / self.boto3_seconds if self.boto3_seconds > 0 else float('inf')
 
 
 def build_layer(root: Path) -> LayerFigures:
