@@ -292,8 +292,11 @@ class OutputPump:
         if not chunk:  # the environment is gone
             with self._lock:
                 self._selector.unregister(fd)
-            os.close(fd)
+            # Closed and forgotten in one step under the fork lock: between the two, a new pipe could take this
+            # number and a fork would hand the child a set of "other environments' fds" that holds it, so the
+            # child would close its own pipe and exit during init.
             with Environment._fork_lock:
+                os.close(fd)
                 Environment._open_fds.discard(fd)
             if data:
                 self._emit(target, data)

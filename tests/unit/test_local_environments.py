@@ -128,6 +128,34 @@ def test_failures_carry_lambdas_error_types(pump):
     assert exit_error.value.error_type == 'Runtime.ExitError' and pool.stats.crashes == 1
 
 
+def test_the_pump_closes_a_dead_environments_pipes_under_the_fork_lock(pump, monkeypatch):
+    """A pipe of a dead environment is closed and dropped from the fds a new child closes in one step: were the
+    number free in between, a new environment's own pipe could take it and the child would close it (and exit
+    during init: "the environment exited during init", seen under load)."""
+    from vidgen_local.environments import Environment
+
+    closes: list[tuple[bool, bool]] = []  # (the fd was one a new child would close, the fork lock was held)
+    real_close = os.close
+
+    def recording_close(fd: int) -> None:
+        if threading.current_thread().name == 'vidgen-env-output':
+            closes.append((fd in Environment._open_fds, Environment._fork_lock.locked()))
+        real_close(fd)
+
+    monkeypatch.setattr(os, 'close', recording_close)
+    pool = make_pool(pump)
+    try:
+        with pytest.raises(FunctionError):
+            invoke(pool, {'do': 'exit'})
+        deadline = time.monotonic() + 5
+        while len(closes) < 2 and time.monotonic() < deadline:  # its stdout and stderr pipes
+            time.sleep(0.02)
+    finally:
+        pool.close()
+    tracked = [held for listed, held in closes if listed]
+    assert len(tracked) >= 2 and all(tracked)
+
+
 def test_recycled_environments_are_replaced_by_new_ones(pump):
     pool = make_pool(pump)
     try:
