@@ -53,6 +53,19 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     return None if any(path == FAULTS_DIR or FAULTS_DIR in path.parents for path in named) else True
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Give each schemathesis test (tests/integration/test_fuzz_openapi.py, one per API operation) an id of its
+    own. pytest 9.2 builds an item's id from `originalname` and a parametrize callspec; schemathesis names its
+    items `test[METHOD /path]` but passes no callspec, so all 22 shared one id, and pytest-xdist, which sends
+    tests to its workers by id, ran one of them."""
+    from _pytest.nodeid import NodeId
+    from schemathesis.pytest.plugin import SchemathesisFunction
+
+    for item in items:
+        if isinstance(item, SchemathesisFunction) and item.nodeid != f'{item.parent.nodeid}::{item.name}':
+            item._id = NodeId.parse(f'{item.parent.nodeid}::{item.name}')  # type: ignore[attr-defined]
+
+
 @pytest.fixture(scope='session')
 def cloud():
     from vidgen_local.cloud import LocalCloud
