@@ -10,6 +10,10 @@ SAM_CLI_VERSION := 1.170.0
 CHECKOV_VENV := .venv-checkov
 CHECKOV_VERSION := 3.3.30
 PYTEST_ARGS ?=
+# make test: pytest-xdist workers (one local cloud each; `auto` is one per core). The load tests then run
+# alone, so that their hundreds of concurrent requests have the machine to themselves. Exit 5 of either run
+# is "no test selected" (a PYTEST_ARGS that picks only one kind).
+TEST_WORKERS ?= auto
 ENV ?= default
 
 .PHONY: help install browser-deps demo serve test test-unit test-integration test-browser test-faults test-deployed check-template build deploy delete bench lint typecheck clean
@@ -71,8 +75,9 @@ deploy: check-template ## build and deploy the stack of samconfig.toml's ENV (de
 delete: $(SAM_VENV)/.installed ## delete the ENV stack; its table, bucket and secrets are retained (README, Deploying)
 	$(SAM) delete --config-env $(ENV)
 
-test: install browser-deps check-template lint typecheck ## lint, typecheck, validate and build the template, check the ASL, run every test (browser tests too)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+test: install browser-deps check-template lint typecheck ## lint, typecheck, validate and build the template, run every test (browser tests too; in parallel, then the load tests)
+	$(BIN)/python -m pytest --numprocesses=$(TEST_WORKERS) --dist=loadfile -m 'not load' $(PYTEST_ARGS) || [ $$? = 5 ]
+	$(BIN)/python -m pytest -m load $(PYTEST_ARGS) || [ $$? = 5 ]
 
 test-unit: install ## the unit tests only
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)

@@ -8,8 +8,13 @@ import concurrent.futures
 import threading
 import time
 
+import pytest
 from support import execution_states, listed_once_caught_up
 from vidgen import callback_tokens
+
+# Run alone by make test (after the parallel run): the bursts below time their clients out at 30 s, as a user's
+# would, and must not share the machine with another worker's local cloud.
+pytestmark = pytest.mark.load
 
 CHEAP = {'model': 'kling-v1-6', 'duration': 5}  # 10 credits
 
@@ -57,10 +62,10 @@ def test_two_hundred_concurrent_submits_against_credits_for_fifty(cloud, new_use
 
 
 def test_two_hundred_parallel_debits_of_the_use_case(cloud, new_user, settings_env):
-    """The gateway gives API handlers one request at a time (Powertools keeps the request in process-global
-    state); Lambda runs them in parallel environments. Driving the submit use case from 200 threads shows
-    that the balance condition alone holds the line under real parallel transactions. (Executions are not
-    started: they are not what is measured here, and the jobs are canceled straight after.)"""
+    """The local cloud runs up to 64 submit environments at once; Lambda may run a thousand. Driving the
+    submit use case from 200 threads of this process shows that the balance condition alone holds the line
+    under that many parallel transactions. (Executions are not started: they are not what is measured here,
+    and the jobs are canceled straight after.)"""
     import dataclasses
     import types
 
