@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import gc
 import io
 import json
@@ -85,10 +86,6 @@ class Environment:
     """One worker process of one function."""
 
     _fork_lock = threading.Lock()
-    # Every environment's pipe ends in this process. A new child closes the others', so that when this process
-    # dies, each environment reads the end of its pipe and exits (not prctl's death signal: Linux ties it to
-    # the thread that forked, and the threads that fork here are a server's short-lived request threads).
-    _open_fds: set[int] = set()
 
     def __init__(self, spec: FunctionSpec, env: Mapping[str, str], load: HandlerLoader, context: ContextFactory,
                  pump: OutputPump, generation: int) -> None:
@@ -105,13 +102,10 @@ class Environment:
                 # multiprocessing's fork start runs its after-fork hooks in the child, so a test's Manager
                 # proxies (shared state a handler stub writes to) work in the environment.
                 process = _FORK.Process(target=_child, name=f'{spec.logical_id}-env', daemon=True, args=(
-                    spec, dict(env), load, context, child_end, out_write, err_write,
-                    frozenset((*Environment._open_fds, parent_end.fileno(), out_read, err_read))))
+                    spec, dict(env), load, context, child_end, out_write, err_write))
                 process.start()
             finally:
                 gc.unfreeze()
-            for fd in (parent_end.fileno(), out_read, err_read):
-                Environment._open_fds.add(fd)
         child_end.close()
         os.close(out_write)
         os.close(err_write)
@@ -171,27 +165,54 @@ class Environment:
         self._alive = False
         self._process.kill()
         self._process.join()
-        with Environment._fork_lock:
-            Environment._open_fds.discard(self._conn.fileno())
-            self._conn.close()
+        self._conn.close()
         # The pump closes the output pipes once it has read what the process wrote before it died.
 
 
 def _child(spec: FunctionSpec, env: dict[str, str], load: HandlerLoader, context: ContextFactory, conn: Connection,
-           out_fd: int, err_fd: int, others: frozenset[int]) -> None:
-    # Other environments' pipe ends, inherited: closed, so that each environment reads the end of its own pipe
-    # when the local cloud's process dies, and exits.
-    for fd in others:
-        with contextlib.suppress(OSError):
-            os.close(fd)
-    _serve(spec, env, load, context, conn, out_fd, err_fd)
+           out_fd: int, err_fd: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the local cloud, which then stops us
+    _own_streams(out_fd, err_fd)
+    _release_inherited_fds(keep={conn.fileno()})
+    _serve(spec, env, load, context, conn)
+
+
+def _release_inherited_fds(keep: set[int]) -> None:
+    """Let go of every file the fork copied from the local cloud's process, but stdio, the pipe to it and
+    the files of logging's file handlers.
+
+    A fork copies every descriptor, and a child that does not exec keeps them: the write end of the pipe
+    through which `subprocess` learns that its child has exec'd (a chromedriver or a `vidgen` command that a
+    test starts while an environment forks), whose reader then waits for ever; the other environments' pipes,
+    which must read their end when the local cloud's process dies (not prctl's death signal: Linux ties it to
+    the thread that forked, and the threads that fork here are a server's short-lived request threads); the
+    servers' sockets. Each is pointed at /dev/null rather than closed: objects copied with the heap still hold
+    the numbers, and closing one later (a socket's finaliser) must not close a file this environment opened
+    since under the same number."""
+    keep = {0, 1, 2, *keep}
+    for each in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
+        for handler in getattr(each, 'handlers', ()):
+            stream = getattr(handler, 'stream', None)
+            if isinstance(handler, logging.FileHandler) and stream is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    keep.add(stream.fileno())
+    listing = '/proc/self/fd' if os.path.isdir('/proc/self/fd') else '/dev/fd'
+    inherited = [int(name) for name in os.listdir(listing) if name.isdigit()]
+    devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        for fd in inherited:
+            if fd in keep or fd == devnull:
+                continue
+            with contextlib.suppress(OSError):  # the listing's own descriptor, closed since
+                fcntl.fcntl(fd, fcntl.F_GETFD)
+                os.dup2(devnull, fd, inheritable=False)
+    finally:
+        os.close(devnull)
 
 
 def _serve(spec: FunctionSpec, env: dict[str, str], load: HandlerLoader, context: ContextFactory,
-           conn: Connection, out_fd: int, err_fd: int) -> None:
+           conn: Connection) -> None:
     """The environment's main loop (in the child): init, then one event at a time until the pipe closes."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the local cloud, which then stops us
-    _own_streams(out_fd, err_fd)
     os.environ.clear()
     os.environ.update(env)
     try:
@@ -292,12 +313,7 @@ class OutputPump:
         if not chunk:  # the environment is gone
             with self._lock:
                 self._selector.unregister(fd)
-            # Closed and forgotten in one step under the fork lock: between the two, a new pipe could take this
-            # number and a fork would hand the child a set of "other environments' fds" that holds it, so the
-            # child would close its own pipe and exit during init.
-            with Environment._fork_lock:
-                os.close(fd)
-                Environment._open_fds.discard(fd)
+            os.close(fd)
             if data:
                 self._emit(target, data)
             return
