@@ -400,6 +400,7 @@ class LocalCloud:
         server = getattr(self._moto, '_server', None)
         if server is not None:
             server.server_close()  # ThreadedMotoServer.stop() shuts down but leaves the socket bound
+            patches.close_server_connections(server)  # the clients' open connections, and their threads
         self._moto = None
         self._boto_clients = {}
         logging.getLogger('werkzeug').setLevel(self._saved_werkzeug_level)

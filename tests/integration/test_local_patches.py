@@ -53,8 +53,10 @@ def test_patched_moto_attributes_keep_their_signatures(observed):
                                               'transact_item_rollback', 'asl_parse_cache',
                                               'iam_action_resources', 's3_presigned_auth', 'state_machine_role',
                                               'transaction_limits', 'item_size_limit', 'data_limit_uncatchable',
-                                              'index_lag', 'server_routing_cache', 'jsonpath_parse_cache'])
+                                              'index_lag', 'server_routing_cache', 'jsonpath_parse_cache',
+                                              'server_keep_alive'])
     assert signatures['DomainDispatcherApplication.get_backend_for_host'] == ['self', 'host']
+    assert signatures['werkzeug serves the body from rfile and closes every connection'] is True
     assert signatures['ActionAuthenticatorMixin._authenticate_and_authorize_normal_action'] == ['self', 'resource']
     assert signatures['ActionAuthenticatorMixin._authenticate_and_authorize_s3_action'] == ['self', 'bucket_name',
                                                                                            'key_name']
@@ -154,6 +156,16 @@ def test_each_jsonpath_is_parsed_once_and_matches_as_before(observed):
     assert result['answers']['$.probe.outputs[0]'] == {'url': 'u0'}  # a singleton array access unpacked, as AWS does
     assert result['answers']['$.probe.outputs[*].url'] == ['u0', 'u1']
     assert result['result_path cached'] is True
+
+
+def test_the_server_keeps_a_connection_open_between_requests(observed):
+    result = scenario(observed, 'keep_alive')
+    # a table made, 5 writes, 5 reads, an error answer and one more call: one connection (moto alone opened 13)
+    assert result['dynamodb'] == {'accepted': 1, 'lengths read back': [0, 1000, 2000, 3000, 4000],
+                                  'error then next call': 'ResourceNotFoundException', 'no delay': True}
+    # the bucket made on one connection, which the PutObject reuses; it asks `Expect: 100-continue`, is served
+    # as before and closes it; the GetObject opens another
+    assert result['s3'] == {'accepted': 2, 'body': 'abc'}
 
 
 def test_the_server_routes_a_host_as_moto_does_and_lists_its_package_once(observed):
@@ -413,6 +425,7 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
         from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_lambda import StateTaskLambda
         from moto.stepfunctions.parser.asl.component.state.state import CommonStateField
         from moto.stepfunctions.parser.asl.parse import asl_parser
+        from werkzeug.serving import WSGIRequestHandler
         parse_source = inspect.getsource(asl_parser.AmazonStateLanguageParser.parse)
         return {
             'rewritten sources changed': rewritten_changed(),
@@ -426,6 +439,10 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
                 params(ActionAuthenticatorMixin._authenticate_and_authorize_s3_action),
             'IAMRequestBase.__init__': params(IAMRequestBase.__init__),
             'DomainDispatcherApplication.get_backend_for_host': params(DomainDispatcherApplication.get_backend_for_host),
+            'werkzeug serves the body from rfile and closes every connection': (
+                '"wsgi.input": self.rfile' in inspect.getsource(WSGIRequestHandler.make_environ)
+                and 'self.send_header("Connection", "close")' in inspect.getsource(WSGIRequestHandler.run_wsgi)
+                and 'data = self.rfile.read(' in inspect.getsource(WSGIRequestHandler.run_wsgi)),
             'moto reads only the Authorization header': 'self._headers["Authorization"]' in inspect.getsource(
                 IAMRequestBase.__init__) and 'X-Amz-Credential' not in inspect.getsource(IAMRequestBase),
             'boto_client_for': params(boto_client_for),
@@ -1148,6 +1165,58 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
                 'result_path cached': hasattr(result_path.parse, 'cache_info')}
 
     record('jsonpath', jsonpath_scenario)
+
+    def keep_alive_scenario() -> dict[str, Any]:
+        import botocore.config
+
+        wsgi_server = server._server
+        accepted = {'n': 0}
+        original_get_request = wsgi_server.get_request
+
+        sockets: list[Any] = []
+
+        def counting_get_request() -> Any:
+            accepted['n'] += 1
+            connection = original_get_request()
+            sockets.append(connection[0])
+            return connection
+
+        wsgi_server.get_request = counting_get_request
+        try:
+            # One connection in the pool, so every call of a client goes over the same one if it stays open.
+            one = botocore.config.Config(max_pool_connections=1)
+            client = boto3.client('dynamodb', config=one)
+            accepted['n'] = 0
+            client.create_table(TableName='keepalive', BillingMode='PAY_PER_REQUEST',
+                                KeySchema=[{'AttributeName': 'PK', 'KeyType': 'HASH'}],
+                                AttributeDefinitions=[{'AttributeName': 'PK', 'AttributeType': 'S'}])
+            for n in range(5):  # requests with bodies, each followed at once by the next on the connection
+                client.put_item(TableName='keepalive', Item={'PK': {'S': f'k{n}'}, 'v': {'S': 'x' * (n * 1000)}})
+            read = [len(client.get_item(TableName='keepalive', Key={'PK': {'S': f'k{n}'}})['Item']['v']['S'])
+                    for n in range(5)]
+            try:
+                client.describe_table(TableName='no-such-table')
+                error = None
+            except client.exceptions.ResourceNotFoundException:
+                error = 'ResourceNotFoundException'
+            client.list_tables()
+            import socket
+
+            # Nagle's algorithm off: on an open connection it held each response body for the client's delayed ACK
+            no_delay = bool(sockets[-1].getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            dynamodb_calls = {'accepted': accepted['n'], 'lengths read back': read, 'error then next call': error,
+                              'no delay': no_delay}
+            s3 = boto3.client('s3', config=one)
+            accepted['n'] = 0
+            s3.create_bucket(Bucket='keepalive')
+            s3.put_object(Bucket='keepalive', Key='a', Body=b'abc')  # Expect: 100-continue: served as before
+            body = s3.get_object(Bucket='keepalive', Key='a')['Body'].read()
+            return {'dynamodb': dynamodb_calls,
+                    's3': {'accepted': accepted['n'], 'body': body.decode()}}
+        finally:
+            wsgi_server.get_request = original_get_request
+
+    record('keep_alive', keep_alive_scenario)
     record('iam', iam_scenario)  # last: it turns moto's access control on for a while
     server.stop()
     print(json.dumps(out, default=str))
