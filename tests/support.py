@@ -144,6 +144,14 @@ class Received(NamedTuple):
     status: int
 
 
+class _ReceiverServer(ThreadingHTTPServer):
+    daemon_threads = True
+    # A backlog of 1,024 rather than http.server's 5: the load tests' 200 webhooks arrive together, and a
+    # client's endpoint behind a load balancer takes them all (a reset would be our receiver's fault, not
+    # the notifier's).
+    request_queue_size = 1024
+
+
 class Receiver:
     """An HTTP endpoint on 127.0.0.1 (callbacks, webhooks) that records every POST and answers `statuses`
     in turn, then 200."""
@@ -168,8 +176,7 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
-        self._server.daemon_threads = True
+        self._server = _ReceiverServer(('127.0.0.1', 0), Handler)
         threading.Thread(target=self._server.serve_forever, kwargs={'poll_interval': 0.05}, daemon=True).start()
         self.url = f'http://127.0.0.1:{self._server.server_address[1]}{path}'
 

@@ -7,6 +7,7 @@ import http.client
 import json
 import logging
 import socket
+import time
 from typing import Any
 
 import pytest
@@ -205,6 +206,10 @@ def test_access_log_has_method_path_status_and_time_but_no_secrets(gateway, capl
     with caplog.at_level(logging.INFO, logger='vidgen_local.gateway'):
         requests.post(f'{gateway.url}/v1/jobs/j1/cancel?token=cb-secret', json={},
                       headers={'authorization': 'Bearer user-secret'}, timeout=5)
+        # The gateway logs a request once its answer is sent, so the line can follow the answer's arrival.
+        deadline = time.monotonic() + 5
+        while not [r for r in caplog.records if r.name == 'vidgen_local.gateway'] and time.monotonic() < deadline:
+            time.sleep(0.01)
     (line,) = [r.getMessage() for r in caplog.records if r.name == 'vidgen_local.gateway']
     assert line.startswith('POST /v1/jobs/j1/cancel 200 ') and line.endswith('ms')
     assert 'secret' not in caplog.text

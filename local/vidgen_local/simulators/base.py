@@ -166,6 +166,9 @@ class CallbackLanes:
 class SimServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    # http.server listens with a backlog of 5; 200 jobs' downloads and status queries arrive together, and a
+    # provider's edge takes them all, so a full backlog must not reset connections here (as the gateway's).
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], handler: type[SimHandler], simulator: Simulator) -> None:
         self.simulator = simulator
