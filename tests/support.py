@@ -144,7 +144,7 @@ class Received(NamedTuple):
     status: int
 
 
-class _ReceiverServer(ThreadingHTTPServer):
+class ReceiverServer(ThreadingHTTPServer):
     daemon_threads = True
     # A backlog of 1,024 rather than http.server's 5: the load tests' 200 webhooks arrive together, and a
     # client's endpoint behind a load balancer takes them all (a reset would be our receiver's fault, not
@@ -176,7 +176,7 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._server = _ReceiverServer(('127.0.0.1', 0), Handler)
+        self._server = ReceiverServer(('127.0.0.1', 0), Handler)
         threading.Thread(target=self._server.serve_forever, kwargs={'poll_interval': 0.05}, daemon=True).start()
         self.url = f'http://127.0.0.1:{self._server.server_address[1]}{path}'
 

@@ -8,10 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from support import ReceiverServer
 from vidgen_local.gateway import _Server as GatewayServer
 from vidgen_local.simulators.base import SimHandler, SimServer
-
-from tests.support import _ReceiverServer as ReceiverServer
 
 BURST = 64
 
