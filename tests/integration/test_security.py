@@ -16,7 +16,7 @@ import boto3
 import jwt
 import pytest
 import requests
-from support import PNG_DATA_URI, ledger_sum
+from support import PNG_DATA_URI, ledger_sum, listed_once_caught_up
 from vidgen import callback_tokens
 from vidgen.store.table import job_key
 
@@ -127,14 +127,17 @@ def test_a_replayed_callback_after_the_job_ended_changes_nothing(cloud, new_user
 def test_a_user_cannot_read_list_or_cancel_another_users_jobs(cloud, new_user):
     owner, stranger = new_user(100), new_user(100)
     job = owner.submit({'model': 'kling-v2-6', 'prompt': 'private [sim:slow=30] [sim:drop-callbacks]'}).json()
-    owner.submit({'model': 'kling-v2-6', 'prompt': 'second [sim:slow=30] [sim:drop-callbacks]'})
+    assert owner.submit({'model': 'kling-v2-6', 'prompt': 'second [sim:slow=30] [sim:drop-callbacks]'}).status_code == 202
+    owner.wait(job['id'], statuses=('running',))  # what it is until the test ends (the provider is slow)
     before = state(owner, job['id'])
 
     for reply in (stranger.get(f'/v1/jobs/{job["id"]}'), stranger.post(f'/v1/jobs/{job["id"]}/cancel')):
         assert reply.status_code == 404 and reply.json()['error']['code'] == 'NOT_FOUND'
     for status in (None, 'queued', 'running'):
         assert stranger.get('/v1/jobs', params={'status': status} if status else {}).json()['jobs'] == []
-    # The owner's own cursors are no way in.
+    # The owner's own cursors are no way in. The job listing reads an index that lags the writes
+    # (VIDGEN_LOCAL_INDEX_LAG), so it is read until both jobs show, or its first page has no cursor.
+    assert listed_once_caught_up(lambda: len(owner.get('/v1/jobs').json()['jobs']), 2) == 2
     owner_cursor = owner.get('/v1/jobs', params={'limit': 1}).json()['next_cursor']
     ledger_cursor = owner.get('/v1/credits', params={'limit': 1}).json()['next_cursor']
     assert owner_cursor and ledger_cursor
