@@ -761,11 +761,24 @@ _SFN_CLIENT_MODULES = (
 )
 
 
-@functools.lru_cache(maxsize=64)
+_role_client_lock = threading.Lock()
+
+
 def _role_client(region: str, service: str, keys: tuple[str, str, str], port: int) -> Any:
     """One client per role, service and server, made once: moto makes a new boto3 client for every Task
-    (~20 ms of the local cloud's process each, a tenth of its CPU under load). A client's calls are
-    thread-safe; its pool holds as many connections as a function has environments."""
+    (20-130 ms of the local cloud's process each, a tenth of its CPU under load). A client's calls are
+    thread-safe; its pool holds as many connections as a function has environments.
+
+    Made under a lock, by one thread: an lru_cache alone lets every caller that misses make its own client.
+    When 96 executions reached their first Task at once, 178 threads were making the same client side by
+    side, each at 1/178 of the speed, so none finished for a minute, every new Task joined them, and all 96
+    jobs of the fault batch outlived their deadline."""
+    with _role_client_lock:
+        return _make_role_client(region, service, keys, port)
+
+
+@functools.lru_cache(maxsize=64)
+def _make_role_client(region: str, service: str, keys: tuple[str, str, str], port: int) -> Any:
     import boto3
     from botocore.config import Config
     from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSeconds

@@ -946,7 +946,7 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
             found['anonymous GET'] = [requests.get(f'{url}/guarded-bucket/results/x', timeout=10).status_code]
 
             admin_sfn = admin.client('stepfunctions')
-            patches._role_client.cache_clear()
+            patches._make_role_client.cache_clear()
             for label, arn in (('may invoke', may_invoke), ('may not invoke', may_not), ('may invoke, again', may_invoke)):
                 execution = admin_sfn.start_execution(stateMachineArn=machines[arn], input='{}')['executionArn']
                 deadline = time.monotonic() + 30
@@ -960,7 +960,7 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
                 else:
                     entry['error'], entry['cause'] = described.get('error'), described.get('cause', '')
                 found[f'execution, role {label}'] = entry
-            info = patches._role_client.cache_info()
+            info = patches._make_role_client.cache_info()
             found['role clients'] = {'made': info.misses, 'reused': info.hits}
         finally:
             requests.post(f'{url}/moto-api/reset-auth', data=b'inf', timeout=10)
