@@ -34,7 +34,8 @@ class Api:
         token = key if key is not None else self.key
         if token:
             headers['Authorization'] = f'Bearer {token}'
-        return requests.request(method, f'{self.base_url}{path}', headers=headers, timeout=30, **kwargs)
+        kwargs.setdefault('timeout', 30)
+        return requests.request(method, f'{self.base_url}{path}', headers=headers, **kwargs)
 
     def get(self, path: str, **kwargs: Any) -> requests.Response:
         return self.request('GET', path, **kwargs)

@@ -12,9 +12,14 @@ import pytest
 from support import execution_states, listed_once_caught_up
 from vidgen import callback_tokens
 
-# Run alone by make test (after the parallel run): the bursts below time their clients out at 30 s, as a user's
-# would, and must not share the machine with another worker's local cloud.
+# Run alone by make test (after the parallel run): the bursts must not share the machine with another worker's
+# local cloud. Their clients give up after 30 s, as a user's would, except the 200 submits of one burst:
 pytestmark = pytest.mark.load
+# The local cloud runs at most 64 submit environments (Lambda would run 200 at once), so the last of 200
+# submits waits in the gateway's queue behind the others. That took 16-30 s on this 2-core machine, and in a
+# slow hour (CI, 2026-12-03: a bare `import boto3` 60 % slower than the day before) one reply came after
+# more than 30 s. The burst still stops by itself; what it asserts is every answer and the money.
+BURST_CLIENT_TIMEOUT = 90
 
 CHEAP = {'model': 'kling-v1-6', 'duration': 5}  # 10 credits
 
@@ -41,7 +46,8 @@ def test_two_hundred_concurrent_submits_against_credits_for_fifty(cloud, new_use
         start.wait()
         # Held at the provider far longer than the test runs, so every accepted job is still active when the
         # test cancels it.
-        return user.submit({**CHEAP, 'prompt': f'burst {i} [sim:slow=900] [sim:drop-callbacks]'})
+        return user.submit({**CHEAP, 'prompt': f'burst {i} [sim:slow=900] [sim:drop-callbacks]'},
+                           timeout=BURST_CLIENT_TIMEOUT)
 
     with concurrent.futures.ThreadPoolExecutor(200) as pool:
         replies = list(pool.map(submit, range(200)))
