@@ -13,9 +13,9 @@ PYTEST_ARGS ?=
 # make test: pytest-xdist workers, one local cloud each: one more than the cores, because the tests spend
 # much of their time waiting on timers, sockets and subprocesses (on 2 cores, two pairs of runs back to back:
 # 2 workers 8 min 7 s and 8 min 36 s, keeping 1.43 cores busy; 3 workers 6 min 51 s and 7 min 45 s, 1.69
-# cores busy; the same CPU time in all). The load tests then run
-# alone, so that their hundreds of concurrent requests have the machine to themselves. Exit 5 of either run
-# is "no test selected" (a PYTEST_ARGS that picks only one kind).
+# cores busy; the same CPU time in all). The load tests then run alone, so that their hundreds of concurrent
+# requests have the machine to themselves. Exit 5 of either run is "no test selected" (a PYTEST_ARGS that
+# picks only one kind).
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 ENV ?= default
 

@@ -13,12 +13,13 @@ from support import execution_states, listed_once_caught_up
 from vidgen import callback_tokens
 
 # Run alone by make test (after the parallel run): the bursts must not share the machine with another worker's
-# local cloud. Their clients give up after 30 s, as a user's would, except the 200 submits of one burst:
+# local cloud.
 pytestmark = pytest.mark.load
-# The local cloud runs at most 64 submit environments (Lambda would run 200 at once), so the last of 200
-# submits waits in the gateway's queue behind the others. That took 16-30 s on this 2-core machine, and in a
-# slow hour (CI, 2026-12-03: a bare `import boto3` 60 % slower than the day before) one reply came after
-# more than 30 s. The burst still stops by itself; what it asserts is every answer and the money.
+# The bursts' clients give up after 30 s, as a user's would, except the 200 submits of one burst. The local
+# cloud runs at most 64 submit environments (Lambda would run 200 at once), so the last of 200 submits waits
+# in the gateway's queue behind the others. That took 16-30 s on this 2-core machine, and in a slow hour (CI,
+# 2026-12-03: a bare `import boto3` 60 % slower than the day before) one reply came after more than 30 s. The
+# burst still stops by itself; what it asserts is every answer and the money.
 BURST_CLIENT_TIMEOUT = 90
 
 CHEAP = {'model': 'kling-v1-6', 'duration': 5}  # 10 credits
