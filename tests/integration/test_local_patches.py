@@ -54,7 +54,7 @@ def test_patched_moto_attributes_keep_their_signatures(observed):
                                               'iam_action_resources', 's3_presigned_auth', 'state_machine_role',
                                               'transaction_limits', 'item_size_limit', 'data_limit_uncatchable',
                                               'index_lag', 'server_routing_cache', 'jsonpath_parse_cache',
-                                              'server_keep_alive'])
+                                              'server_keep_alive', 'response_serialization'])
     assert signatures['DomainDispatcherApplication.get_backend_for_host'] == ['self', 'host']
     assert signatures['werkzeug serves the body from rfile and closes every connection'] is True
     assert signatures['ActionAuthenticatorMixin._authenticate_and_authorize_normal_action'] == ['self', 'resource']
@@ -174,6 +174,18 @@ def test_the_server_routes_a_host_as_moto_does_and_lists_its_package_once(observ
     assert result['answers']['dynamodb.us-east-1.amazonaws.com'] == 'dynamodb'
     assert result['answers']['nothing.example'] is None  # no backend: moto goes on to infer one
     assert result['package listings'] == {'first round': 6, 'second round': 0}
+
+
+def test_answers_are_serialised_as_moto_does_without_searching_aliases_again(observed):
+    result = scenario(observed, 'serialization')
+    assert result['answers'] == 9  # DynamoDB reads, a write, a table description, an error; S3 XML answers
+    assert result['same bytes as moto'] is True, result['differing']
+    assert result['GetItem alias searches']['patched'] == 0  # every alias came from the cache
+    assert result['GetItem alias searches']['moto'] > 50  # ten members tried for each of the item's values
+    item = result['a body']['Item']
+    assert item['m'] == {'M': {'l': {'L': [{'N': '1'}, {'S': 'two'}, {'M': {}}]}, 'e': {'S': ''}}}
+    assert item['none'] == {'NULL': True} and item['yes'] == {'BOOL': False} and item['b'] == {'B': 'AP8='}
+    assert result['a body']['ConsumedCapacity']['TableName'] == 'serialize'
 
 
 # --- (c) Wait and Retry scaling -------------------------------------------------------------------------
@@ -1217,6 +1229,93 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
             wsgi_server.get_request = original_get_request
 
     record('keep_alive', keep_alive_scenario)
+
+    def serialization_scenario() -> dict[str, Any]:
+        from collections.abc import Callable
+
+        from moto.core import responses, serialize
+
+        dynamodb, s3 = boto3.client('dynamodb'), boto3.client('s3')
+        bodies: list[bytes] = []
+
+        def keep_body(response_dict: dict[str, Any], **_: Any) -> None:
+            bodies.append(response_dict['body'])
+
+        for client in (dynamodb, s3):
+            client.meta.events.register('before-parse', keep_body)
+        dynamodb.create_table(TableName='serialize', BillingMode='PAY_PER_REQUEST',
+                              KeySchema=[{'AttributeName': 'PK', 'KeyType': 'HASH'}],
+                              AttributeDefinitions=[{'AttributeName': 'PK', 'AttributeType': 'S'}])
+        # Every AttributeValue member, nested in maps and lists.
+        item = {'PK': {'S': 'job#1'}, 'n': {'N': '5'}, 'b': {'B': b'\x00\xff'}, 'yes': {'BOOL': False},
+                'none': {'NULL': True}, 'ss': {'SS': ['a', 'b']}, 'ns': {'NS': ['1', '2.5']}, 'bs': {'BS': [b'x']},
+                'm': {'M': {'l': {'L': [{'N': '1'}, {'S': 'two'}, {'M': {}}]}, 'e': {'S': ''}}}}
+        dynamodb.put_item(TableName='serialize', Item=item)
+        s3.create_bucket(Bucket='serialize')
+        s3.put_object(Bucket='serialize', Key='a/b.mp4', Body=b'abc', Metadata={'job': 'j1'})
+        key = {'PK': {'S': 'job#1'}}
+        calls: list[Callable[[], Any]] = [
+            lambda: dynamodb.get_item(TableName='serialize', Key=key, ReturnConsumedCapacity='TOTAL'),
+            lambda: dynamodb.query(TableName='serialize', KeyConditionExpression='PK = :k',
+                                   ExpressionAttributeValues={':k': {'S': 'job#1'}}),
+            lambda: dynamodb.update_item(TableName='serialize', Key=key, UpdateExpression='SET n = :n',
+                                         ExpressionAttributeValues={':n': {'N': '5'}}, ReturnValues='ALL_NEW'),
+            lambda: dynamodb.batch_get_item(RequestItems={'serialize': {'Keys': [key]}}),
+            lambda: dynamodb.describe_table(TableName='serialize'),
+            lambda: dynamodb.list_tables(),
+            lambda: s3.list_objects_v2(Bucket='serialize'),
+            lambda: s3.get_object_tagging(Bucket='serialize', Key='a/b.mp4'),
+        ]
+
+        def cancelled() -> Any:  # an error answer with the old item in its cancellation reason
+            try:
+                dynamodb.transact_write_items(TransactItems=[{'ConditionCheck': {
+                    'TableName': 'serialize', 'Key': key, 'ConditionExpression': 'attribute_not_exists(PK)',
+                    'ReturnValuesOnConditionCheckFailure': 'ALL_OLD'}}])
+            except dynamodb.exceptions.TransactionCanceledException as error:
+                return error.response['CancellationReasons']
+            return None
+
+        calls.append(cancelled)
+        searched = {'n': 0}
+        original_has_alias = serialize.NoAlias.has_alias
+
+        def counting_has_alias(self: Any, key: str) -> bool:
+            searched['n'] += 1
+            return original_has_alias(self, key)
+
+        def answers() -> tuple[list[bytes], list[int]]:
+            del bodies[:]
+            searches = []
+            for call in calls:
+                searched['n'] = 0
+                call()
+                searches.append(searched['n'])
+            return list(bodies), searches
+
+        serialize.NoAlias.has_alias = counting_has_alias  # type: ignore[method-assign]
+        try:
+            answers()  # the first answers fill the alias cache
+            patched, patched_searches = answers()
+            replaced = [(serialize.XFormedAttributePicker, 'get_possible_keys'),
+                        (serialize.ResponseSerializer, '_serialize_structure_member'),
+                        (responses, 'method_names_from_class')]
+            installed = [getattr(owner, name) for owner, name in replaced]
+            for (owner, name), patch in zip(replaced, installed, strict=True):
+                setattr(owner, name, patch.__wrapped__)
+            try:
+                unpatched, unpatched_searches = answers()
+            finally:
+                for (owner, name), patch in zip(replaced, installed, strict=True):
+                    setattr(owner, name, patch)
+        finally:
+            serialize.NoAlias.has_alias = original_has_alias  # type: ignore[method-assign]
+        return {'answers': len(patched), 'same bytes as moto': patched == unpatched,
+                'differing': [n for n, (a, b) in enumerate(zip(patched, unpatched, strict=True)) if a != b],
+                'GetItem alias searches': {'patched': patched_searches[0], 'moto': unpatched_searches[0]},
+                'a body': json.loads(patched[0])}
+
+    record('serialization', serialization_scenario)
     record('iam', iam_scenario)  # last: it turns moto's access control on for a while
     server.stop()
     print(json.dumps(out, default=str))
