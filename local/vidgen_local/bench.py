@@ -368,8 +368,12 @@ def stored_jobs(cloud: Any, job_ids: set[str]) -> dict[str, Any]:
 
 def follow_stored(cloud: Any, job_ids: set[str], timeout: float, say: Callable[[str], None]) -> tuple[dict, bool]:
     started = last_progress = time.monotonic()
+    jobs: dict[str, Any] = {}
     while True:
-        jobs = stored_jobs(cloud, job_ids)
+        # An ended job's record no longer changes, so only the others are read again: each read holds the
+        # DynamoDB lock and this process's interpreter lock, which the jobs still running need.
+        jobs.update(stored_jobs(cloud, {job_id for job_id in job_ids
+                                        if job_id not in jobs or jobs[job_id].status not in TERMINAL}))
         done = sum(1 for job in jobs.values() if job.status in TERMINAL)
         if done == len(job_ids):
             return jobs, False
