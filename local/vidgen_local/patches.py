@@ -2,7 +2,7 @@
 
 moto 5.2.x runs the real ASL, but five gaps would make the local stack behave unlike AWS (Lambda dispatch,
 serialised DynamoDB writes, time-scaled waits, SendTaskFailure's cause, unnamed executions), and two make
-it slow (the whole-table copy per TransactWriteItems, the ASL parse per StartExecution). `apply_all()`
+it slow (the whole-table copy per TransactWriteItems, the ASL parse and program build per StartExecution). `apply_all()`
 installs each fix once per process; calling it again only swaps the dispatcher and the time scale, so a
 second `LocalCloud` in the same process reuses the installed patches.
 (h)-(j) make moto's IAM access control hold for the calls vidgen makes (docs/local-iam.md). (k)-(m) hold the
@@ -12,7 +12,8 @@ of a global secondary index. (n), and the client reuse in (j), take the local cl
 requests under load: moto's server routing each request under a lock, a new boto3 client per Task; (o) parses
 each JSONPath of the ASL once instead of building a parser for every evaluation; (p) keeps the server's
 connections open between requests instead of closing each one; (q) lets moto's response serializer look each
-member's aliases up once and skip the members a result lacks, instead of searching every alias of every member.
+member's aliases up once and skip the members a result lacks, instead of searching every alias of every member;
+(r) parses each DynamoDB update expression once instead of two or three times per write.
 
 Each patch names the moto attribute it replaces in `PATCH_TARGETS`; `tests/integration/test_local_patches.py`
 checks that those attributes still exist with the signatures assumed here and that the behaviour each patch
@@ -63,6 +64,7 @@ PATCH_TARGETS: dict[str, tuple[str, str]] = {
     'response_serialization': ('moto.core.serialize', 'ResponseSerializer._serialize_structure_member'),
     'response_serialization.aliases': ('moto.core.serialize', 'XFormedAttributePicker.get_possible_keys'),
     'response_serialization.method_names': ('moto.core.responses', 'method_names_from_class'),
+    'update_expression_cache': ('moto.dynamodb.parsing.expressions', 'UpdateExpressionParser.make'),
 }
 # Modules whose `parse` (jsonpath_ng's, bound at import) patch (o) replaces by the cached one.
 JSONPATH_PARSE_MODULES = ('moto.stepfunctions.parser.asl.utils.json_path',
@@ -432,13 +434,17 @@ class _TouchedItems:
         self._items, self._streams = [], {}
 
 
-# --- (g) StartExecution reuses the parsed ASL ------------------------------------------------------------
+# --- (g) StartExecution reuses the program built from the ASL -----------------------------------------------
+
+
+_asl_program_lock = threading.Lock()
 
 
 @functools.lru_cache(maxsize=64)
-def _asl_parse_tree(definition: str) -> Any:
-    """The ANTLR parse tree of a definition (a syntax error raises and is not cached)."""
-    # The same steps as moto's AmazonStateLanguageParser.parse, up to (not including) the preprocessor.
+def _asl_program(definition: str) -> Any:
+    """The program the interpreter evaluates for a definition (a syntax error raises and is not cached)."""
+    # The same steps as moto's AmazonStateLanguageParser.parse: lexer, parser, syntax check, preprocessor.
+    from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
     from moto.stepfunctions.parser.asl.parse.asl_parser import (
         ASLLexer,
         ASLParser,
@@ -447,6 +453,7 @@ def _asl_parse_tree(definition: str) -> Any:
         InputStream,
         SyntaxErrorListener,
     )
+    from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
 
     listener = SyntaxErrorListener()
     parser = ASLParser(CommonTokenStream(ASLLexer(InputStream(definition))))
@@ -455,23 +462,52 @@ def _asl_parse_tree(definition: str) -> Any:
     tree = parser.state_machine()
     if listener.errors:
         raise ASLParserException(errors=listener.errors)
-    return tree
+    program = Preprocessor().visit(tree)
+    # A component names its slot in an execution's heap (Retry's attempt count, its backoff) by a key it draws
+    # on first use; drawn here, before any execution runs, two executions cannot draw two keys for one slot.
+    for component in _components(program):
+        if isinstance(component, EvalComponent):
+            component.heap_key  # noqa: B018 - the property draws and keeps the key
+    return program
+
+
+def _components(root: Any) -> list[Any]:
+    """Every object reachable from a program through attributes, lists, tuples and dicts."""
+    found, pending, seen = [], [root], set()
+    while pending:
+        each = pending.pop()
+        if id(each) in seen or isinstance(each, (str, bytes, int, float, bool, type(None))):
+            continue
+        seen.add(id(each))
+        found.append(each)
+        if isinstance(each, dict):
+            pending.extend(each.values())
+        elif isinstance(each, (list, tuple, set, frozenset)):
+            pending.extend(each)
+        elif hasattr(each, '__dict__') and type(each).__module__.startswith('moto.stepfunctions.'):
+            pending.extend(vars(each).values())
+    return found
 
 
 def _install_asl_parse_cache() -> None:
-    # Every execution lexes and parses its state machine's definition again (ANTLR in pure Python: ~100 ms
-    # for job.asl.json, a sixth of the suite's CPU). The definition of a state machine version never
-    # changes, so the parse tree is kept per definition text, the cache key that also covers an updated
-    # definition. The tree is only read by the preprocessor, which still builds each execution its own
-    # program (~5 ms), so no state is shared between executions.
-    from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+    # Every execution lexed and parsed its state machine's definition again (ANTLR in pure Python: ~100 ms
+    # for job.asl.json, a sixth of the suite's CPU), then built the program from the tree (8 ms; an eleventh
+    # of the local cloud's busy time with 200 jobs running, much of it formatting error messages for
+    # declarations that are not missing). The definition of a state machine version never changes, so the
+    # program is kept per definition text, the key that also covers an updated definition. A program is a
+    # tree of declarations: what an execution changes lives in its Environment (its frames, heap, events),
+    # and the interpreter already evaluates one program from many threads at once (a Map's iterations, a
+    # Parallel's branches); the one exception, each component's lazily drawn heap key, is drawn when the
+    # program is built.
     from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
     original = ExecutionWorker._get_evaluation_entrypoint
 
     def _get_evaluation_entrypoint(self: Any) -> Any:
-        definition = self._evaluation_details.state_machine_details.definition
-        return Preprocessor().visit(_asl_parse_tree(definition))
+        # One build per definition: a burst of executions of a new definition would otherwise each miss the
+        # cache and parse it (lru_cache does not hold callers back while it computes).
+        with _asl_program_lock:
+            return _asl_program(self._evaluation_details.state_machine_details.definition)
 
     _get_evaluation_entrypoint.__wrapped__ = original  # type: ignore[attr-defined]
     ExecutionWorker._get_evaluation_entrypoint = _get_evaluation_entrypoint
@@ -1269,6 +1305,23 @@ def _install_response_serialization() -> None:
     responses.method_names_from_class = method_names_from_class  # type: ignore[assignment]
 
 
+# --- (r) each DynamoDB update expression is parsed once -----------------------------------------------------------
+
+
+def _install_update_expression_cache() -> None:
+    # moto tokenises and parses an UpdateExpression twice per UpdateItem (once to list the names and values it
+    # uses, once to apply it) and once more per Update of a TransactWriteItems: every debit, refund, status
+    # change and lease of vidgen, with the same few expression texts. The tree is only read: the validator that
+    # applies it works on its own deep copy (moto makes one before it replaces any node), and the listing walks
+    # it. So one parse per text serves every call; a text that does not parse raises each time, not cached.
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+
+    original = UpdateExpressionParser.make
+    cached = functools.lru_cache(maxsize=1024)(original)
+    cached.__wrapped__ = original
+    UpdateExpressionParser.make = staticmethod(cached)  # type: ignore[assignment, method-assign]
+
+
 _INSTALLERS: dict[str, Callable[[], None]] = {
     'lambda_dispatch': _install_lambda_dispatch,
     'dynamodb_lock': _install_dynamodb_lock,
@@ -1289,4 +1342,5 @@ _INSTALLERS: dict[str, Callable[[], None]] = {
     'jsonpath_parse_cache': _install_jsonpath_parse_cache,
     'server_keep_alive': _install_server_keep_alive,
     'response_serialization': _install_response_serialization,
+    'update_expression_cache': _install_update_expression_cache,
 }

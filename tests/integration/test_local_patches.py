@@ -54,7 +54,8 @@ def test_patched_moto_attributes_keep_their_signatures(observed):
                                               'iam_action_resources', 's3_presigned_auth', 'state_machine_role',
                                               'transaction_limits', 'item_size_limit', 'data_limit_uncatchable',
                                               'index_lag', 'server_routing_cache', 'jsonpath_parse_cache',
-                                              'server_keep_alive', 'response_serialization'])
+                                              'server_keep_alive', 'response_serialization',
+                                              'update_expression_cache'])
     assert signatures['DomainDispatcherApplication.get_backend_for_host'] == ['self', 'host']
     assert signatures['werkzeug serves the body from rfile and closes every connection'] is True
     assert signatures['ActionAuthenticatorMixin._authenticate_and_authorize_normal_action'] == ['self', 'resource']
@@ -140,13 +141,18 @@ def test_a_failed_transaction_changes_nothing(observed, case):
 # --- (g) StartExecution reuses the parsed definition ----------------------------------------------------
 
 
-def test_executions_reuse_the_parse_but_not_the_program(observed):
+def test_executions_of_a_definition_share_its_program_and_keep_their_own_state(observed):
     result = scenario(observed, 'asl_cache')
     assert result['parses during executions'] == 0  # moto's full parser ran only for create/update
-    assert result['trees parsed'] == 2  # one per definition text: the original and the updated one
+    assert result['programs built'] == 3  # one per definition text: the original, the updated one, the retried
     assert result['outputs'] == [{'n': n, 'seen': 'v1'} for n in range(4)]  # each its own input
-    assert result['after update'] == {'n': 9, 'seen': 'v2'}  # the new definition, not a stale cache
-    assert result['programs distinct'] is True
+    assert result['after update'] == {'n': 9, 'seen': 'v2'}  # the new definition, not a stale program
+    assert result['one program per definition'] == [1, True]
+    side_by_side = result['retried side by side']
+    assert side_by_side['programs'] == 1
+    assert side_by_side['statuses'] == ['FAILED'] * 8
+    assert side_by_side['attempts'] == [3] * 8  # the first try and MaxAttempts 2 retries, each execution's own
+    assert result['components without a heap key'] == 0
 
 
 def test_each_jsonpath_is_parsed_once_and_matches_as_before(observed):
@@ -186,6 +192,19 @@ def test_answers_are_serialised_as_moto_does_without_searching_aliases_again(obs
     assert item['m'] == {'M': {'l': {'L': [{'N': '1'}, {'S': 'two'}, {'M': {}}]}, 'e': {'S': ''}}}
     assert item['none'] == {'NULL': True} and item['yes'] == {'BOOL': False} and item['b'] == {'B': 'AP8='}
     assert result['a body']['ConsumedCapacity']['TableName'] == 'serialize'
+
+
+def test_each_update_expression_is_parsed_once_and_applied_every_time(observed):
+    result = scenario(observed, 'update_expressions')
+    assert result['cached'] is True
+    first = result['tokenised']['first call']
+    assert first >= 1  # moto's tokenizer ran for the new text...
+    assert result['tokenised']['second call'] == result['tokenised']['third call'] == 0  # ...and never again
+    assert result['transaction tokenised'] == 0  # a transaction's Update with the same text too
+    assert result['errors'] == ['ValidationException', 'ValidationException']  # a bad text fails every time
+    assert result['malformed tokenised'] == 2  # (not cached: each call parses it and raises)
+    assert result['hits'] == ['1', '2', '3']  # each call applied, to its own copy of the tree
+    assert result['final'] == {'hits': '4', 'seen': ['a', 'b', 'c', 'd']}
 
 
 # --- (c) Wait and Retry scaling -------------------------------------------------------------------------
@@ -491,6 +510,7 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
 
     tokens: list[str] = []
     calls: list[dict[str, Any]] = []
+    calls_seen = calls  # the events dispatched, under a name scenarios with counters of their own can see
 
     class ProviderContentPolicyError(Exception):
         pass
@@ -806,12 +826,15 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
         return out
 
     def asl_cache_scenario() -> dict[str, Any]:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
         from moto.stepfunctions.parser.asl.parse import asl_parser
         from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
         calls = {'parse': 0}
         original_parse = asl_parser.AmazonStateLanguageParser.parse
-        programs: list[int] = []
+        programs: list[Any] = []
         entrypoint = ExecutionWorker._get_evaluation_entrypoint
 
         def counting_parse(definition: str) -> Any:
@@ -820,17 +843,21 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
 
         def recording_entrypoint(self: Any) -> Any:
             program = entrypoint(self)
-            programs.append(id(program))
-            kept.append(program)  # keep it alive so ids stay distinct
+            programs.append(program)
             return program
-
-        kept: list[Any] = []
 
         def states(tag: str) -> dict[str, Any]:
             return {'Tag': {'Type': 'Pass', 'Parameters': {'n.$': '$.n', 'seen': tag}, 'End': True}}
 
-        patches._asl_parse_tree.cache_clear()
+        patches._asl_program.cache_clear()
         arn = machine('cached-parse', states('v1'), 'Tag')
+        # Executions of one program side by side, each failing and retried: every one must get its own count
+        # of attempts (kept in its own heap under the component's key), however they interleave.
+        retried = machine('cached-retries', {'Call': {
+            'Type': 'Task', 'Resource': 'arn:aws:states:::lambda:invoke', 'End': True,
+            'Parameters': {'FunctionName': fn_arn, 'Payload': {'mode': 'always', 'probe': 'heap', 'n.$': '$.n'}},
+            'Retry': [{'ErrorEquals': ['Flaky'], 'IntervalSeconds': 1, 'MaxAttempts': 2, 'BackoffRate': 1}]}},
+            'Call')
         asl_parser.AmazonStateLanguageParser.parse = staticmethod(counting_parse)
         ExecutionWorker._get_evaluation_entrypoint = recording_entrypoint
         try:
@@ -839,11 +866,23 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
             during = calls['parse'] - parses_before
             sfn.update_state_machine(stateMachineArn=arn, definition=json.dumps({'StartAt': 'Tag', 'States': states('v2')}))
             updated = run(arn, {'n': 9})['output']
+            with ThreadPoolExecutor(8) as pool:
+                statuses = list(pool.map(lambda n: run(retried, {'n': n})['status'], range(8)))
         finally:
             asl_parser.AmazonStateLanguageParser.parse = original_parse
             ExecutionWorker._get_evaluation_entrypoint = entrypoint
-        return {'parses during executions': during, 'trees parsed': patches._asl_parse_tree.cache_info().misses,
-                'outputs': outputs, 'after update': updated, 'programs distinct': len(set(programs)) == len(programs) == 5}
+        attempts: dict[int, int] = {}
+        for call in calls_seen:
+            if call.get('probe') == 'heap':
+                attempts[call['n']] = attempts.get(call['n'], 0) + 1
+        unkeyed = [c for c in patches._components(programs[0])
+                   if isinstance(c, EvalComponent) and c._EvalComponent__heap_key is None]
+        return {'parses during executions': during, 'programs built': patches._asl_program.cache_info().misses,
+                'outputs': outputs, 'after update': updated,
+                'one program per definition': [len({id(p) for p in programs[:4]}), programs[4] is not programs[0]],
+                'retried side by side': {'statuses': statuses, 'attempts': [attempts.get(n) for n in range(8)],
+                                         'programs': len({id(p) for p in programs[5:]})},
+                'components without a heap key': len(unkeyed)}
 
     def iam_scenario() -> dict[str, Any]:
         import botocore
@@ -1316,6 +1355,64 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
                 'a body': json.loads(patched[0])}
 
     record('serialization', serialization_scenario)
+
+    def update_expression_scenario() -> dict[str, Any]:
+        from moto.dynamodb.parsing import expressions
+        from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+
+        ddb.create_table(TableName='counters', BillingMode='PAY_PER_REQUEST',
+                         KeySchema=[{'AttributeName': 'PK', 'KeyType': 'HASH'}],
+                         AttributeDefinitions=[{'AttributeName': 'PK', 'AttributeType': 'S'}])
+        tokenised = {'n': 0}
+        original_make_list = expressions.ExpressionTokenizer.make_list
+
+        def counting_make_list(expression: str) -> Any:
+            tokenised['n'] += 1
+            return original_make_list(expression)
+
+        # A text no other scenario uses, so the first round is its first parse.
+        expression = 'SET hits = if_not_exists(hits, :zero) + :one, seen = list_append(if_not_exists(seen, :e), :who)'
+
+        def bump(who: str) -> Any:
+            return ddb.update_item(
+                TableName='counters', Key={'PK': {'S': 'c'}}, UpdateExpression=expression, ReturnValues='ALL_NEW',
+                ExpressionAttributeValues={':zero': {'N': '0'}, ':one': {'N': '1'}, ':e': {'L': []},
+                                           ':who': {'L': [{'S': who}]}})['Attributes']
+
+        def refused() -> str:
+            try:
+                ddb.update_item(TableName='counters', Key={'PK': {'S': 'c'}}, UpdateExpression='SET = :one',
+                                ExpressionAttributeValues={':one': {'N': '1'}})
+            except ddb.exceptions.ClientError as error:
+                return error.response['Error']['Code']
+            return 'accepted'
+
+        expressions.ExpressionTokenizer.make_list = staticmethod(counting_make_list)  # type: ignore[method-assign]
+        try:
+            rounds, answers = {}, []
+            for name, who in (('first call', 'a'), ('second call', 'b'), ('third call', 'c')):
+                tokenised['n'] = 0
+                answers.append(bump(who))
+                rounds[name] = tokenised['n']
+            tokenised['n'] = 0
+            errors = [refused(), refused()]
+            malformed = tokenised['n']
+            transact_before = tokenised['n']
+            ddb.transact_write_items(TransactItems=[{'Update': {
+                'TableName': 'counters', 'Key': {'PK': {'S': 'c'}}, 'UpdateExpression': expression,
+                'ExpressionAttributeValues': {':zero': {'N': '0'}, ':one': {'N': '1'}, ':e': {'L': []},
+                                              ':who': {'L': [{'S': 'd'}]}}}}])
+            transact = tokenised['n'] - transact_before
+        finally:
+            expressions.ExpressionTokenizer.make_list = original_make_list  # type: ignore[method-assign]
+        final = ddb.get_item(TableName='counters', Key={'PK': {'S': 'c'}})['Item']
+        return {'tokenised': rounds, 'malformed tokenised': malformed, 'errors': errors,
+                'transaction tokenised': transact,
+                'hits': [a['hits']['N'] for a in answers], 'final': {'hits': final['hits']['N'],
+                                                                    'seen': [v['S'] for v in final['seen']['L']]},
+                'cached': hasattr(UpdateExpressionParser.make, 'cache_info')}
+
+    record('update_expressions', update_expression_scenario)
     record('iam', iam_scenario)  # last: it turns moto's access control on for a while
     server.stop()
     print(json.dumps(out, default=str))
