@@ -78,7 +78,14 @@ def _resource() -> DynamoDBServiceResource:
 
 
 def table() -> Table:
-    return _resource().Table(get_settings().table_name)
+    return _table(get_settings().table_name)
+
+
+@lru_cache(maxsize=4)
+def _table(name: str) -> Table:
+    # boto3 builds a new resource class for every Table() (a quarter of a millisecond, dozens of times per
+    # job); the object holds only its name and the resource's client, so one per name serves every call.
+    return _resource().Table(name)
 
 
 def client() -> Any:
