@@ -19,6 +19,7 @@ time, or the credits do not add up.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
 import sys
@@ -159,6 +160,9 @@ def timed_calls(name: str, call: Callable[[int], None], count: int, concurrency:
             errors.append(f'{type(exc).__name__}: {exc}')
         latencies[index] = time.perf_counter() - began
 
+    # Each series starts from a collected heap: a full collection of the local cloud's process (~300 ms,
+    # holding the interpreter lock) landing inside the 2 s bare series made its p99 alone 3-4 times longer.
+    gc.collect()
     began = time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f'bench-{name}') as pool:
         list(pool.map(one, range(count)))
