@@ -1293,13 +1293,10 @@ def _install_response_serialization() -> None:
     from moto.core import responses, utils
 
     original_names = utils.method_names_from_class
-    names: dict[Any, tuple[str, ...]] = {}
+    names = functools.cache(lambda clazz: tuple(original_names(clazz)))
 
     def method_names_from_class(clazz: Any) -> list[str]:
-        found = names.get(clazz)
-        if found is None:
-            found = names[clazz] = tuple(original_names(clazz))
-        return list(found)
+        return list(names(clazz))  # a list of its own for each caller, as moto returns
 
     method_names_from_class.__wrapped__ = original_names  # type: ignore[attr-defined]
     responses.method_names_from_class = method_names_from_class  # type: ignore[assignment]

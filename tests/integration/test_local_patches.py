@@ -510,7 +510,6 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
 
     tokens: list[str] = []
     calls: list[dict[str, Any]] = []
-    calls_seen = calls  # the events dispatched, under a name scenarios with counters of their own can see
 
     class ProviderContentPolicyError(Exception):
         pass
@@ -832,13 +831,13 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
         from moto.stepfunctions.parser.asl.parse import asl_parser
         from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
-        calls = {'parse': 0}
+        parses = {'n': 0}
         original_parse = asl_parser.AmazonStateLanguageParser.parse
         programs: list[Any] = []
         entrypoint = ExecutionWorker._get_evaluation_entrypoint
 
         def counting_parse(definition: str) -> Any:
-            calls['parse'] += 1
+            parses['n'] += 1
             return original_parse(definition)
 
         def recording_entrypoint(self: Any) -> Any:
@@ -861,9 +860,9 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
         asl_parser.AmazonStateLanguageParser.parse = staticmethod(counting_parse)
         ExecutionWorker._get_evaluation_entrypoint = recording_entrypoint
         try:
-            parses_before = calls['parse']
+            parses_before = parses['n']
             outputs = [run(arn, {'n': n})['output'] for n in range(4)]
-            during = calls['parse'] - parses_before
+            during = parses['n'] - parses_before
             sfn.update_state_machine(stateMachineArn=arn, definition=json.dumps({'StartAt': 'Tag', 'States': states('v2')}))
             updated = run(arn, {'n': 9})['output']
             with ThreadPoolExecutor(8) as pool:
@@ -872,7 +871,7 @@ def _main() -> None:  # noqa: C901 - one script, one scenario per block
             asl_parser.AmazonStateLanguageParser.parse = original_parse
             ExecutionWorker._get_evaluation_entrypoint = entrypoint
         attempts: dict[int, int] = {}
-        for call in calls_seen:
+        for call in calls:
             if call.get('probe') == 'heap':
                 attempts[call['n']] = attempts.get(call['n'], 0) + 1
         unkeyed = [c for c in patches._components(programs[0])
