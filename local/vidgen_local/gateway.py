@@ -251,6 +251,11 @@ def _make_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = 'HTTP/1.1'
         server_version = 'vidgen-local'
+        # http.server sends a response's headers and its body in two writes. On a connection the client keeps
+        # open, Nagle's algorithm then holds the body until the client's delayed ACK of the headers: every
+        # request after a client's first waited about 40 ms (44 ms against 0.5 ms for a small GET here).
+        # API Gateway adds no such wait, so the gateway's sockets send at once.
+        disable_nagle_algorithm = True
 
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             self._handle()

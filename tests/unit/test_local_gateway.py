@@ -56,6 +56,27 @@ def test_binds_loopback_only_and_closes_its_port_on_stop():
         socket.create_connection(('127.0.0.1', port), timeout=1)
 
 
+def test_a_kept_open_connection_answers_without_waiting_for_the_clients_ack(gateway):
+    # Given the server side of each connection the gateway accepts
+    accepted: list[socket.socket] = []
+    accept = gateway._server.get_request
+
+    def recording_accept() -> Any:
+        connection = accept()
+        accepted.append(connection[0])
+        return connection
+
+    gateway._server.get_request = recording_accept
+    # When one client sends three requests, one after the other, over a connection it keeps open
+    with requests.Session() as session:
+        statuses = [session.get(f'{gateway.url}/v1/jobs', timeout=5).status_code for _ in range(3)]
+        # Then one connection served them all, with Nagle's algorithm off: a response's body is not held
+        # back until the client acknowledges its headers (a delayed ACK, about 40 ms a request on Linux)
+        assert statuses == [200, 200, 200]
+        assert len(accepted) == 1
+        assert accepted[0].getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+
 def test_request_becomes_a_payload_v2_event(gateway):
     # Given a request with a path parameter, repeated query keys, cookies and a JSON body
     conn = http.client.HTTPConnection('127.0.0.1', gateway.port)
