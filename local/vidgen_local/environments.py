@@ -25,8 +25,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import faulthandler
 import fcntl
 import gc
+import hashlib
+import hmac
 import io
 import json
 import logging
@@ -34,6 +37,7 @@ import multiprocessing
 import os
 import selectors
 import signal
+import ssl
 import sys
 import threading
 import time
@@ -50,6 +54,12 @@ logger = logging.getLogger(__name__)
 FUNCTION_LOGGERS = 'vidgen_local.lambda'
 _FORK = multiprocessing.get_context('fork')
 INIT_TIMEOUT_SECONDS = 10.0
+# A timed-out environment is asked for its threads' stacks (faulthandler) and given this long to write them.
+STACK_DUMP_SIGNAL = signal.SIGUSR1
+STACK_DUMP_SECONDS = 0.2
+# A new environment must get through `_check_fork` within this (it takes milliseconds), else it is forked again.
+FORK_CHECK_SECONDS = 5.0
+FORK_ATTEMPTS = 3
 MAX_TIMEOUT_SECONDS = 900  # Lambda's longest Timeout  # Lambda gives an environment's init phase 10 s
 
 # (spec) -> the handler, called in the new environment: it imports the handler module there.
@@ -91,6 +101,22 @@ class Environment:
                  pump: OutputPump, generation: int) -> None:
         self.spec = spec
         self.generation = generation
+        for attempt in range(1, FORK_ATTEMPTS + 1):
+            self._start(env, load, context, pump)
+            if self._forked_cleanly():
+                break
+            # Not the function's fault, nor anything Lambda would do: the fork copied a lock that another thread
+            # of this process held (OpenSSL's, seen here), and the copy stays locked. A new fork is clean.
+            logger.warning('%s: an environment was stuck right after its fork (attempt %d of %d); forking another',
+                           spec.logical_id, attempt, FORK_ATTEMPTS)
+            self.kill()
+        else:
+            raise FunctionError('Runtime.ExitError', f'{spec.name}: no environment started cleanly after '
+                                                     f'{FORK_ATTEMPTS} forks')
+        self.init_seconds = self._await_init()
+
+    def _start(self, env: Mapping[str, str], load: HandlerLoader, context: ContextFactory, pump: OutputPump) -> None:
+        spec = self.spec
         parent_end, child_end = Pipe(duplex=True)
         out_read, out_write = os.pipe()
         err_read, err_write = os.pipe()
@@ -116,7 +142,13 @@ class Environment:
         pump.add(out_read, log, logging.INFO)
         pump.add(err_read, log, logging.WARNING)
         self._alive = True
-        self.init_seconds = self._await_init()
+
+    def _forked_cleanly(self) -> bool:
+        """Whether the child got through the fork check (`_check_fork`) in time."""
+        try:
+            return self._conn.poll(FORK_CHECK_SECONDS) and tuple(self._conn.recv()) == ('forked',)
+        except (EOFError, OSError):
+            return False
 
     def _await_init(self) -> float:
         started = time.monotonic()
@@ -139,6 +171,7 @@ class Environment:
             self.kill()
             raise FunctionError('Runtime.ExitError', f'{self.spec.name}: the environment exited') from None
         if not ready:
+            self._dump_stacks()
             self.kill()
             # Lambda's own words for it, and the error type Step Functions sees.
             raise FunctionError('Sandbox.Timedout', f'Task timed out after {timeout:.2f} seconds')
@@ -154,6 +187,14 @@ class Environment:
         except (EOFError, OSError):
             self.kill()
             raise FunctionError('Runtime.ExitError', f'{self.spec.name}: the environment exited {during}') from None
+
+    def _dump_stacks(self) -> None:
+        """Have a timed-out environment write where each of its threads is to its stderr (the function's log)
+        before it is killed: Lambda says only that time ran out, but a local hang is ours to find. faulthandler
+        writes from its signal handler, without the interpreter lock, so a deadlocked process answers too."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, STACK_DUMP_SIGNAL)
+            time.sleep(STACK_DUMP_SECONDS)
 
     @property
     def alive(self) -> bool:
@@ -189,7 +230,22 @@ def _child(spec: FunctionSpec, env: dict[str, str], load: HandlerLoader, context
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the local cloud, which then stops us
     _own_streams(out_fd, err_fd)
     _release_inherited_fds(keep={conn.fileno()})
+    _check_fork()
+    conn.send(('forked',))
     _serve(spec, env, load, context, conn)
+
+
+def _check_fork() -> None:
+    """Go once through what every environment's first AWS call goes through in OpenSSL: a TLS context (botocore
+    makes one for each client, even for http endpoints) and SHA-256 with its HMAC (SigV4).
+
+    This process was forked from one whose other threads use OpenSSL all the time (clients made, signatures
+    checked), and a fork copies each lock as it was at that instant. OpenSSL 3 resets none of its locks in
+    a child, so a copy held by a thread that does not exist here is held for ever: the first client this
+    environment made then hung until the function timed out (seen in CI, 1 in about 7 demos under load).
+    Here it hangs before any event, and the parent forks again."""
+    ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    hmac.new(b'fork check', b'fork check', hashlib.sha256).digest()
 
 
 def _release_inherited_fds(keep: set[int]) -> None:
@@ -230,6 +286,7 @@ def _serve(spec: FunctionSpec, env: dict[str, str], load: HandlerLoader, context
     """The environment's main loop (in the child): init, then one event at a time until the pipe closes."""
     os.environ.clear()
     os.environ.update(env)
+    faulthandler.register(STACK_DUMP_SIGNAL, file=sys.stderr, all_threads=True)
     try:
         from vidgen_local.runtime import forget_cached_clients
 

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import pytest
+from vidgen_local import environments
 from vidgen_local.environments import FunctionError, FunctionPool, OutputPump
 from vidgen_local.runtime import LambdaContext
 from vidgen_local.template import FunctionSpec
@@ -40,6 +41,10 @@ def handler(event: dict[str, Any], context: Any) -> Any:
     if action == 'print':
         print(event['text'], flush=True)
         return None
+    if action == 'deadlock':
+        lock = threading.Lock()
+        lock.acquire()
+        lock.acquire()  # never returns: the kind of hang a lock copied held by a fork gives
     return event
 
 
@@ -174,6 +179,73 @@ def test_what_an_environment_prints_becomes_its_functions_log(pump, caplog):
     lines = {(r.name, r.levelname, r.getMessage()) for r in caplog.records}
     assert ('vidgen_local.lambda.EchoFunction', 'INFO', 'hello from the environment') in lines
     assert ('vidgen_local.lambda.EchoFunction', 'WARNING', "[ERROR] KeyError: 'no such thing'") in lines
+
+
+def test_a_timed_out_environment_writes_its_threads_stacks_to_the_functions_log(pump, caplog):
+    caplog.set_level(logging.WARNING, logger='vidgen_local.lambda')
+    pool = make_pool(pump, timeout=1)
+    try:
+        with pytest.raises(FunctionError) as raised:
+            invoke(pool, {'do': 'deadlock'})
+    finally:
+        pool.close()
+    assert raised.value.error_type == 'Sandbox.Timedout'  # what the caller sees is unchanged
+
+    def stack_lines() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == 'vidgen_local.lambda.EchoFunction']
+
+    deadline = time.monotonic() + 5
+    while not any(' in handler' in line for line in stack_lines()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    lines = stack_lines()
+    # faulthandler's dump: the thread, then its frames, the hung line of the handler first
+    assert any(line.startswith('Current thread') or line.startswith('Thread 0x') for line in lines), lines
+    hung = next(line for line in lines if ' in handler' in line)
+    assert 'test_local_environments.py' in hung
+
+
+def test_an_environment_stuck_right_after_its_fork_is_replaced_before_it_gets_an_event(pump, monkeypatch, tmp_path,
+                                                                                        caplog):
+    # Given a first fork that hangs in the fork check, as one that copied a lock held by another thread does
+    marker = tmp_path / 'stuck once'
+
+    def stuck_the_first_time() -> None:
+        if not marker.exists():
+            marker.write_text('stuck')
+            threading.Event().wait()
+
+    monkeypatch.setattr(environments, '_check_fork', stuck_the_first_time)
+    monkeypatch.setattr(environments, 'FORK_CHECK_SECONDS', 1.0)
+    caplog.set_level(logging.WARNING, logger='vidgen_local.environments')
+    pool = make_pool(pump)
+    try:
+        # When an event needs an environment
+        result = invoke(pool, {'do': 'whoami'})
+    finally:
+        pool.close()
+    # Then a second fork serves it: the event never met the stuck one, and one environment was made
+    assert marker.exists() and result['marker'] == 'echo'
+    assert (pool.stats.cold_starts, pool.stats.invocations) == (1, 1)
+    assert any('stuck right after its fork (attempt 1 of 3)' in r.getMessage() for r in caplog.records)
+
+
+def test_the_fork_check_goes_through_openssl_as_a_first_aws_call_does():
+    calls: list[str] = []
+    real_context, real_hmac = environments.ssl.SSLContext, environments.hmac.new
+
+    def context(protocol: Any) -> Any:
+        calls.append('tls context')
+        return real_context(protocol)
+
+    def mac(key: bytes, message: bytes, digest: Any) -> Any:
+        calls.append('hmac ' + digest().name)
+        return real_hmac(key, message, digest)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(environments.ssl, 'SSLContext', context)
+        patch.setattr(environments.hmac, 'new', mac)
+        environments._check_fork()
+    assert calls == ['tls context', 'hmac sha256']
 
 
 def test_a_closed_pool_refuses_events(pump):
