@@ -53,14 +53,14 @@ logger = logging.getLogger(__name__)
 
 FUNCTION_LOGGERS = 'vidgen_local.lambda'
 _FORK = multiprocessing.get_context('fork')
-INIT_TIMEOUT_SECONDS = 10.0
+INIT_TIMEOUT_SECONDS = 10.0  # Lambda gives an environment's init phase 10 s
 # A timed-out environment is asked for its threads' stacks (faulthandler) and given this long to write them.
 STACK_DUMP_SIGNAL = signal.SIGUSR1
 STACK_DUMP_SECONDS = 0.2
 # A new environment must get through `_check_fork` within this (it takes milliseconds), else it is forked again.
 FORK_CHECK_SECONDS = 5.0
 FORK_ATTEMPTS = 3
-MAX_TIMEOUT_SECONDS = 900  # Lambda's longest Timeout  # Lambda gives an environment's init phase 10 s
+MAX_TIMEOUT_SECONDS = 900  # Lambda's longest Timeout
 
 # (spec) -> the handler, called in the new environment: it imports the handler module there.
 HandlerLoader = Callable[[FunctionSpec], Callable[[Any, Any], Any]]
@@ -229,6 +229,7 @@ def _child(spec: FunctionSpec, env: dict[str, str], load: HandlerLoader, context
            out_fd: int, err_fd: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the local cloud, which then stops us
     _own_streams(out_fd, err_fd)
+    faulthandler.register(STACK_DUMP_SIGNAL, file=sys.stderr, all_threads=True)  # see Environment._dump_stacks
     _release_inherited_fds(keep={conn.fileno()})
     _check_fork()
     conn.send(('forked',))
@@ -286,7 +287,6 @@ def _serve(spec: FunctionSpec, env: dict[str, str], load: HandlerLoader, context
     """The environment's main loop (in the child): init, then one event at a time until the pipe closes."""
     os.environ.clear()
     os.environ.update(env)
-    faulthandler.register(STACK_DUMP_SIGNAL, file=sys.stderr, all_threads=True)
     try:
         from vidgen_local.runtime import forget_cached_clients
 
